@@ -1,0 +1,5 @@
+"""``python -m edgewise.cli``: the same as the ``edgewise`` command."""
+
+from edgewise.cli.main import main
+
+main()

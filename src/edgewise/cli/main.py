@@ -1,0 +1,26 @@
+"""The ``edgewise`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from edgewise import __version__
+from edgewise.cli import demo, runtime
+
+app = typer.Typer(
+    help="Edgewise: a self-hosted platform for intelligent workloads at the edge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runtime.app, name="runtime")
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the Edgewise version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The ML pipeline: datasets, AutoML training, ONNX export, model registry, packaging, drift."""

@@ -1,0 +1,52 @@
+"""Greengrass v2 component recipes: model, parsing, validation, platform matching, variables."""
+
+from __future__ import annotations
+
+from edgewise.recipe._errors import RecipeError, RecipeProblem
+from edgewise.recipe._lifecycle import select_lifecycle
+from edgewise.recipe._model import (
+    STEP_NAMES,
+    Artifact,
+    ArtifactPermission,
+    ComponentDependency,
+    ComponentType,
+    DependencyType,
+    Lifecycle,
+    LifecycleStep,
+    Manifest,
+    PermissionLevel,
+    Recipe,
+    Skipif,
+    Unarchive,
+)
+from edgewise.recipe._parse import load_recipe, parse_recipe
+from edgewise.recipe._platform import detect_platform, platform_matches, select_manifest
+from edgewise.recipe._variables import ComponentVariables, VariableContext, interpolate, interpolate_lifecycle
+
+__all__ = [
+    "STEP_NAMES",
+    "Artifact",
+    "ArtifactPermission",
+    "ComponentDependency",
+    "ComponentType",
+    "ComponentVariables",
+    "DependencyType",
+    "Lifecycle",
+    "LifecycleStep",
+    "Manifest",
+    "PermissionLevel",
+    "Recipe",
+    "RecipeError",
+    "RecipeProblem",
+    "Skipif",
+    "Unarchive",
+    "VariableContext",
+    "detect_platform",
+    "interpolate",
+    "interpolate_lifecycle",
+    "load_recipe",
+    "parse_recipe",
+    "platform_matches",
+    "select_lifecycle",
+    "select_manifest",
+]

@@ -1,0 +1,1 @@
+"""The Edgewise edge runtime: runs Greengrass v2 components on a device."""

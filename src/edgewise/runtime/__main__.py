@@ -1,0 +1,72 @@
+"""``python -m edgewise.runtime``: the runtime process itself (``edgewise runtime start`` execs this).
+
+Kept free of the CLI's imports so that the long-running process stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from edgewise.runtime.kernel import Kernel, RootBusyError
+from edgewise.runtime.settings import RuntimeSettings
+
+
+def _configure_logging(settings: RuntimeSettings) -> None:
+    settings.paths.logs_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    to_file = logging.handlers.RotatingFileHandler(
+        settings.paths.runtime_log, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
+    )
+    to_file.setFormatter(formatter)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(formatter)
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    root.addHandler(to_file)
+    root.addHandler(to_stderr)
+
+
+def parse_args(argv: list[str]) -> RuntimeSettings:
+    parser = argparse.ArgumentParser(prog="edgewise runtime start", description="Run the Edgewise runtime.")
+    parser.add_argument("--root", required=True, type=Path, help="runtime root directory")
+    parser.add_argument("--thing-name", default="edgewise-device", help="this device's thing name")
+    parser.add_argument("--run-as", default=None, help="user[:group] for components when running as root")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--error-threshold", type=int, default=3, help="errors in the window before BROKEN")
+    parser.add_argument(
+        "--error-window", type=float, default=3600.0, help="seconds; errors older are forgotten"
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    if args.error_threshold < 1:
+        parser.error("--error-threshold: must be at least 1")
+    if args.error_window <= 0:
+        parser.error("--error-window: must be a positive number of seconds")
+    return RuntimeSettings(
+        root=args.root,
+        thing_name=args.thing_name,
+        region=args.region,
+        run_as=args.run_as,
+        error_threshold=args.error_threshold,
+        error_window=args.error_window,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(sys.argv[1:] if argv is None else argv)
+    _configure_logging(settings)
+    try:
+        asyncio.run(Kernel(settings).run())
+    except RootBusyError as exc:
+        logging.getLogger("edgewise.runtime").error("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Deployment documents: what a deployment asks for, validated, in one normalized shape.
+
+Local deployments arrive as the IPC ``CreateLocalDeployment`` request (the greengrass-cli shape, reference
+§3.6/§4.8); :func:`parse_local_deployment` checks every field and names the ones that are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from edgewise.runtime.deployment.errors import DocumentError
+from edgewise.versions import Version, VersionError
+
+LOCAL_GROUP = "LOCAL_DEPLOYMENT"
+DEFAULT_TIMEOUT_SECONDS = 600.0
+
+
+class FailureHandlingPolicy(StrEnum):
+    """What a failed deployment does (reference §3.1)."""
+
+    ROLLBACK = "ROLLBACK"  #: restore the previous components and configuration
+    DO_NOTHING = "DO_NOTHING"  #: leave the failed set as it is
+
+
+@dataclass(frozen=True)
+class ConfigurationUpdate:
+    """One component's ``configurationUpdate``: reset pointers first, then merge."""
+
+    merge: Mapping[str, Any] | None = None
+    reset: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentDocument:
+    """A validated deployment."""
+
+    deployment_id: str
+    group: str = LOCAL_GROUP
+    created_ms: int = 0
+    components_to_add: Mapping[str, str] = field(default_factory=dict)
+    components_to_remove: tuple[str, ...] = ()
+    configuration: Mapping[str, ConfigurationUpdate] = field(default_factory=dict)
+    posix_users: Mapping[str, str | None] = field(default_factory=dict)
+    recipe_dir: Path | None = None
+    artifacts_dir: Path | None = None
+    failure_policy: FailureHandlingPolicy = FailureHandlingPolicy.ROLLBACK
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form, read back by :meth:`from_json`."""
+        return {
+            "deploymentId": self.deployment_id,
+            "group": self.group,
+            "createdMs": self.created_ms,
+            "componentsToAdd": dict(self.components_to_add),
+            "componentsToRemove": list(self.components_to_remove),
+            "configuration": {
+                name: {"merge": update.merge, "reset": list(update.reset)}
+                for name, update in self.configuration.items()
+            },
+            "posixUsers": dict(self.posix_users),
+            "recipeDir": str(self.recipe_dir) if self.recipe_dir else None,
+            "artifactsDir": str(self.artifacts_dir) if self.artifacts_dir else None,
+            "failurePolicy": self.failure_policy.value,
+            "timeout": self.timeout,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeploymentDocument:
+        """Read back what :meth:`to_json` wrote."""
+        return cls(
+            deployment_id=data["deploymentId"],
+            group=data["group"],
+            created_ms=int(data["createdMs"]),
+            components_to_add=dict(data["componentsToAdd"]),
+            components_to_remove=tuple(data["componentsToRemove"]),
+            configuration={
+                name: ConfigurationUpdate(merge=update["merge"], reset=tuple(update["reset"]))
+                for name, update in data["configuration"].items()
+            },
+            posix_users=dict(data["posixUsers"]),
+            recipe_dir=Path(data["recipeDir"]) if data["recipeDir"] else None,
+            artifacts_dir=Path(data["artifactsDir"]) if data["artifactsDir"] else None,
+            failure_policy=FailureHandlingPolicy(data["failurePolicy"]),
+            timeout=float(data["timeout"]),
+        )
+
+
+def _string_map(value: object, name: str, problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        problems.append(f"{name}: expected an object, got {_kind(value)}")
+        return {}
+    return dict(value)
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _directory(value: object, name: str, problems: list[str]) -> Path | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{name}: expected a path string, got {_kind(value)}")
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        problems.append(f"{name}: expected an absolute path, got {value!r}")
+    elif not path.is_dir():
+        problems.append(f"{name}: {value!r} is not a directory")
+    return path
+
+
+def _configuration(value: object, problems: list[str]) -> dict[str, ConfigurationUpdate]:
+    updates: dict[str, ConfigurationUpdate] = {}
+    for name, update in _string_map(value, "componentToConfiguration", problems).items():
+        where = f"componentToConfiguration.{name}"
+        if not isinstance(update, Mapping):
+            problems.append(f"{where}: expected an object with MERGE and/or RESET, got {_kind(update)}")
+            continue
+        keys = {str(key).upper(): key for key in update}
+        unknown = sorted(set(keys) - {"MERGE", "RESET"})
+        if unknown:
+            problems.append(f"{where}: unknown key {keys[unknown[0]]!r} (expected MERGE and/or RESET)")
+        merge = update.get(keys["MERGE"]) if "MERGE" in keys else None
+        if isinstance(merge, str):
+            try:
+                merge = json.loads(merge)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}.MERGE: not valid JSON ({exc.msg})")
+                merge = None
+        if merge is not None and not isinstance(merge, Mapping):
+            problems.append(f"{where}.MERGE: expected an object, got {_kind(merge)}")
+            merge = None
+        reset = update.get(keys["RESET"], []) if "RESET" in keys else []
+        if not isinstance(reset, list) or not all(isinstance(pointer, str) for pointer in reset):
+            problems.append(f"{where}.RESET: expected a list of JSON pointer strings")
+            reset = []
+        for index, pointer in enumerate(reset):
+            if pointer and not pointer.startswith("/"):
+                problems.append(
+                    f"{where}.RESET[{index}]: {pointer!r} is not a JSON pointer (must start with '/')"
+                )
+        updates[name] = ConfigurationUpdate(merge=merge, reset=tuple(reset))
+    return updates
+
+
+def parse_local_deployment(
+    request: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+) -> DeploymentDocument:
+    """Validate a ``CreateLocalDeployment`` request.
+
+    Raises:
+        DocumentError: listing every field that is wrong.
+    """
+    problems: list[str] = []
+    group = request.get("groupName") or LOCAL_GROUP
+    if not isinstance(group, str):
+        problems.append(f"groupName: expected a string, got {_kind(group)}")
+        group = LOCAL_GROUP
+    to_add: dict[str, str] = {}
+    for name, version in _string_map(
+        request.get("rootComponentVersionsToAdd"), "rootComponentVersionsToAdd", problems
+    ).items():
+        if not isinstance(version, str):
+            problems.append(
+                f"rootComponentVersionsToAdd.{name}: expected a version string, got {_kind(version)}"
+            )
+            continue
+        try:
+            Version.parse(version)
+        except VersionError as exc:
+            problems.append(f"rootComponentVersionsToAdd.{name}: {exc}")
+            continue
+        to_add[name] = version
+    to_remove = request.get("rootComponentsToRemove") or []
+    if not isinstance(to_remove, list) or not all(isinstance(name, str) for name in to_remove):
+        problems.append("rootComponentsToRemove: expected a list of component names")
+        to_remove = []
+    for name in to_remove:
+        if name in to_add:
+            problems.append(f"rootComponentsToRemove: {name!r} is also in rootComponentVersionsToAdd")
+    configuration = _configuration(request.get("componentToConfiguration"), problems)
+    posix_users: dict[str, str | None] = {}
+    for name, run_with in _string_map(
+        request.get("componentToRunWithInfo"), "componentToRunWithInfo", problems
+    ).items():
+        if not isinstance(run_with, Mapping):
+            problems.append(f"componentToRunWithInfo.{name}: expected an object, got {_kind(run_with)}")
+            continue
+        user = run_with.get("posixUser")
+        if user is not None and not isinstance(user, str):
+            problems.append(f"componentToRunWithInfo.{name}.posixUser: expected a string, got {_kind(user)}")
+            continue
+        posix_users[name] = user or None
+    policy_text = request.get("failureHandlingPolicy") or FailureHandlingPolicy.ROLLBACK.value
+    try:
+        policy = FailureHandlingPolicy(str(policy_text).upper())
+    except ValueError:
+        problems.append(f"failureHandlingPolicy: expected ROLLBACK or DO_NOTHING, got {policy_text!r}")
+        policy = FailureHandlingPolicy.ROLLBACK
+    recipe_dir = _directory(request.get("recipeDirectoryPath"), "recipeDirectoryPath", problems)
+    artifacts_dir = _directory(request.get("artifactsDirectoryPath"), "artifactsDirectoryPath", problems)
+    if not to_add and not to_remove and not configuration:
+        problems.append("rootComponentVersionsToAdd: a deployment must add, remove or configure a component")
+    if problems:
+        raise DocumentError(problems)
+    return DeploymentDocument(
+        deployment_id=str(uuid.uuid4()),
+        group=group,
+        created_ms=int(time.time() * 1000),
+        components_to_add=to_add,
+        components_to_remove=tuple(to_remove),
+        configuration=configuration,
+        posix_users=posix_users,
+        recipe_dir=recipe_dir,
+        artifacts_dir=artifacts_dir,
+        failure_policy=policy,
+        timeout=timeout,
+    )

@@ -1,0 +1,98 @@
+"""IPC authorization: the ``accessControl`` policies of component configurations (reference §4.10).
+
+A policy lives in the *calling* component's configuration under
+``accessControl.<service id>.<policy id> = {operations: [...], resources: [...]}`` (or the same structure
+as a JSON string). Policies only allow; anything not allowed is denied. In resources, ``*`` matches any
+character sequence; ``${*}``, ``${?}`` and ``${$}`` stand for a literal ``*``, ``?`` and ``$``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from edgewise.runtime.ipc.errors import UnauthorizedError
+
+logger = logging.getLogger(__name__)
+
+#: The identity of the ``edgewise`` CLI's connection: allowed every operation, like greengrass-cli.
+CLI_IDENTITY = "aws.greengrass.Cli"
+
+_ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
+
+
+@lru_cache(maxsize=4096)
+def _resource_pattern(resource: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    index = 0
+    while index < len(resource):
+        escape = resource[index : index + 4]
+        if escape in _ESCAPES:
+            parts.append(re.escape(_ESCAPES[escape]))
+            index += 4
+        elif resource[index] == "*":
+            parts.append(".*")
+            index += 1
+        else:
+            parts.append(re.escape(resource[index]))
+            index += 1
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def resource_matches(policy_resource: str, resource: str) -> bool:
+    """True when a policy resource (with ``*`` wildcards) covers ``resource``."""
+    if policy_resource == "*":
+        return True
+    return _resource_pattern(policy_resource).fullmatch(resource) is not None
+
+
+def _policies(config: Any, service: str) -> list[Mapping[str, Any]]:
+    if not isinstance(config, Mapping):
+        return []
+    access = config.get("accessControl")
+    if isinstance(access, str):
+        try:
+            access = json.loads(access)
+        except json.JSONDecodeError:
+            logger.warning("Ignoring an accessControl value that is not valid JSON")
+            return []
+    if not isinstance(access, Mapping):
+        return []
+    by_id = access.get(service)
+    if not isinstance(by_id, Mapping):
+        return []
+    return [policy for policy in by_id.values() if isinstance(policy, Mapping)]
+
+
+class Authorizer:
+    """Checks calls against the policies in each component's current configuration."""
+
+    def __init__(self, configuration_of: Callable[[str], Any]) -> None:
+        self._configuration_of = configuration_of
+
+    def is_allowed(self, component: str, service: str, operation: str, resource: str) -> bool:
+        if component == CLI_IDENTITY:
+            return True
+        for policy in _policies(self._configuration_of(component), service):
+            operations = policy.get("operations")
+            resources = policy.get("resources") or ["*"]
+            if not isinstance(operations, list) or not isinstance(resources, list):
+                continue
+            if operation not in operations and "*" not in operations:
+                continue
+            if any(isinstance(item, str) and resource_matches(item, resource) for item in resources):
+                return True
+        return False
+
+    def check(self, component: str, service: str, operation: str, resource: str) -> None:
+        """Raises:
+        UnauthorizedError: naming the component, operation and resource.
+        """
+        if not self.is_allowed(component, service, operation, resource):
+            raise UnauthorizedError(
+                f"Principal {component} is not authorized to perform {service}:{operation} on resource {resource}"
+            )

@@ -1,0 +1,204 @@
+"""The kernel: opens a runtime root, starts the IPC server, the supervisor and the deployment service,
+runs the last good set of components, and shuts everything down in stages.
+
+Usage::
+
+    settings = RuntimeSettings(root=Path("/var/lib/edgewise"))
+    asyncio.run(Kernel(settings).run())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from edgewise import GREENGRASS_COMPATIBILITY_VERSION
+from edgewise.errors import EdgewiseError
+from edgewise.recipe import detect_platform
+from edgewise.runtime.config import ConfigStore
+from edgewise.runtime.deployment import DeploymentService
+from edgewise.runtime.deployment.service import SERVICES
+from edgewise.runtime.ipc.auth import TokenTable
+from edgewise.runtime.ipc.authorization import CLI_IDENTITY, Authorizer
+from edgewise.runtime.ipc.server import IpcServer
+from edgewise.runtime.ipc.services.cli import CliService
+from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
+from edgewise.runtime.lifecycle.spec import ComponentSpec
+from edgewise.runtime.orphans import kill_orphans
+from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.settings import RuntimeSettings
+from edgewise.runtime.specs import build_specs
+
+logger = logging.getLogger(__name__)
+
+#: Unix socket paths are limited to 107 bytes; longer ones are reached through a relative path.
+_MAX_SOCKET_PATH = 107
+
+
+class RootBusyError(EdgewiseError):
+    """Another runtime already runs on this root."""
+
+
+def _lock_root(paths: RootPaths) -> int:
+    """Hold an exclusive lock on the root for the life of the process. Blocks (file system)."""
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RootBusyError(f"Another runtime is already running at {paths.root}") from None
+    return fd
+
+
+class Kernel:
+    """One runtime: owns the store, the supervisor, the IPC server and the deployment service."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        self.platform = detect_platform(settings.platform_overrides)
+        self.tokens = TokenTable()
+        self._stop = asyncio.Event()
+        self._reconcile_scheduled = False
+        self._lock = -1
+        self.store: ConfigStore
+        self.supervisor: LifecycleSupervisor
+        self.deployments: DeploymentService
+        self.server: IpcServer
+
+    # -- the environment components see -------------------------------------------------------------
+
+    def component_environment(self, spec: ComponentSpec) -> dict[str, str]:
+        """The fixed variables of reference §2.4 for one component."""
+        token = self.tokens.issue(spec.name)
+        socket = str(self.paths.ipc_socket)
+        for_component = socket
+        if len(socket) > _MAX_SOCKET_PATH:
+            for_component = os.path.relpath(socket, self.paths.component_work(spec.name))
+        return {
+            "SVCUID": token,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": socket,
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": for_component,
+            "AWS_IOT_THING_NAME": self.settings.thing_name,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "GGC_VERSION": GREENGRASS_COMPATIBILITY_VERSION,
+            "GG_ROOT_CA_PATH": "",
+        }
+
+    # -- reconcile: the stored services tree → the running set ----------------------------------------
+
+    def configuration_of(self, component: str) -> Any:
+        return self.store.get(("services", component, "configuration"))
+
+    def reconcile(self, reinstall: Collection[str] = ()) -> None:
+        """Make the supervisor run what the store says. Must be called from the event loop."""
+        services: Mapping[str, Any] = self.store.get(SERVICES) or {}
+        specs = build_specs(services, self.paths, thing_name=self.settings.thing_name)
+        self.supervisor.apply(specs, reinstall=reinstall)
+
+    def _schedule_reconcile(self) -> None:
+        # Many changes arrive in one burst (a deployment writes a whole tree): reconcile once after it.
+        if self._reconcile_scheduled:
+            return
+        self._reconcile_scheduled = True
+
+        def run() -> None:
+            self._reconcile_scheduled = False
+            self.reconcile()
+
+        asyncio.get_running_loop().call_soon(run)
+
+    # -- start, run, stop -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Open everything and start the last good set of components."""
+        await asyncio.to_thread(self.paths.create)
+        self._lock = await asyncio.to_thread(_lock_root, self.paths)
+        await asyncio.to_thread(kill_orphans, self.paths.ipc_socket)
+        self.store = await asyncio.to_thread(ConfigStore.open, self.paths.config_dir)
+        self.supervisor = LifecycleSupervisor(
+            LifecycleSettings(
+                work_dir=self.paths.work_dir,
+                log_dir=self.paths.logs_dir,
+                error_threshold=self.settings.error_threshold,
+                error_window=self.settings.error_window,
+                grace_period=self.settings.grace_period,
+                run_as=self.settings.run_as,
+            ),
+            environment=self.component_environment,
+        )
+        self.deployments = DeploymentService(
+            self.paths,
+            store=self.store,
+            supervisor=self.supervisor,
+            platform=self.platform,
+            reconcile=self.reconcile,
+        )
+        self.server = IpcServer(self.paths.ipc_socket, authenticate=self.tokens.component_for)
+        authorizer = Authorizer(self.configuration_of)
+        CliService(
+            supervisor=self.supervisor,
+            deployments=self.deployments,
+            configuration_of=self.configuration_of,
+            authorizer=authorizer,
+        ).register(self.server)
+        await self.server.start()
+        await asyncio.to_thread(self._write_cli_token)
+        await asyncio.to_thread(self.deployments.recover)
+        self.reconcile()
+        self.store.subscribe(SERVICES, lambda _change: self._schedule_reconcile())
+        self.deployments.start()
+        await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
+        await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
+        logger.info(
+            "Runtime started at %s (thing %s, platform %s)",
+            self.paths.root,
+            self.settings.thing_name,
+            ", ".join(f"{key}={value}" for key, value in sorted(self.platform.items())),
+        )
+
+    def _write_cli_token(self) -> None:
+        """Write the CLI's token where only the runtime's user can read it (like greengrass-cli)."""
+        info = {
+            "cli_auth_token": self.tokens.issue(CLI_IDENTITY),
+            "domain_socket_path": str(self.paths.ipc_socket),
+        }
+        path = self.paths.cli_token_file
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        tmp.replace(path)
+
+    async def stop(self) -> None:
+        """Shut down in stages: no new deployments, components (dependents first), IPC, store."""
+        logger.info("Runtime stopping")
+        await self.deployments.close()
+        await self.supervisor.shutdown()
+        await self.server.close()
+        await asyncio.to_thread(self.store.close)
+        self.paths.pid_file.unlink(missing_ok=True)
+        os.close(self._lock)
+        logger.info("Runtime stopped")
+
+    async def run(self) -> None:
+        """Start, run until SIGTERM or SIGINT, then stop."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,136 @@
+"""A real runtime process for integration tests, and helpers to drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgewise.runtime.ipc.client import IpcClient
+from edgewise.runtime.paths import RootPaths
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class RuntimeProcess:
+    """``python -m edgewise.runtime`` on a temporary root."""
+
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.root = root
+        self.paths = RootPaths.at(root)
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RuntimeProcess:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.cli_token_file.unlink(missing_ok=True)
+        stderr = (self.paths.root / "stderr.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edgewise.runtime", "--root", str(self.paths.root), *self.extra],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        stderr.close()
+        wait_for(self._ready, what="the runtime to listen")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"runtime exited with {self.process.returncode}: {self.stderr()}")
+        if not self.paths.cli_token_file.exists():
+            return False
+        try:
+            self.call("ListComponents")
+        except OSError:
+            return False
+        return True
+
+    def stderr(self) -> str:
+        return (self.paths.root / "stderr.log").read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def call(self, operation: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        token = json.loads(self.paths.cli_token_file.read_text())["cli_auth_token"]
+        with IpcClient(self.paths.ipc_socket, token, timeout=30) as client:
+            return client.call(f"aws.greengrass#{operation}", request or {})
+
+    def states(self) -> dict[str, str]:
+        return {c["componentName"]: c["state"] for c in self.call("ListComponents")["components"]}
+
+    def deploy(self, recipes: Path, *, artifacts: Path | None = None, **request: Any) -> str:
+        body: dict[str, Any] = {"recipeDirectoryPath": str(recipes), **request}
+        if artifacts is not None:
+            body["artifactsDirectoryPath"] = str(artifacts)
+        return str(self.call("CreateLocalDeployment", body)["deploymentId"])
+
+    def wait_deployment(self, deployment_id: str, timeout: float = 60) -> dict[str, Any]:
+        def final() -> dict[str, Any] | None:
+            deployment = self.call("GetLocalDeploymentStatus", {"deploymentId": deployment_id})["deployment"]
+            return deployment if deployment["status"] in ("SUCCEEDED", "FAILED", "CANCELED") else None
+
+        return wait_for(final, timeout=timeout, what=f"deployment {deployment_id}")
+
+    def wait_state(self, name: str, state: str, timeout: float = 30) -> None:
+        wait_for(lambda: self.states().get(name) == state, timeout=timeout, what=f"{name} {state}")
+
+    def log(self, name: str) -> str:
+        path = self.paths.component_log(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def running(root: Path, *extra: str) -> Iterator[RuntimeProcess]:
+    runtime = RuntimeProcess(root, *extra).start()
+    try:
+        yield runtime
+    finally:
+        if runtime.process is not None and runtime.process.poll() is None:
+            runtime.stop()
+
+
+def write_recipe(directory: Path, name: str, version: str, body: str) -> Path:
+    """Write a YAML recipe; ``body`` holds everything after the three header lines."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{version}.yaml"
+    header = f'RecipeFormatVersion: "2020-01-25"\nComponentName: {name}\nComponentVersion: "{version}"\n'
+    path.write_text(header + textwrap.dedent(body))
+    return path
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Tests of edgewise.recipe (a package so its module names cannot clash with other test folders)."""
