@@ -417,3 +417,27 @@ def test_unknown_signal_free_shutdown_leaves_no_socket(tmp_path: Path) -> None:
         assert runtime.process.wait(timeout=30) == 0
     assert not runtime.paths.ipc_socket.exists()
     assert os.path.exists(runtime.paths.runtime_log)
+
+
+def test_malformed_ipc_frames_close_only_that_connection(runtime: RuntimeProcess) -> None:
+    import socket
+
+    for garbage in (b"\x00" * 16, b"\xff" * 64, b"GET / HTTP/1.1\r\n\r\n"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hostile:
+            hostile.settimeout(10)
+            hostile.connect(str(runtime.paths.ipc_socket))
+            hostile.sendall(garbage)
+            # Reading to the end proves the runtime closed this connection (a hang would time out).
+            while hostile.recv(4096):
+                pass
+        assert runtime.call("ListComponents") == {"components": []}
+
+
+def test_runtime_rejects_a_bad_thing_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edgewise.runtime", "--root", str(tmp_path), "--thing-name", "bad/name"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert b"--thing-name: 'bad/name' is not a thing name" in result.stderr

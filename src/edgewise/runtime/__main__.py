@@ -9,11 +9,14 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
+import re
 import sys
 from pathlib import Path
 
 from edgewise.runtime.kernel import Kernel, RootBusyError
 from edgewise.runtime.settings import RuntimeSettings
+
+THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 
 
 def _configure_logging(settings: RuntimeSettings) -> None:
@@ -43,6 +46,10 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
+    if not THING_NAME.fullmatch(args.thing_name):
+        parser.error(
+            f"--thing-name: {args.thing_name!r} is not a thing name (1-128 of letters, digits, ':', '_', '-')"
+        )
     if args.error_threshold < 1:
         parser.error("--error-threshold: must be at least 1")
     if args.error_window <= 0:

@@ -21,7 +21,7 @@ from typing import Any
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
-from edgewise.runtime.config import ConfigStore
+from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.deployment import DeploymentService
 from edgewise.runtime.deployment.service import SERVICES
 from edgewise.runtime.ipc.auth import TokenTable
@@ -65,7 +65,7 @@ class Kernel:
         self.platform = detect_platform(settings.platform_overrides)
         self.tokens = TokenTable()
         self._stop = asyncio.Event()
-        self._reconcile_scheduled = False
+        self._followup_scheduled = False
         self._lock = -1
         self.store: ConfigStore
         self.supervisor: LifecycleSupervisor
@@ -104,17 +104,17 @@ class Kernel:
         specs = build_specs(services, self.paths, thing_name=self.settings.thing_name)
         self.supervisor.apply(specs, reinstall=reinstall)
 
-    def _schedule_reconcile(self) -> None:
-        # Many changes arrive in one burst (a deployment writes a whole tree): reconcile once after it.
-        if self._reconcile_scheduled:
+    def _on_change(self, change: ConfigChange) -> None:
+        # A deployment changes many nodes at once: reconcile and rewrite effective.yaml once after the burst.
+        if self._followup_scheduled:
             return
-        self._reconcile_scheduled = True
+        self._followup_scheduled = True
+        asyncio.get_running_loop().call_soon(self._after_changes)
 
-        def run() -> None:
-            self._reconcile_scheduled = False
-            self.reconcile()
-
-        asyncio.get_running_loop().call_soon(run)
+    def _after_changes(self) -> None:
+        self._followup_scheduled = False
+        self.reconcile()
+        self.store.write_effective(self.paths.effective_config)
 
     # -- start, run, stop -------------------------------------------------------------------------------
 
@@ -157,7 +157,7 @@ class Kernel:
         await asyncio.to_thread(self._write_cli_token)
         await asyncio.to_thread(self.deployments.recover)
         self.reconcile()
-        self.store.subscribe(SERVICES, lambda _change: self._schedule_reconcile())
+        self.store.subscribe((), self._on_change)
         self.deployments.start()
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")

@@ -389,4 +389,3 @@ class DeploymentService:
         whole["services"] = copy.deepcopy(tree.get("services") or {})
         whole["groups"] = copy.deepcopy(tree.get("groups") or {})
         self._store.replace_all(whole)
-        self._store.write_effective(self._paths.effective_config)
