@@ -22,12 +22,13 @@ from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
 from edgewise.runtime.config import ConfigChange, ConfigStore
+from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import DeploymentService
 from edgewise.runtime.deployment.service import SERVICES
 from edgewise.runtime.ipc.auth import TokenTable
 from edgewise.runtime.ipc.authorization import CLI_IDENTITY, Authorizer
 from edgewise.runtime.ipc.server import IpcServer
-from edgewise.runtime.ipc.services.cli import CliService
+from edgewise.runtime.ipc.services import SERVICE_FACTORIES
 from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.orphans import kill_orphans
@@ -71,6 +72,8 @@ class Kernel:
         self.supervisor: LifecycleSupervisor
         self.deployments: DeploymentService
         self.server: IpcServer
+        self.context: RuntimeContext
+        self.services: list[RuntimeService] = []
 
     # -- the environment components see -------------------------------------------------------------
 
@@ -146,13 +149,21 @@ class Kernel:
             reconcile=self.reconcile,
         )
         self.server = IpcServer(self.paths.ipc_socket, authenticate=self.tokens.component_for)
-        authorizer = Authorizer(self.configuration_of)
-        CliService(
+        self.context = RuntimeContext(
+            settings=self.settings,
+            paths=self.paths,
+            store=self.store,
             supervisor=self.supervisor,
             deployments=self.deployments,
-            configuration_of=self.configuration_of,
-            authorizer=authorizer,
-        ).register(self.server)
+            tokens=self.tokens,
+            authorizer=Authorizer(self.configuration_of),
+            platform=self.platform,
+        )
+        self.services = [factory(self.context) for factory in SERVICE_FACTORIES]
+        for service in self.services:
+            service.register(self.server)
+        for service in self.services:
+            await service.start()
         await self.server.start()
         await asyncio.to_thread(self._write_cli_token)
         await asyncio.to_thread(self.deployments.recover)
@@ -187,6 +198,8 @@ class Kernel:
         await self.deployments.close()
         await self.supervisor.shutdown()
         await self.server.close()
+        for service in reversed(self.services):
+            await service.close()
         await asyncio.to_thread(self.store.close)
         self.paths.pid_file.unlink(missing_ok=True)
         os.close(self._lock)

@@ -20,6 +20,9 @@ from edgewise.versions import Version, VersionError
 
 LOCAL_GROUP = "LOCAL_DEPLOYMENT"
 DEFAULT_TIMEOUT_SECONDS = 600.0
+#: Greengrass defaults: components get 60 s to defer an update; local deployments validate for 20 s.
+DEFAULT_UPDATE_TIMEOUT_SECONDS = 60.0
+DEFAULT_VALIDATION_TIMEOUT_SECONDS = 20.0
 
 
 class FailureHandlingPolicy(StrEnum):
@@ -52,6 +55,9 @@ class DeploymentDocument:
     artifacts_dir: Path | None = None
     failure_policy: FailureHandlingPolicy = FailureHandlingPolicy.ROLLBACK
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    notify_components: bool = False  #: componentUpdatePolicy action NOTIFY_COMPONENTS
+    update_timeout: float = DEFAULT_UPDATE_TIMEOUT_SECONDS
+    validation_timeout: float = DEFAULT_VALIDATION_TIMEOUT_SECONDS
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, read back by :meth:`from_json`."""
@@ -70,6 +76,9 @@ class DeploymentDocument:
             "artifactsDir": str(self.artifacts_dir) if self.artifacts_dir else None,
             "failurePolicy": self.failure_policy.value,
             "timeout": self.timeout,
+            "notifyComponents": self.notify_components,
+            "updateTimeout": self.update_timeout,
+            "validationTimeout": self.validation_timeout,
         }
 
     @classmethod
@@ -90,6 +99,9 @@ class DeploymentDocument:
             artifacts_dir=Path(data["artifactsDir"]) if data["artifactsDir"] else None,
             failure_policy=FailureHandlingPolicy(data["failurePolicy"]),
             timeout=float(data["timeout"]),
+            notify_components=bool(data.get("notifyComponents", False)),
+            update_timeout=float(data.get("updateTimeout", DEFAULT_UPDATE_TIMEOUT_SECONDS)),
+            validation_timeout=float(data.get("validationTimeout", DEFAULT_VALIDATION_TIMEOUT_SECONDS)),
         )
 
 
@@ -156,6 +168,45 @@ def _configuration(value: object, problems: list[str]) -> dict[str, Configuratio
     return updates
 
 
+def _timeout(value: object, name: str, default: float, problems: list[str]) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        problems.append(f"{name}: expected a number of seconds >= 0, got {value!r}")
+        return default
+    return float(value)
+
+
+def _policies(request: Mapping[str, Any], problems: list[str]) -> tuple[bool, float, float]:
+    """The optional cloud-style policies an Edgewise client may add to a local deployment request."""
+    update = request.get("componentUpdatePolicy") or {}
+    validation = request.get("configurationValidationPolicy") or {}
+    if not isinstance(update, Mapping):
+        problems.append(f"componentUpdatePolicy: expected an object, got {_kind(update)}")
+        update = {}
+    if not isinstance(validation, Mapping):
+        problems.append(f"configurationValidationPolicy: expected an object, got {_kind(validation)}")
+        validation = {}
+    action = str(update.get("action") or "SKIP_NOTIFY_COMPONENTS").upper()
+    if action not in ("NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS"):
+        problems.append(
+            f"componentUpdatePolicy.action: expected NOTIFY_COMPONENTS or SKIP_NOTIFY_COMPONENTS, got {action!r}"
+        )
+    update_timeout = _timeout(
+        update.get("timeoutInSeconds"),
+        "componentUpdatePolicy.timeoutInSeconds",
+        DEFAULT_UPDATE_TIMEOUT_SECONDS,
+        problems,
+    )
+    validation_timeout = _timeout(
+        validation.get("timeoutInSeconds"),
+        "configurationValidationPolicy.timeoutInSeconds",
+        DEFAULT_VALIDATION_TIMEOUT_SECONDS,
+        problems,
+    )
+    return action == "NOTIFY_COMPONENTS", update_timeout, validation_timeout
+
+
 def parse_local_deployment(
     request: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT_SECONDS
 ) -> DeploymentDocument:
@@ -212,6 +263,7 @@ def parse_local_deployment(
         policy = FailureHandlingPolicy.ROLLBACK
     recipe_dir = _directory(request.get("recipeDirectoryPath"), "recipeDirectoryPath", problems)
     artifacts_dir = _directory(request.get("artifactsDirectoryPath"), "artifactsDirectoryPath", problems)
+    notify, update_timeout, validation_timeout = _policies(request, problems)
     if not to_add and not to_remove and not configuration:
         problems.append("rootComponentVersionsToAdd: a deployment must add, remove or configure a component")
     if problems:
@@ -228,4 +280,7 @@ def parse_local_deployment(
         artifacts_dir=artifacts_dir,
         failure_policy=policy,
         timeout=timeout,
+        notify_components=notify,
+        update_timeout=update_timeout,
+        validation_timeout=validation_timeout,
     )

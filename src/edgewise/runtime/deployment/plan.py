@@ -88,14 +88,24 @@ def plan_configuration(
     return config
 
 
-def nucleus_service() -> Tree:
-    """The built-in Nucleus entry: listed like any component, its lifecycle never runs."""
+#: Components built into the runtime: deployable and configurable, their lifecycle never runs.
+BUILTIN_COMPONENTS = (
+    NUCLEUS,
+    "aws.greengrass.Cli",
+    "aws.greengrass.SecretManager",
+    "aws.greengrass.ShadowManager",
+)
+BUILTIN_VERSIONS = dict.fromkeys(BUILTIN_COMPONENTS, GREENGRASS_COMPATIBILITY_VERSION)
+
+
+def builtin_service(current: Mapping[str, Any] | None, update: ConfigurationUpdate | None) -> Tree:
+    """A built-in component's entry: listed like any component, configured by deployments, never run."""
     return {
         "version": GREENGRASS_COMPATIBILITY_VERSION,
         "componentType": ComponentType.NUCLEUS.value,
         "dependencies": {},
         "lifecycle": {},
-        "configuration": {},
+        "configuration": plan_configuration(current.get("configuration") if current else None, {}, update),
     }
 
 
@@ -112,7 +122,10 @@ def plan_services(
     Raises:
         DeploymentError: a component has no manifest for this platform, or a RESET pointer is invalid.
     """
-    services: Tree = {NUCLEUS: nucleus_service()}
+    services: Tree = {}
+    for name in sorted({NUCLEUS, *resolution.builtins}):
+        update = document.configuration.get(name) if name in roots else None
+        services[name] = builtin_service(current.get(name), update)
     for name, recipe in sorted(resolution.components.items()):
         services[name] = _plan_component(current.get(name), recipe, document, roots=roots, platform=platform)
     return services

@@ -19,7 +19,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.recipe import Recipe, select_manifest
 from edgewise.runtime.config import ConfigStore
 from edgewise.runtime.deployment.document import DeploymentDocument, FailureHandlingPolicy
@@ -31,8 +30,9 @@ from edgewise.runtime.deployment.history import (
     DetailedStatus,
     write_json_atomically,
 )
+from edgewise.runtime.deployment.hooks import DeploymentHook
 from edgewise.runtime.deployment.packages import ComponentStore, read_recipe_dir
-from edgewise.runtime.deployment.plan import NUCLEUS, plan_services
+from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS, plan_services
 from edgewise.runtime.deployment.resolution import ResolutionError, resolve
 from edgewise.runtime.lifecycle import LifecycleSupervisor
 from edgewise.runtime.lifecycle.states import ComponentState
@@ -91,6 +91,11 @@ class DeploymentService:
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._hooks: list[DeploymentHook] = []
+
+    def add_hook(self, hook: DeploymentHook) -> None:
+        """Attach a service to every later deployment (see :mod:`edgewise.runtime.deployment.hooks`)."""
+        self._hooks.append(hook)
 
     # -- start and stop -------------------------------------------------------------------------------
 
@@ -249,6 +254,32 @@ class DeploymentService:
                 error_types=exc.error_types,
             )
             return
+        try:
+            for hook in self._hooks:
+                planned = hook.prepare(document, planned)
+        except DeploymentError as exc:
+            self._finish(
+                document,
+                DeploymentStatus.FAILED,
+                DetailedStatus.FAILED_NO_STATE_CHANGE,
+                cause=str(exc),
+                error_types=exc.error_types,
+            )
+            return
+        for hook in self._hooks:
+            rejection = await hook.validate(document, planned["services"])
+            if rejection:
+                self._finish(
+                    document,
+                    DeploymentStatus.FAILED,
+                    DetailedStatus.FAILED_NO_STATE_CHANGE,
+                    cause=rejection,
+                    error_types=("COMPONENT_CONFIGURATION_REJECTED",),
+                )
+                return
+        if document.notify_components:
+            for hook in self._hooks:
+                await hook.before_update(document)
         if document.deployment_id in self._cancelled:
             self._finish(document, DeploymentStatus.CANCELED, None, cause="Cancelled before activation")
             return
@@ -273,6 +304,9 @@ class DeploymentService:
         failures = await self._wait(planned_services, ignore=broken_before - revive, timeout=document.timeout)
         if not failures:
             self._finish(document, DeploymentStatus.SUCCEEDED, DetailedStatus.SUCCESSFUL)
+            if document.notify_components:
+                for hook in self._hooks:
+                    await hook.after_update(document)
         elif document.failure_policy is FailureHandlingPolicy.DO_NOTHING:
             self._finish(
                 document,
@@ -350,7 +384,7 @@ class DeploymentService:
             candidates[name] = [r for r in candidates.get(name, []) if r.version not in versions]
             candidates[name] += [recipe for recipe, _ in found]
         try:
-            resolution = resolve(roots, candidates, builtins={NUCLEUS: GREENGRASS_COMPATIBILITY_VERSION})
+            resolution = resolve(roots, candidates, builtins=BUILTIN_VERSIONS)
         except ResolutionError as exc:
             raise DeploymentError(str(exc), error_types=("DEPENDENCY_RESOLUTION_ERROR",)) from exc
         for warning in resolution.warnings:

@@ -6,19 +6,17 @@ Request and response shapes follow reference §4.8. A component needs an ``acces
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from edgewise.runtime.context import RuntimeContext
 from edgewise.runtime.deployment import (
     DeploymentRecord,
-    DeploymentService,
     DocumentError,
     parse_local_deployment,
 )
-from edgewise.runtime.ipc.authorization import Authorizer
 from edgewise.runtime.ipc.errors import InvalidArgumentsError, ResourceNotFoundError
 from edgewise.runtime.ipc.server import CallContext, IpcServer
-from edgewise.runtime.lifecycle import LifecycleSupervisor
 
 SERVICE = "aws.greengrass.Cli"
 _OP = "aws.greengrass#"
@@ -53,18 +51,17 @@ def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
 class CliService:
     """Registers the CLI operations on an IPC server."""
 
-    def __init__(
-        self,
-        *,
-        supervisor: LifecycleSupervisor,
-        deployments: DeploymentService,
-        configuration_of: Callable[[str], Any],
-        authorizer: Authorizer,
-    ) -> None:
-        self._supervisor = supervisor
-        self._deployments = deployments
-        self._configuration_of = configuration_of
-        self._authorizer = authorizer
+    def __init__(self, context: RuntimeContext) -> None:
+        self._supervisor = context.supervisor
+        self._deployments = context.deployments
+        self._configuration_of = context.configuration_of
+        self._authorizer = context.authorizer
+
+    async def start(self) -> None:
+        """Nothing runs in the background."""
+
+    async def close(self) -> None:
+        """Nothing to stop."""
 
     def register(self, server: IpcServer) -> None:
         server.register_unary(_OP + "ListComponents", self.list_components)
