@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ROOT ?= .demo
 SYSTEM_PACKAGES := python3-venv python3-dev gcc
+TEST_PACKAGES := mosquitto
 
 .PHONY: demo test setup lint typecheck imports pytest bench clean
 
@@ -13,6 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	@./scripts/system-packages.sh $(TEST_PACKAGES)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 

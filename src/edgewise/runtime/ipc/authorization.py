@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from edgewise.runtime.ipc.errors import UnauthorizedError
+from edgewise.topics import filter_covers
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,18 @@ def _resource_pattern(resource: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
-def resource_matches(policy_resource: str, resource: str) -> bool:
-    """True when a policy resource (with ``*`` wildcards) covers ``resource``."""
+def resource_matches(policy_resource: str, resource: str, *, mqtt: bool = False) -> bool:
+    """True when a policy resource covers ``resource``.
+
+    ``*`` in a policy resource matches any character sequence. With ``mqtt`` (the ``mqttproxy`` service),
+    ``+`` and ``#`` in the policy are MQTT wildcards too, and a requested filter with wildcards is allowed only
+    when the policy covers every topic it can match; otherwise they are literal characters.
+    """
     if policy_resource == "*":
         return True
-    return _resource_pattern(policy_resource).fullmatch(resource) is not None
+    if _resource_pattern(policy_resource).fullmatch(resource) is not None:
+        return True
+    return mqtt and "*" not in policy_resource and filter_covers(policy_resource, resource)
 
 
 def _policies(config: Any, service: str) -> list[Mapping[str, Any]]:
@@ -74,7 +82,9 @@ class Authorizer:
     def __init__(self, configuration_of: Callable[[str], Any]) -> None:
         self._configuration_of = configuration_of
 
-    def is_allowed(self, component: str, service: str, operation: str, resource: str) -> bool:
+    def is_allowed(
+        self, component: str, service: str, operation: str, resource: str, *, mqtt: bool = False
+    ) -> bool:
         if component == CLI_IDENTITY:
             return True
         for policy in _policies(self._configuration_of(component), service):
@@ -84,15 +94,19 @@ class Authorizer:
                 continue
             if operation not in operations and "*" not in operations:
                 continue
-            if any(isinstance(item, str) and resource_matches(item, resource) for item in resources):
+            if any(
+                isinstance(item, str) and resource_matches(item, resource, mqtt=mqtt) for item in resources
+            ):
                 return True
         return False
 
-    def check(self, component: str, service: str, operation: str, resource: str) -> None:
+    def check(
+        self, component: str, service: str, operation: str, resource: str, *, mqtt: bool = False
+    ) -> None:
         """Raises:
         UnauthorizedError: naming the component, operation and resource.
         """
-        if not self.is_allowed(component, service, operation, resource):
+        if not self.is_allowed(component, service, operation, resource, mqtt=mqtt):
             raise UnauthorizedError(
                 f"Principal {component} is not authorized to perform {service}:{operation} on resource {resource}"
             )
