@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from edgewise.runtime.pubsub import PubSubBus
 
 if TYPE_CHECKING:
     from edgewise.runtime.config import ConfigStore
@@ -29,6 +31,8 @@ class RuntimeContext:
     tokens: TokenTable
     authorizer: Authorizer
     platform: dict[str, str]
+    #: The local pub/sub bus; IPC PublishToTopic/SubscribeToTopic and runtime services (shadows) use it.
+    bus: PubSubBus = field(default_factory=PubSubBus)
     #: The cloud link (``edgewise.runtime.cloudlink.CloudLink``) when a cloud endpoint is configured.
     cloud: Any = None
 
