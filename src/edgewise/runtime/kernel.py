@@ -164,12 +164,14 @@ class Kernel:
             service.register(self.server)
         for service in self.services:
             await service.start()
+        # Recovery runs before anything can reach the socket, so no request races it; it reads a few small
+        # files and stays on the loop because it fills the deployment queue.
+        self.deployments.recover()
         await self.server.start()
-        await asyncio.to_thread(self._write_cli_token)
-        await asyncio.to_thread(self.deployments.recover)
         self.reconcile()
         self.store.subscribe((), self._on_change)
         self.deployments.start()
+        await asyncio.to_thread(self._write_cli_token)
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
         logger.info(

@@ -1,6 +1,7 @@
 """Hooks other runtime services attach to the deployment pipeline.
 
-A deployment calls, in order: :meth:`prepare` on the planned tree (before anything is written), :meth:`validate`
+:meth:`redact` runs once, when a deployment is submitted, before it is persisted. Applying it then calls, in
+order: :meth:`prepare` on the planned tree (before anything is written), :meth:`validate`
 (components may reject their new configuration), :meth:`before_update` (components may defer the update),
 then activates, and calls :meth:`after_update` once it succeeded. The base class does nothing at each step.
 """
@@ -15,6 +16,10 @@ from edgewise.runtime.deployment.document import DeploymentDocument
 
 class DeploymentHook:
     """Override what you need; every method of the base class is a no-op. Called on the event loop."""
+
+    def redact(self, document: DeploymentDocument) -> DeploymentDocument:
+        """Return the document as it may be persisted (e.g. with secret values moved out of it). Must not raise."""
+        return document
 
     def prepare(self, document: DeploymentDocument, planned: dict[str, Any]) -> dict[str, Any]:
         """Return the tree to activate (e.g. with secrets moved out of it). May raise DeploymentError."""

@@ -89,8 +89,6 @@ class DeploymentService:
         self._active: str | None = None
         self._activating = False
         self._worker: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._hooks: list[DeploymentHook] = []
 
     def add_hook(self, hook: DeploymentHook) -> None:
@@ -100,7 +98,8 @@ class DeploymentService:
     # -- start and stop -------------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Bring the stored tree back to a consistent state before anything runs. Blocks (small files).
+        """Bring the stored tree back to a consistent state before anything runs. Must be called from the event
+        loop before the IPC server starts; it reads and writes a few small files.
 
         An activation interrupted by a crash is re-activated (its planned tree written again) and finished
         by the worker; deployments that were queued or in progress before activation are queued again.
@@ -139,6 +138,8 @@ class DeploymentService:
 
     def submit(self, document: DeploymentDocument) -> DeploymentRecord:
         """Queue a deployment; returns its QUEUED record."""
+        for hook in self._hooks:
+            document = hook.redact(document)
         record = DeploymentRecord(
             deployment_id=document.deployment_id,
             created_ms=document.created_ms,
@@ -146,7 +147,6 @@ class DeploymentService:
             document=document.to_json(),
         )
         self._history.save(record)
-        self._idle.clear()
         self._queue.put_nowait(document)
         logger.info("Deployment %s queued (group %s)", document.deployment_id, document.group)
         return record
@@ -175,24 +175,16 @@ class DeploymentService:
     def list(self) -> list[DeploymentRecord]:
         return self._history.list()
 
-    async def wait_idle(self) -> None:
-        """Wait until the queue is empty and nothing is being applied."""
-        await self._idle.wait()
-
     # -- the worker -----------------------------------------------------------------------------------
 
     async def _work(self) -> None:
         if self._interrupted is not None:
             activation, self._interrupted = self._interrupted, None
             self._active = activation.document.deployment_id
-            self._idle.clear()
             await self._finish_activation(activation)
         while True:
-            if self._queue.empty():
-                self._active = None
-                self._idle.set()
+            self._active = None
             document = await self._queue.get()
-            self._idle.clear()
             if document.deployment_id in self._cancelled:
                 continue
             self._active = document.deployment_id
