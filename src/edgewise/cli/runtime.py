@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgewise.cli.connection import call, fail
+from edgewise.runtime.metrics import MetricError, load_metrics, metrics_file
 from edgewise.runtime.paths import RootPaths
 
 app = typer.Typer(help="Run the edge runtime and manage what runs on it.", no_args_is_help=True)
@@ -38,12 +39,17 @@ def start(
     run_as: Annotated[str | None, typer.Option(help="user[:group] for components when run as root.")] = None,
     error_threshold: Annotated[int, typer.Option(min=1, help="Errors within the window before BROKEN.")] = 3,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    config: Annotated[
+        Path | None, typer.Option(help="Runtime configuration file (YAML: thingName, cloud connection).")
+    ] = None,
 ) -> None:
     """Run the runtime in the foreground until SIGTERM or Ctrl-C."""
     args = [sys.executable, "-m", "edgewise.runtime", "--root", str(root), "--thing-name", thing_name]
     args += ["--error-threshold", str(error_threshold), "--log-level", log_level.upper()]
     if run_as:
         args += ["--run-as", run_as]
+    if config is not None:
+        args += ["--config", str(config)]
     # Exec, so the long-running process carries none of the CLI's modules.
     os.execv(sys.executable, args)
 
@@ -136,6 +142,16 @@ def deployment_create(
         list[str] | None, typer.Option(help="NAME:posixUser=USER[:GROUP] (repeatable).")
     ] = None,
     failure_policy: Annotated[str, typer.Option(help="ROLLBACK or DO_NOTHING.")] = "ROLLBACK",
+    notify_components: Annotated[
+        bool,
+        typer.Option(
+            "--notify-components",
+            help="Let components subscribed to updates defer this one (NOTIFY_COMPONENTS).",
+        ),
+    ] = False,
+    update_timeout: Annotated[
+        float | None, typer.Option(min=0, help="Seconds components may defer the update (default 60).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result; exit 1 if it fails.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 900.0,
 ) -> None:
@@ -147,6 +163,13 @@ def deployment_create(
         "componentToRunWithInfo": _parse_run_with(run_with or []),
         "failureHandlingPolicy": failure_policy.upper(),
     }
+    update_policy: dict[str, Any] = {}
+    if notify_components:
+        update_policy["action"] = "NOTIFY_COMPONENTS"
+    if update_timeout is not None:
+        update_policy["timeoutInSeconds"] = update_timeout
+    if update_policy:
+        request["componentUpdatePolicy"] = update_policy
     if group_id:
         request["groupName"] = group_id
     if (recipes := _directory(recipe_dir, "--recipe-dir")) is not None:
@@ -256,3 +279,34 @@ def logs(
                 sys.stdout.flush()
             else:
                 time.sleep(0.25)
+
+
+@app.command()
+def metrics(
+    root: RootOption, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Show the metrics components reported with PutComponentMetric since the runtime started."""
+    path = metrics_file(RootPaths.at(root).root)
+    try:
+        summaries = load_metrics(path)
+    except (MetricError, OSError) as exc:
+        fail(f"Cannot read the metrics at {path}: {exc}")
+    if as_json:
+        print(json.dumps([summary.to_json() for summary in summaries], indent=2))
+        return
+    if not summaries:
+        console.print(f"No metrics reported (looked in {path})", highlight=False)
+        return
+    table = Table("Component", "Metric", "Unit", "Latest", "Count", "Min", "Mean", "Max")
+    for summary in summaries:
+        table.add_row(
+            summary.component,
+            summary.name,
+            summary.unit.value,
+            f"{summary.latest:g}",
+            str(summary.count),
+            f"{summary.minimum:g}",
+            f"{summary.mean:g}",
+            f"{summary.maximum:g}",
+        )
+    console.print(table)

@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from edgewise.runtime.cloudlink import CloudLinkError, ConfigFileError, RuntimeFileSettings, load_config_file
 from edgewise.runtime.kernel import Kernel, RootBusyError
 from edgewise.runtime.settings import RuntimeSettings
 
@@ -45,10 +46,21 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
         "--error-window", type=float, default=3600.0, help="seconds; errors older are forgotten"
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--config", type=Path, default=None, help="runtime configuration file (YAML; docs/configuration.md)"
+    )
     args = parser.parse_args(argv)
-    if not THING_NAME.fullmatch(args.thing_name):
+    file = RuntimeFileSettings()
+    if args.config is not None:
+        try:
+            file = load_config_file(args.config)
+        except ConfigFileError as exc:
+            parser.error(str(exc))
+    thing_name = file.thing_name or args.thing_name
+    if not THING_NAME.fullmatch(thing_name):
+        option = "thingName" if file.thing_name else "--thing-name"
         parser.error(
-            f"--thing-name: {args.thing_name!r} is not a thing name (1-128 of letters, digits, ':', '_', '-')"
+            f"{option}: {thing_name!r} is not a thing name (1-128 of letters, digits, ':', '_', '-')"
         )
     if args.error_threshold < 1:
         parser.error("--error-threshold: must be at least 1")
@@ -56,12 +68,13 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
         parser.error("--error-window: must be a positive number of seconds")
     return RuntimeSettings(
         root=args.root,
-        thing_name=args.thing_name,
+        thing_name=thing_name,
         region=args.region,
         run_as=args.run_as,
         error_threshold=args.error_threshold,
         error_window=args.error_window,
         log_level=args.log_level,
+        cloud=file.cloud,
     )
 
 
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging(settings)
     try:
         asyncio.run(Kernel(settings).run())
-    except RootBusyError as exc:
+    except (RootBusyError, CloudLinkError) as exc:
         logging.getLogger("edgewise.runtime").error("%s", exc)
         sys.exit(2)
 

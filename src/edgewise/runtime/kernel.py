@@ -21,6 +21,7 @@ from typing import Any
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
+from edgewise.runtime.cloudlink import CloudLink
 from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import DeploymentService
@@ -74,6 +75,7 @@ class Kernel:
         self.server: IpcServer
         self.context: RuntimeContext
         self.services: list[RuntimeService] = []
+        self.cloud: CloudLink | None = None
 
     # -- the environment components see -------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class Kernel:
             "AWS_REGION": self.settings.region,
             "AWS_DEFAULT_REGION": self.settings.region,
             "GGC_VERSION": GREENGRASS_COMPATIBILITY_VERSION,
-            "GG_ROOT_CA_PATH": "",
+            "GG_ROOT_CA_PATH": str(self.settings.cloud.root_ca) if self.settings.cloud else "",
         }
 
     # -- reconcile: the stored services tree → the running set ----------------------------------------
@@ -149,6 +151,15 @@ class Kernel:
             reconcile=self.reconcile,
         )
         self.server = IpcServer(self.paths.ipc_socket, authenticate=self.tokens.component_for)
+        if self.settings.cloud is not None:
+            cloud = self.settings.cloud
+            # Started before any service or component, so that both can publish (spooled until connected).
+            self.cloud = CloudLink(
+                cloud,
+                client_id=cloud.client_id or self.settings.thing_name,
+                spool_dir=self.paths.root / "spool",
+            )
+            await self.cloud.start()
         self.context = RuntimeContext(
             settings=self.settings,
             paths=self.paths,
@@ -158,6 +169,7 @@ class Kernel:
             tokens=self.tokens,
             authorizer=Authorizer(self.configuration_of),
             platform=self.platform,
+            cloud=self.cloud,
         )
         self.services = [factory(self.context) for factory in SERVICE_FACTORIES]
         for service in self.services:
@@ -202,6 +214,8 @@ class Kernel:
         await self.server.close()
         for service in reversed(self.services):
             await service.close()
+        if self.cloud is not None:
+            await self.cloud.close()
         await asyncio.to_thread(self.store.close)
         self.paths.pid_file.unlink(missing_ok=True)
         os.close(self._lock)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgewise.runtime.paths import RootPaths
+
+if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink import CloudSettings
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class RuntimeSettings:
     grace_period: float = 5.0
     platform_overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    cloud: CloudSettings | None = None  #: the cloud connection, from the configuration file's ``cloud``
 
     @property
     def paths(self) -> RootPaths:

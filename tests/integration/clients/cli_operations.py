@@ -59,7 +59,7 @@ record(
     "cancel_finished_deployment", lambda: client.cancel_local_deployment(deployment_id=deployment_id).message
 )
 record("stop_component", lambda: client.stop_component(component_name=target).stop_status)
-record("unsupported_operation", lambda: client.publish_to_iot_core(topic_name="a/b", qos="0", payload=b"x"))
+record("unsupported_operation", lambda: client.create_debug_password())
 client.close()
 with open(out_path, "w") as out:
     json.dump(results, out)

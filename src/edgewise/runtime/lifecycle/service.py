@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from edgewise.recipe import DependencyType
-from edgewise.runtime.lifecycle.errors import StepError
+from edgewise.runtime.lifecycle.errors import LifecycleError, StepError
 from edgewise.runtime.lifecycle.logs import ComponentLog
 from edgewise.runtime.lifecycle.process import StepProcess
 from edgewise.runtime.lifecycle.restart import COUNTED_STATES, ErrorCounter, RestartBackoff
@@ -123,6 +125,7 @@ class ComponentService:
         self._main_deadline: float | None = None
         self._last_exit_code: int | None = None
         self._last_failure: str | None = None
+        self._paused = False  #: its process groups are stopped (SIGSTOP) by a PauseComponent request
         #: How many times a requested NEW or INSTALLED was reached: a restart has taken effect.
         self.restarts = 0
         self.log = ComponentLog(
@@ -181,6 +184,7 @@ class ComponentService:
             error_counts=self._errors.counts(),
             last_exit_code=self._last_exit_code,
             last_failure=self._last_failure,
+            paused=self._paused,
         )
 
     # --- requests ----------------------------------------------------------------------------------
@@ -244,6 +248,51 @@ class ComponentService:
         self._reported = state
         self.wake()
         return True
+
+    def pause(self) -> None:
+        """Stop (SIGSTOP) every process group of the component; its state stays RUNNING. Idempotent.
+
+        Raises:
+            LifecycleError: the component is not RUNNING.
+        """
+        if self._state is not RUNNING:
+            raise LifecycleError(
+                f"Component {self.name!r} is {self._state}; only a RUNNING component can be paused"
+            )
+        if self._paused:
+            return
+        self._signal_groups(signal.SIGSTOP)
+        self._paused = True
+        self.log.write("lifecycle", "INFO", "paused")
+        logger.info("component-paused: %s", self.name)
+
+    def resume(self) -> None:
+        """Continue (SIGCONT) a paused component; a RUNNING component that is not paused is left alone.
+
+        Raises:
+            LifecycleError: the component is neither paused nor RUNNING.
+        """
+        if not self._paused and self._state is not RUNNING:
+            raise LifecycleError(
+                f"Component {self.name!r} is {self._state}; only a paused component can be resumed"
+            )
+        self._unpause("resume requested")
+
+    def _unpause(self, reason: str) -> None:
+        """Continue the processes of a paused component; a stopped process could not exit or shut down."""
+        if not self._paused:
+            return
+        self._signal_groups(signal.SIGCONT)
+        self._paused = False
+        self.log.write("lifecycle", "INFO", f"resumed: {reason}")
+        logger.info("component-resumed: %s (%s)", self.name, reason)
+
+    def _signal_groups(self, signum: signal.Signals) -> None:
+        for process in self._processes:
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                continue
 
     def _request(self, desired: list[ComponentState], reason: str) -> None:
         self._desired = desired
@@ -422,6 +471,7 @@ class ComponentService:
             and asyncio.get_running_loop().time() >= self._main_deadline
         ):
             self._main = None
+            self._unpause("Run timed out")
             await main.terminate(self._settings.grace_period)
             await self._fail(RUNNING, f"Run timed out after {self._main_timeout:g}s")
         else:
@@ -554,6 +604,7 @@ class ComponentService:
         self._set_state(ERRORED, reason)
 
     async def _break(self, origin: ComponentState, reason: str) -> None:
+        self._unpause("stopping after too many errors")
         spec = self._started or self._spec
         if origin in (STARTING, RUNNING) and not spec.builtin:
             result = await self._run_step("Shutdown", spec)
@@ -605,6 +656,7 @@ class ComponentService:
 
     async def _terminate_all(self, grace: float) -> None:
         """Stop every process group the component started, the still-running and the leftover ones."""
+        self._unpause("stopping")
         processes = list(self._processes)
         results = await asyncio.gather(*(p.terminate(grace) for p in processes), return_exceptions=True)
         for process, result in zip(processes, results, strict=True):
@@ -628,6 +680,8 @@ class ComponentService:
             return
         self._state = new
         self._reported = None
+        if new is not RUNNING:
+            self._unpause(f"leaving RUNNING for {new}")
         if old in COUNTED_STATES and new not in (ERRORED, BROKEN):
             self._errors.clear(old)
         self.log.write("lifecycle", "INFO", f"state {old} -> {new}" + (f": {reason}" if reason else ""))

@@ -19,3 +19,4 @@ class ComponentStatus:
     error_counts: Mapping[ComponentState, int] = field(default_factory=dict)  #: per originating state
     last_exit_code: int | None = None  #: of the last Install, Startup or Run process that exited
     last_failure: str | None = None  #: why the component last entered ERRORED or BROKEN
+    paused: bool = False  #: its processes are stopped by PauseComponent (the state stays RUNNING)

@@ -174,6 +174,26 @@ class LifecycleSupervisor:
         service.request_stop("stop requested")
         await self._wait_until(lambda: self._services.get(name) is not service or service.settled, None)
 
+    def pause(self, name: str) -> None:
+        """Freeze a RUNNING component: SIGSTOP to each of its process groups; its state stays RUNNING.
+
+        A paused component is resumed before it is stopped, restarted or removed. Pausing twice is harmless.
+
+        Raises:
+            ComponentNotFoundError: no such component (or it is being removed).
+            LifecycleError: it is a built-in service, or not RUNNING.
+        """
+        self._controllable(name, "paused").pause()
+
+    def resume(self, name: str) -> None:
+        """Continue a paused component (SIGCONT to its process groups); a running one is left alone.
+
+        Raises:
+            ComponentNotFoundError: no such component (or it is being removed).
+            LifecycleError: it is a built-in service, or neither paused nor RUNNING.
+        """
+        self._controllable(name, "resumed").resume()
+
     def report_state(self, name: str, state: ComponentState) -> bool:
         """A state a component reports itself (IPC ``UpdateState``: RUNNING or ERRORED).
 

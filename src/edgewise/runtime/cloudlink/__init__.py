@@ -1,0 +1,57 @@
+"""The runtime's MQTT 5 connection to the cloud (AWS IoT Core or the Edgewise cloud), with an offline spool,
+and the runtime configuration file that configures it.
+
+Usage::
+
+    settings = load_config_file(Path("edgewise.yaml")).cloud
+    async with CloudLink(settings, client_id="my-device", spool_dir=root / "spool") as link:
+        await link.publish("telemetry/my-device", b"{}", qos=1)
+        subscription = await link.subscribe("commands/#", on_message, qos=1)
+"""
+
+from edgewise.runtime.cloudlink._link import (
+    CloudLink,
+    CloudLinkStatistics,
+    CloudSubscription,
+    MessageCallback,
+    StatusListener,
+)
+from edgewise.runtime.cloudlink._message import CloudMessage, MessageProperties
+from edgewise.runtime.cloudlink._settings import (
+    CloudSettings,
+    ReconnectSettings,
+    RuntimeFileSettings,
+    SpoolSettings,
+    load_config_file,
+    parse_config_file,
+)
+from edgewise.runtime.cloudlink.errors import (
+    CloudLinkClosedError,
+    CloudLinkError,
+    ConfigFileError,
+    MessageTooLargeError,
+    NotConnectedError,
+    SubscriptionError,
+)
+
+__all__ = [
+    "CloudLink",
+    "CloudLinkClosedError",
+    "CloudLinkError",
+    "CloudLinkStatistics",
+    "CloudMessage",
+    "CloudSettings",
+    "CloudSubscription",
+    "ConfigFileError",
+    "MessageCallback",
+    "MessageProperties",
+    "MessageTooLargeError",
+    "NotConnectedError",
+    "ReconnectSettings",
+    "RuntimeFileSettings",
+    "SpoolSettings",
+    "StatusListener",
+    "SubscriptionError",
+    "load_config_file",
+    "parse_config_file",
+]

@@ -1,0 +1,52 @@
+"""The metrics file ``ROOT/metrics/current.json`` the runtime keeps up to date for the CLI.
+
+Format: ``{"metrics": [{"component", "name", "unit", "latest", "count", "sum", "min", "max", "updatedMs"}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from edgewise.runtime.metrics._registry import MetricSummary
+from edgewise.runtime.metrics.errors import MetricError
+
+
+def metrics_file(root: Path) -> Path:
+    """Where the runtime at ``root`` writes its metrics."""
+    return root / "metrics" / "current.json"
+
+
+def save_metrics(path: Path, summaries: Iterable[MetricSummary]) -> None:
+    """Replace ``path`` with ``summaries`` so that a reader sees either the old file or the new one. Blocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"metrics": [summary.to_json() for summary in summaries]}, indent=1)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def load_metrics(path: Path) -> list[MetricSummary]:
+    """The summaries in ``path``; none when the file does not exist. Blocks.
+
+    Raises:
+        MetricError: the file is not a metrics file.
+        OSError: it cannot be read.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MetricError(f"Metrics file {str(path)!r} is not JSON: {exc}") from None
+    items = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise MetricError(f"Metrics file {str(path)!r} has no 'metrics' list of objects")
+    return [MetricSummary.from_json(item) for item in items]

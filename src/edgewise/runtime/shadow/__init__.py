@@ -1,0 +1,49 @@
+"""Local shadows: AWS IoT shadow documents kept on the device, served over IPC (``aws.greengrass.ShadowManager``).
+
+:class:`ShadowService` runs the operations; the document semantics are in ``_document``, the SQLite storage
+(with the columns a future cloud sync needs) in ``_store``.
+"""
+
+from __future__ import annotations
+
+from edgewise.runtime.shadow._document import (
+    MAX_DEPTH,
+    encode_document,
+    topic_prefix,
+    validate_shadow_name,
+    validate_thing_name,
+)
+from edgewise.runtime.shadow._service import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SIZE_LIMIT,
+    MAX_PAGE_SIZE,
+    MAX_SIZE_LIMIT,
+    NamedShadowPage,
+    ShadowService,
+)
+from edgewise.runtime.shadow.errors import (
+    InvalidShadowRequestError,
+    PayloadTooLargeError,
+    ShadowError,
+    ShadowNotFoundError,
+    VersionConflictError,
+)
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_SIZE_LIMIT",
+    "MAX_DEPTH",
+    "MAX_PAGE_SIZE",
+    "MAX_SIZE_LIMIT",
+    "InvalidShadowRequestError",
+    "NamedShadowPage",
+    "PayloadTooLargeError",
+    "ShadowError",
+    "ShadowNotFoundError",
+    "ShadowService",
+    "VersionConflictError",
+    "encode_document",
+    "topic_prefix",
+    "validate_shadow_name",
+    "validate_thing_name",
+]

@@ -1,0 +1,64 @@
+"""Fixtures of the cloud link tests: a CA, a real Mosquitto with mutual TLS, settings for a device, and
+bounded waiting on conditions from async tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from tests.integration.mosquitto import CertificateAuthority, Mosquitto
+
+from edgewise.runtime.cloudlink import CloudSettings, ReconnectSettings, SpoolSettings
+
+
+async def eventually(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``condition`` without blocking the event loop; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class SettingsFactory(Protocol):
+    def __call__(self, **changes: Any) -> CloudSettings: ...
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path / "pki")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path / "broker", ca) as running:
+        yield running
+
+
+@pytest.fixture
+def settings_for(ca: CertificateAuthority, broker: Mosquitto) -> SettingsFactory:
+    """Settings of a device ``dev-1`` for the broker; keyword arguments replace fields."""
+    device = ca.issue("dev-1")
+    base = CloudSettings(
+        endpoint="localhost",
+        port=broker.port,
+        certificate=device.certificate,
+        private_key=device.private_key,
+        root_ca=ca.certificate,
+        keep_alive=10,
+        spool=SpoolSettings(),
+        reconnect=ReconnectSettings(min_delay=0.1, max_delay=0.5),
+    )
+
+    def make(**changes: Any) -> CloudSettings:
+        return dataclasses.replace(base, **changes)
+
+    return make
