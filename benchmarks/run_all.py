@@ -1,4 +1,5 @@
-"""Run every runtime benchmark with its default parameters and print the results (``make bench``).
+"""Run every runtime benchmark with its default parameters and print the results (``make bench``, about 8
+minutes; ``--quick`` shortens the pub/sub memory run).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+import pubsub_fanout
+import pubsub_memory
+import pubsub_throughput
 import restart_latency
 import runtime_memory
 import runtime_startup
@@ -18,10 +22,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.parse_args(argv)
-    for benchmark in (runtime_memory, runtime_startup, restart_latency):
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="run the 1-million-message memory benchmark with 100,000 messages",
+    )
+    args = parser.parse_args(argv)
+    for benchmark in (runtime_memory, runtime_startup, restart_latency, pubsub_throughput, pubsub_fanout):
         benchmark.main([])
         print()
+    pubsub_memory.main(["--count", "100000"] if args.quick else [])
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class Kernel:
         self.supervisor.apply(specs, reinstall=reinstall)
 
     def _on_change(self, change: ConfigChange) -> None:
+        self.context.authorizer.invalidate()
         # A deployment changes many nodes at once: reconcile and rewrite effective.yaml once after the burst.
         if self._followup_scheduled:
             return

@@ -698,6 +698,32 @@ async def test_subscriber_that_never_reads_loses_events_not_memory(
     await server.close()
 
 
+async def test_many_subscriptions_that_never_read_share_one_byte_budget(
+    socket_path: Path, tokens: TokenTable, handlers: Handlers
+) -> None:
+    budget = 256 * 1024
+    server = await start_server(
+        socket_path, tokens, handlers, max_buffered_bytes=64 * 1024, max_queued_bytes=budget
+    )
+    client = await RawClient.open(socket_path)
+    await client.connect(tokens.issue(COMPONENT))
+    for stream_id in range(1, 51):
+        client.call(stream_id, "SubscribeToTopic")
+        await client.receive()
+    assert len(handlers.streams) == 50
+
+    event = {"data": "x" * 8192}
+    accepted = sum(stream.send_nowait(event) for _ in range(40) for stream in handlers.streams)
+    connection = next(iter(server._connections.values()))
+    # 50 streams x 40 events of 8 KiB would be 16 MiB; the connection holds at most its byte budget.
+    assert connection.queued_bytes <= budget
+    assert accepted * 8192 <= budget + 2 * 64 * 1024 + 50 * 8300
+    assert server.statistics().events_dropped == 50 * 40 - accepted
+    client.close()
+    await wait_until(lambda: server.statistics().connections == 0)
+    await server.close()
+
+
 async def test_many_clients_are_served_at_once(
     server: IpcServer, socket_path: Path, tokens: TokenTable
 ) -> None:

@@ -58,16 +58,20 @@ def resource_matches(policy_resource: str, resource: str, *, mqtt: bool = False)
     return mqtt and "*" not in policy_resource and filter_covers(policy_resource, resource)
 
 
-def _policies(config: Any, service: str) -> list[Mapping[str, Any]]:
+def _access_control(config: Any) -> Any:
     if not isinstance(config, Mapping):
-        return []
+        return None
     access = config.get("accessControl")
     if isinstance(access, str):
         try:
             access = json.loads(access)
         except json.JSONDecodeError:
             logger.warning("Ignoring an accessControl value that is not valid JSON")
-            return []
+            return None
+    return access
+
+
+def _policies(access: Any, service: str) -> list[Mapping[str, Any]]:
     if not isinstance(access, Mapping):
         return []
     by_id = access.get(service)
@@ -77,17 +81,31 @@ def _policies(config: Any, service: str) -> list[Mapping[str, Any]]:
 
 
 class Authorizer:
-    """Checks calls against the policies in each component's current configuration."""
+    """Checks calls against the policies in each component's current configuration.
+
+    Policies are read once per component and kept until :meth:`invalidate`, which the kernel calls on every
+    configuration change, so a changed policy applies to the very next call.
+    """
 
     def __init__(self, configuration_of: Callable[[str], Any]) -> None:
         self._configuration_of = configuration_of
+        self._access: dict[str, Any] = {}
+
+    def invalidate(self) -> None:
+        """Forget every policy read so far. Must be called whenever the configuration changes."""
+        self._access.clear()
+
+    def _access_of(self, component: str) -> Any:
+        if component not in self._access:
+            self._access[component] = _access_control(self._configuration_of(component))
+        return self._access[component]
 
     def is_allowed(
         self, component: str, service: str, operation: str, resource: str, *, mqtt: bool = False
     ) -> bool:
         if component == CLI_IDENTITY:
             return True
-        for policy in _policies(self._configuration_of(component), service):
+        for policy in _policies(self._access_of(component), service):
             operations = policy.get("operations")
             resources = policy.get("resources") or ["*"]
             if not isinstance(operations, list) or not isinstance(resources, list):

@@ -206,7 +206,7 @@ class EventStream:
             )
         )
         # Queued even past the limit: the client must learn that the stream ended.
-        self._queue.append(terminate)
+        self._enqueue(terminate)
         self._finish()
         if self._ready:
             self._flush()
@@ -214,13 +214,20 @@ class EventStream:
     def _push(self, frame: bytes) -> bool:
         if self._ready and not self._queue and not self._connection.writing_paused:
             return self._connection.write(frame)
-        if len(self._queue) >= self._max_queued:
-            self._connection.counters.events_dropped += 1
+        connection = self._connection
+        if len(self._queue) >= self._max_queued or (
+            connection.queued_bytes + len(frame) > connection.server.max_queued_bytes
+        ):
+            connection.counters.events_dropped += 1
             return False
-        self._queue.append(frame)
+        self._enqueue(frame)
         if self._ready:
             self._connection.backlog(self)
         return True
+
+    def _enqueue(self, frame: bytes) -> None:
+        self._queue.append(frame)
+        self._connection.queued_bytes += len(frame)
 
     def _start(self) -> None:
         """The initial response is written: let queued events follow."""
@@ -231,7 +238,9 @@ class EventStream:
     def _flush(self) -> None:
         connection = self._connection
         while self._queue and not connection.writing_paused and not connection.closing:
-            connection.write(self._queue.popleft())
+            frame = self._queue.popleft()
+            connection.queued_bytes -= len(frame)
+            connection.write(frame)
         if self._queue and not connection.closing:
             connection.backlog(self)
         if self._space is not None:
@@ -240,6 +249,7 @@ class EventStream:
     def _peer_closed(self) -> None:
         """The client terminated the stream or went away: nothing more is sent."""
         self._peer_gone = True
+        self._connection.queued_bytes -= sum(map(len, self._queue))
         self._queue.clear()
         self._finish()
 
@@ -282,12 +292,14 @@ class IpcServer:
         max_calls_per_connection: int = 64,
         max_buffered_bytes: int = 16 * 1024 * 1024,
         max_queued_events: int = 1024,
+        max_queued_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         for name, value in (
             ("max_streams_per_connection", max_streams_per_connection),
             ("max_calls_per_connection", max_calls_per_connection),
             ("max_buffered_bytes", max_buffered_bytes),
             ("max_queued_events", max_queued_events),
+            ("max_queued_bytes", max_queued_bytes),
         ):
             if value < 1:
                 msg = f"{name} must be at least 1, got {value}"
@@ -299,6 +311,9 @@ class IpcServer:
         self.max_calls_per_connection = max_calls_per_connection
         self.max_buffered_bytes = max_buffered_bytes
         self.max_queued_events = max_queued_events
+        #: Events queued for one connection's streams, all streams together: bounds what a client with many
+        #: subscriptions that never reads can hold, whatever the size of the events.
+        self.max_queued_bytes = max_queued_bytes
         self._counters = _Counters()
         self._unary: dict[str, UnaryHandler] = {}
         self._streaming: dict[str, _StreamOperation] = {}
@@ -399,6 +414,7 @@ class _Connection(asyncio.Protocol):
         self.component: str | None = None
         self.closing = False
         self.writing_paused = False
+        self.queued_bytes = 0  # events waiting in this connection's stream queues
         self._transport: asyncio.Transport | None = None
         self._decoder = MessageDecoder(max_message_size=server.max_message_size)
         self._last_stream_id = 0
