@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ROOT ?= .demo
 SYSTEM_PACKAGES := python3-venv python3-dev gcc
-TEST_PACKAGES := mosquitto
+TEST_PACKAGES := mosquitto postgresql
 
 .PHONY: demo test setup lint typecheck imports pytest bench clean
 
