@@ -16,12 +16,11 @@ import logging
 import os
 import signal
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
-from edgewise.runtime.cloudlink import CloudLink
 from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import DeploymentService
@@ -36,6 +35,9 @@ from edgewise.runtime.orphans import kill_orphans
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.settings import RuntimeSettings
 from edgewise.runtime.specs import build_specs
+
+if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink import CloudLink
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +156,9 @@ class Kernel:
         self.server = IpcServer(self.paths.ipc_socket, authenticate=self.tokens.component_for)
         if self.settings.cloud is not None:
             cloud = self.settings.cloud
+            # Imported only here: a runtime without a cloud section never loads the MQTT client.
+            from edgewise.runtime.cloudlink import CloudLink
+
             # Started before any service or component, so that both can publish (spooled until connected).
             self.cloud = CloudLink(
                 cloud,

@@ -9,13 +9,8 @@ Usage::
         subscription = await link.subscribe("commands/#", on_message, qos=1)
 """
 
-from edgewise.runtime.cloudlink._link import (
-    CloudLink,
-    CloudLinkStatistics,
-    CloudSubscription,
-    MessageCallback,
-    StatusListener,
-)
+from typing import TYPE_CHECKING, Any
+
 from edgewise.runtime.cloudlink._message import CloudMessage, MessageProperties
 from edgewise.runtime.cloudlink._settings import (
     CloudSettings,
@@ -33,6 +28,29 @@ from edgewise.runtime.cloudlink.errors import (
     NotConnectedError,
     SubscriptionError,
 )
+
+if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink._link import (
+        CloudLink,
+        CloudLinkStatistics,
+        CloudSubscription,
+        MessageCallback,
+        StatusListener,
+    )
+
+#: Names from ``_link``, which imports paho-mqtt: loaded on first use, so a runtime without a cloud section
+#: never imports the MQTT client (and its HTTP and e-mail dependencies).
+_LAZY = {"CloudLink", "CloudLinkStatistics", "CloudSubscription", "MessageCallback", "StatusListener"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from edgewise.runtime.cloudlink import _link
+
+        return getattr(_link, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "CloudLink",

@@ -17,11 +17,12 @@ import logging
 import os
 import stat
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from edgewise.runtime.secrets.errors import SecretStoreError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _create_key(path: Path) -> None:
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, AESGCM.generate_key(bit_length=KEY_BYTES * 8))
+        os.write(fd, os.urandom(KEY_BYTES))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -71,7 +72,17 @@ class SecretCipher:
     """AES-256-GCM with the store's key; tokens are base64 of nonce + ciphertext + tag."""
 
     def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+        self._key = key
+        self._cipher: AESGCM | None = None
+
+    @property
+    def _aead(self) -> AESGCM:
+        # Loaded on first use: a runtime with no secrets never pays for the cryptography package.
+        if self._cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._cipher = AESGCM(self._key)
+        return self._cipher
 
     def encrypt(self, plaintext: bytes, *, associated: bytes) -> str:
         nonce = os.urandom(_NONCE_BYTES)
@@ -81,6 +92,8 @@ class SecretCipher:
         """Raises:
         SecretStoreError: the token is damaged, or was encrypted with another key or for another slot.
         """
+        from cryptography.exceptions import InvalidTag
+
         try:
             raw = base64.b64decode(token, validate=True)
             return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], associated)

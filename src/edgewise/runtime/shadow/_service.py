@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from edgewise.runtime.shadow._document import (
     JsonObject,
@@ -36,7 +36,9 @@ from edgewise.runtime.shadow._document import (
     validate_shadow_name,
     validate_thing_name,
 )
-from edgewise.runtime.shadow._store import ShadowStore
+
+if TYPE_CHECKING:
+    from edgewise.runtime.shadow._store import ShadowStore
 from edgewise.runtime.shadow.errors import InvalidShadowRequestError, ShadowError, ShadowNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -95,10 +97,9 @@ class ShadowService:
         self._store: ShadowStore | None = None
 
     async def open(self) -> None:
-        """Open (creating) the database on the service's own thread."""
+        """Start the service's own thread; the database opens there on first use, so a runtime whose
+        components use no shadows never loads SQLite."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-store")
-        self._store = await self._run(lambda: ShadowStore.open(self._database))
-        logger.info("Local shadows stored in %s", self._database)
 
     async def close(self) -> None:
         """Close the database once operations in progress are done."""
@@ -117,9 +118,12 @@ class ShadowService:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def _opened(self) -> ShadowStore:
+        """The store, opened (creating the database) on first use. Runs on the service's thread."""
         if self._store is None:
-            msg = "The shadow service is not open"
-            raise RuntimeError(msg)
+            from edgewise.runtime.shadow._store import ShadowStore
+
+            self._store = ShadowStore.open(self._database)
+            logger.info("Local shadows stored in %s", self._database)
         return self._store
 
     def _now(self) -> int:

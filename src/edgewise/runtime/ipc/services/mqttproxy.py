@@ -14,16 +14,18 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgewise.runtime.cloudlink import (
-    CloudLink,
     CloudLinkError,
     CloudMessage,
     MessageProperties,
     MessageTooLargeError,
 )
 from edgewise.runtime.context import RuntimeContext
+
+if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink import CloudLink
 from edgewise.runtime.ipc.errors import NAMESPACE, InvalidArgumentsError, ServiceError
 from edgewise.runtime.ipc.server import CallContext, EventStream, IpcServer
 from edgewise.topics import TopicError, validate_filter, validate_topic
