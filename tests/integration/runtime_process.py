@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from edgewise.runtime.ipc.client import IpcClient
 from edgewise.runtime.paths import RootPaths
 
 T = TypeVar("T")
+CLIENTS = Path(__file__).parent / "clients"
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
@@ -126,6 +128,42 @@ def write_recipe(directory: Path, name: str, version: str, body: str) -> Path:
     header = f'RecipeFormatVersion: "2020-01-25"\nComponentName: {name}\nComponentVersion: "{version}"\n'
     path.write_text(header + textwrap.dedent(body))
     return path
+
+
+def script_component(
+    recipes: Path,
+    artifacts: Path,
+    name: str,
+    script: str,
+    args: str = "",
+    *,
+    configuration: Mapping[str, Any] | None = None,
+    step: str = "Run",
+    version: str = "1.0.0",
+) -> None:
+    """A component whose lifecycle ``step`` runs ``clients/<script>`` with this Python.
+
+    The script is copied to ``artifacts/<name>/<version>/`` and the recipe is written as JSON, with
+    ``configuration`` as the component's default configuration.
+    """
+    source = artifacts / name / version
+    source.mkdir(parents=True)
+    shutil.copy(CLIENTS / script, source / script)
+    recipe = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentConfiguration": {"DefaultConfiguration": dict(configuration or {})},
+        "Manifests": [
+            {
+                "Artifacts": [{"Uri": f"file:{script}"}],
+                "Lifecycle": {step: f"{sys.executable} {{artifacts:path}}/{script} {args}".rstrip()},
+            }
+        ],
+    }
+    recipes.mkdir(parents=True, exist_ok=True)
+    with (recipes / f"{name}-{version}.json").open("w") as handle:
+        json.dump(recipe, handle, indent=2)
 
 
 def process_alive(pid: int) -> bool:

@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
 
 pytestmark = pytest.mark.integration
-CLIENTS = Path(__file__).parent / "clients"
-
-
-def script_component(
-    recipes: Path, artifacts: Path, name: str, script: str, args: str, configuration: str
-) -> None:
-    """A component whose Run step runs ``script`` (copied from ``clients/``) with this Python."""
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENTS / script, source / script)
-    write_recipe(
-        recipes,
-        name,
-        "1.0.0",
-        f"""\
-        ComponentConfiguration:
-          DefaultConfiguration:
-{configuration}
-        Manifests:
-          - Artifacts:
-              - Uri: file:{script}
-            Lifecycle:
-              Run: {sys.executable} {{artifacts:path}}/{script} {args}
-        """,
-    )
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -64,12 +37,14 @@ def test_configuration_is_read_updated_and_watched_from_the_awsiotsdk_clients(
               Run: exec sleep 600
         """,
     )
-    configuration = """\
-            settings:
-              level: 1
-              names: [a, b]"""
+    configuration = {"settings": {"level": 1, "names": ["a", "b"]}}
     script_component(
-        recipes, artifacts, "test.Config", "config_operations.py", f"{out} test.Other", configuration
+        recipes,
+        artifacts,
+        "test.Config",
+        "config_operations.py",
+        f"{out} test.Other",
+        configuration=configuration,
     )
     roots = {"test.Other": "1.0.0", "test.Config": "1.0.0"}
     assert (
@@ -110,7 +85,12 @@ def test_a_component_rejecting_its_configuration_fails_the_deployment_and_accept
     out = tmp_path / "out"
     out.mkdir()
     script_component(
-        recipes, artifacts, "test.Validator", "config_validator.py", str(out), "            mode: normal"
+        recipes,
+        artifacts,
+        "test.Validator",
+        "config_validator.py",
+        str(out),
+        configuration={"mode": "normal"},
     )
     roots = {"test.Validator": "1.0.0"}
     assert (

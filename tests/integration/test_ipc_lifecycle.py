@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,41 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
 
 pytestmark = pytest.mark.integration
-CLIENTS = Path(__file__).parent / "clients"
-
-
-def script_component(
-    recipes: Path,
-    artifacts: Path,
-    name: str,
-    script: str,
-    args: str,
-    *,
-    step: str = "Run",
-    configuration: str = "            unused: true",
-) -> None:
-    """A component whose ``step`` runs ``script`` (copied from ``clients/``) with this Python."""
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENTS / script, source / script)
-    write_recipe(
-        recipes,
-        name,
-        "1.0.0",
-        f"""\
-        ComponentConfiguration:
-          DefaultConfiguration:
-{configuration}
-        Manifests:
-          - Artifacts:
-              - Uri: file:{script}
-            Lifecycle:
-              {step}: {sys.executable} {{artifacts:path}}/{script} {args}
-        """,
-    )
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -163,12 +130,16 @@ def test_a_component_pauses_and_resumes_another_one(
               Run: echo $$ > {bystander_pid_file} && exec sleep 600
         """,
     )
-    policy = """\
-            accessControl:
-              aws.greengrass.ipc.lifecycle:
-                test.Pauser:lifecycle:1:
-                  operations: ["aws.greengrass#PauseComponent", "aws.greengrass#ResumeComponent"]
-                  resources: ["test.Sleeper", "no.such.Component"]"""
+    policy = {
+        "accessControl": {
+            "aws.greengrass.ipc.lifecycle": {
+                "test.Pauser:lifecycle:1": {
+                    "operations": ["aws.greengrass#PauseComponent", "aws.greengrass#ResumeComponent"],
+                    "resources": ["test.Sleeper", "no.such.Component"],
+                }
+            }
+        }
+    }
     roots = {"test.Sleeper": "1.0.0", "test.Bystander": "1.0.0"}
     assert (
         runtime.wait_deployment(runtime.deploy(recipes, rootComponentVersionsToAdd=roots))["status"]

@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
 
 pytestmark = pytest.mark.integration
-CLIENTS = Path(__file__).parent / "clients"
-
-
-def _component_with_script(
-    recipes: Path, artifacts: Path, name: str, script: str, args: str, policy: str
-) -> None:
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENTS / script, source / script)
-    write_recipe(
-        recipes,
-        name,
-        "1.0.0",
-        f"""\
-        ComponentConfiguration:
-          DefaultConfiguration:
-            accessControl:
-{policy}
-        Manifests:
-          - Artifacts:
-              - Uri: file:{script}
-            Lifecycle:
-              Run: {sys.executable} {{artifacts:path}}/{script} {args}
-        """,
-    )
 
 
 def test_every_cli_operation_works_from_the_awsiotsdk_client(
@@ -67,14 +40,22 @@ def test_every_cli_operation_works_from_the_awsiotsdk_client(
         """,
     )
     out = tmp_path / "results.json"
-    policy = """\
-              aws.greengrass.Cli:
-                test.Operator:cli:1:
-                  policyDescription: everything the CLI does
-                  operations: ["*"]
-                  resources: ["*"]"""
-    _component_with_script(
-        recipes, artifacts, "test.Operator", "cli_operations.py", f"{out} {late_recipes} test.Target", policy
+    policy = {
+        "aws.greengrass.Cli": {
+            "test.Operator:cli:1": {
+                "policyDescription": "everything the CLI does",
+                "operations": ["*"],
+                "resources": ["*"],
+            }
+        }
+    }
+    script_component(
+        recipes,
+        artifacts,
+        "test.Operator",
+        "cli_operations.py",
+        f"{out} {late_recipes} test.Target",
+        configuration={"accessControl": policy},
     )
     roots = {"test.Target": "1.0.0", "test.Operator": "1.0.0"}
     deployment = runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd=roots)
@@ -104,12 +85,14 @@ def test_component_without_a_policy_is_refused(
     runtime: RuntimeProcess, tmp_path: Path, recipes: Path, artifacts: Path
 ) -> None:
     out = tmp_path / "denied.json"
-    policy = """\
-              aws.greengrass.ipc.pubsub:
-                test.Denied:pubsub:1:
-                  operations: ["aws.greengrass#PublishToTopic"]
-                  resources: ["*"]"""
-    _component_with_script(recipes, artifacts, "test.Denied", "denied.py", str(out), policy)
+    policy = {
+        "aws.greengrass.ipc.pubsub": {
+            "test.Denied:pubsub:1": {"operations": ["aws.greengrass#PublishToTopic"], "resources": ["*"]}
+        }
+    }
+    script_component(
+        recipes, artifacts, "test.Denied", "denied.py", str(out), configuration={"accessControl": policy}
+    )
     runtime.wait_deployment(
         runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd={"test.Denied": "1.0.0"})
     )

@@ -4,8 +4,6 @@ runtime started with ``--config`` and a real Mosquitto with mutual TLS standing 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +13,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
-from tests.integration.runtime_process import RuntimeProcess, running, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, running, script_component, wait_for
 
 pytestmark = pytest.mark.integration
-CLIENTS = Path(__file__).parent / "clients"
 THING = "edge-1"
-POLICY = f"""\
-              aws.greengrass.ipc.mqttproxy:
-                test.Cloud:mqttproxy:1:
-                  operations: ["aws.greengrass#PublishToIoTCore"]
-                  resources: ["telemetry/{THING}/#", "$aws/things/+/shadow/#"]
-                test.Cloud:mqttproxy:2:
-                  operations: ["aws.greengrass#SubscribeToIoTCore"]
-                  resources: ["cmd/{THING}/#"]"""
+POLICY = {
+    "aws.greengrass.ipc.mqttproxy": {
+        "test.Cloud:mqttproxy:1": {
+            "operations": ["aws.greengrass#PublishToIoTCore"],
+            "resources": [f"telemetry/{THING}/#", "$aws/things/+/shadow/#"],
+        },
+        "test.Cloud:mqttproxy:2": {
+            "operations": ["aws.greengrass#SubscribeToIoTCore"],
+            "resources": [f"cmd/{THING}/#"],
+        },
+    }
+}
 
 
 @pytest.fixture
@@ -64,28 +65,6 @@ def config_file(tmp_path: Path, ca: CertificateAuthority, broker: Mosquitto) -> 
     return path
 
 
-def _component(recipes: Path, artifacts: Path, name: str, script: str, args: str, policy: str) -> None:
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENTS / script, source / script)
-    write_recipe(
-        recipes,
-        name,
-        "1.0.0",
-        f"""\
-        ComponentConfiguration:
-          DefaultConfiguration:
-            accessControl:
-{policy}
-        Manifests:
-          - Artifacts:
-              - Uri: file:{script}
-            Lifecycle:
-              Run: {sys.executable} {{artifacts:path}}/{script} {args}
-        """,
-    )
-
-
 def _deploy(runtime: RuntimeProcess, recipes: Path, artifacts: Path, name: str) -> None:
     deployment = runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd={name: "1.0.0"})
     assert runtime.wait_deployment(deployment)["status"] == "SUCCEEDED"
@@ -100,7 +79,14 @@ def test_a_component_publishes_and_subscribes_to_iot_core_within_its_policy(
     artifacts: Path,
 ) -> None:
     out, ready = tmp_path / "results.json", tmp_path / "ready"
-    _component(recipes, artifacts, "test.Cloud", "mqttproxy_component.py", f"{out} {ready} {THING}", POLICY)
+    script_component(
+        recipes,
+        artifacts,
+        "test.Cloud",
+        "mqttproxy_component.py",
+        f"{out} {ready} {THING}",
+        configuration={"accessControl": POLICY},
+    )
     with (
         broker.client("cloud-observer") as observer,
         running(tmp_path / "root", "--config", str(config_file)) as rt,
@@ -158,7 +144,14 @@ def test_publishes_spooled_while_offline_survive_a_runtime_kill_and_drain_in_ord
 ) -> None:
     done = tmp_path / "published"
     topic = f"telemetry/{THING}/offline"
-    _component(recipes, artifacts, "test.Cloud", "mqttproxy_spooler.py", f"{done} {topic} 20", POLICY)
+    script_component(
+        recipes,
+        artifacts,
+        "test.Cloud",
+        "mqttproxy_spooler.py",
+        f"{done} {topic} 20",
+        configuration={"accessControl": POLICY},
+    )
     root = tmp_path / "root"
     broker.stop()
     runtime = RuntimeProcess(root, "--config", str(config_file)).start()
@@ -179,7 +172,14 @@ def test_without_a_cloud_connection_the_operations_answer_service_error(
     runtime: RuntimeProcess, tmp_path: Path, recipes: Path, artifacts: Path
 ) -> None:
     out = tmp_path / "results.json"
-    _component(recipes, artifacts, "test.Cloud", "mqttproxy_v1_nocloud.py", str(out), POLICY)
+    script_component(
+        recipes,
+        artifacts,
+        "test.Cloud",
+        "mqttproxy_v1_nocloud.py",
+        str(out),
+        configuration={"accessControl": POLICY},
+    )
     _deploy(runtime, recipes, artifacts, "test.Cloud")
     results = json.loads(wait_for(lambda: out.exists() and out.read_text(), timeout=60, what="the results"))
     for operation in ("publish", "subscribe", "status"):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,35 +12,11 @@ from typing import Any
 import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
-from tests.integration.runtime_process import RuntimeProcess, running, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, running, script_component, wait_for
 
 pytestmark = pytest.mark.integration
-CLIENTS = Path(__file__).parent / "clients"
 THING = "shadow-test-thing"
 V1_THING = "shadow-test-v1"  # apart from THING, whose topics the operator counts
-
-
-def _component(
-    recipes: Path, artifacts: Path, name: str, script: str, args: str, access_control: str
-) -> None:
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENTS / script, source / script)
-    write_recipe(
-        recipes,
-        name,
-        "1.0.0",
-        f"""\
-        ComponentConfiguration:
-          DefaultConfiguration:
-            accessControl: '{access_control}'
-        Manifests:
-          - Artifacts:
-              - Uri: file:{script}
-            Lifecycle:
-              Run: {sys.executable} {{artifacts:path}}/{script} {args}
-        """,
-    )
 
 
 def _policy(service: str, policy_id: str, operations: list[str], resources: list[str]) -> dict[str, Any]:
@@ -89,24 +63,30 @@ def test_components_use_every_shadow_operation_and_hear_the_shadow_topics(
         ["aws.greengrass#GetThingShadow"],
         ["$aws/things/allowed-thing/shadow"],
     )
-    _component(
+    # Greengrass accepts accessControl as a JSON string as well as a map: these recipes use the string.
+    script_component(
         recipes,
         artifacts,
         "test.ShadowOperator",
         "shadow_operations.py",
         f"{operator_out} {THING}",
-        json.dumps(operator_policy),
+        configuration={"accessControl": json.dumps(operator_policy)},
     )
-    _component(
-        recipes, artifacts, "test.ShadowV1", "shadow_v1.py", f"{v1_out} {V1_THING}", json.dumps(v1_policy)
+    script_component(
+        recipes,
+        artifacts,
+        "test.ShadowV1",
+        "shadow_v1.py",
+        f"{v1_out} {V1_THING}",
+        configuration={"accessControl": json.dumps(v1_policy)},
     )
-    _component(
+    script_component(
         recipes,
         artifacts,
         "test.ShadowDenied",
         "shadow_denied.py",
         str(denied_out),
-        json.dumps(denied_policy),
+        configuration={"accessControl": json.dumps(denied_policy)},
     )
     roots = {"test.ShadowOperator": "1.0.0", "test.ShadowV1": "1.0.0", "test.ShadowDenied": "1.0.0"}
 
