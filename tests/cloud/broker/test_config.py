@@ -1,0 +1,94 @@
+"""Rendering mosquitto.conf and the worker password file from broker settings."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from edgewise.cloud.broker import (
+    BrokerConfigError,
+    BrokerSettings,
+    DeviceListenerSettings,
+    WorkerListenerSettings,
+    hash_password,
+    render_config,
+    write_config,
+)
+
+
+def _settings(tmp_path: Path, **changes: object) -> BrokerSettings:
+    devices = DeviceListenerSettings(
+        port=8883, cafile=tmp_path / "ca.pem", certfile=tmp_path / "s.crt", keyfile=tmp_path / "s.key"
+    )
+    return BrokerSettings(data_dir=tmp_path / "broker", devices=devices, **changes)  # type: ignore[arg-type]
+
+
+def test_config_requires_certificates_and_binds_identity_to_client_id(tmp_path: Path) -> None:
+    lines = render_config(_settings(tmp_path)).splitlines()
+    assert lines[1] == "per_listener_settings true"
+    for directive in (
+        "listener 8883 0.0.0.0",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "use_username_as_clientid true",
+        "allow_anonymous false",
+        f"acl_file {tmp_path / 'broker' / 'devices.acl'}",
+        f"persistence_location {tmp_path / 'broker' / 'persistence'}/",
+    ):
+        assert directive in lines
+    assert not any(line.startswith(("crlfile", "password_file", "user ")) for line in lines)
+
+
+def test_config_with_workers_adds_a_loopback_password_listener(tmp_path: Path) -> None:
+    workers = WorkerListenerSettings.generate(18830)
+    text = render_config(_settings(tmp_path, workers=workers, persistence=False, run_as_user="edgewise"))
+    assert "listener 18830 127.0.0.1\nallow_anonymous false\npassword_file " in text
+    assert "persistence false" in text
+    assert "persistence_location" not in text
+    assert "user edgewise" in text.splitlines()
+    assert workers.password not in text
+    assert workers.password not in repr(workers)
+
+
+def test_write_config_writes_private_files_and_an_empty_acl(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, workers=WorkerListenerSettings.generate(18830))
+    write_config(settings)
+    assert settings.config_file.read_text() == render_config(settings)
+    assert settings.acl_file.read_text().startswith("#")
+    username, hashed = settings.password_file.read_text().strip().split(":")
+    assert username == "edgewise-worker"
+    assert hashed.startswith("$7$101$")
+    assert (settings.password_file.stat().st_mode & 0o077) == 0
+
+
+def test_hash_password_is_pbkdf2_sha512_in_mosquitto_format() -> None:
+    salt = bytes(range(12))
+    _, kind, iterations, salt_b64, digest_b64 = hash_password("secret", salt=salt).split("$")
+    assert (kind, iterations, base64.b64decode(salt_b64)) == ("7", "101", salt)
+    assert base64.b64decode(digest_b64) == hashlib.pbkdf2_hmac("sha512", b"secret", salt, 101)
+
+
+@pytest.mark.parametrize(
+    ("field", "build"),
+    [
+        ("devices.port", lambda p: DeviceListenerSettings(port=0, cafile=p, certfile=p, keyfile=p)),
+        (
+            "devices.cafile",
+            lambda p: DeviceListenerSettings(port=1, cafile=p / "a\nb", certfile=p, keyfile=p),
+        ),
+        ("workers.username", lambda p: WorkerListenerSettings(port=1, password="p" * 16, username="a:b")),
+        ("workers.password", lambda p: WorkerListenerSettings(port=1, password="short")),
+    ],
+)
+def test_settings_when_invalid_names_the_field(tmp_path: Path, field: str, build: object) -> None:
+    with pytest.raises(BrokerConfigError) as raised:
+        build(tmp_path)  # type: ignore[operator]
+    assert raised.value.field == field
+
+
+def test_settings_when_workers_share_the_devices_port_raises(tmp_path: Path) -> None:
+    with pytest.raises(BrokerConfigError, match=r"workers\.port"):
+        _settings(tmp_path, workers=WorkerListenerSettings.generate(8883))
