@@ -1,0 +1,32 @@
+"""Alembic environment: runs the shipped migrations against the URL set by ``edgewise.cloud.db``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+# The model modules register their tables on Base.metadata (used by `alembic revision --autogenerate`).
+from edgewise.cloud.auth import models as _auth_models  # noqa: F401
+from edgewise.cloud.db import Base, create_database_engine
+from edgewise.cloud.registry import models as _registry_models  # noqa: F401
+
+
+def run_migrations() -> None:
+    """Run the pending migrations online, on a connection of our own engine (with its SQLite pragmas)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic config has no sqlalchemy.url; call edgewise.cloud.db.upgrade_database")
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+run_migrations()

@@ -1,0 +1,72 @@
+"""The store: migrations match the models, SQLite gets WAL and foreign keys, timestamps come back aware."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from edgewise.cloud.auth import models as _auth_models  # noqa: F401  (registers the tables)
+from edgewise.cloud.db import Base, create_database_engine, upgrade_database
+from edgewise.cloud.registry.models import Thing, ThingGroupMembership
+
+
+def test_migrations_create_exactly_the_models_tables(database_url: str) -> None:
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+def test_upgrade_when_already_at_head_changes_nothing(database_url: str) -> None:
+    upgrade_database(database_url)
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()
+    assert revision == "0001"
+
+
+def test_sqlite_connections_use_wal_and_enforce_foreign_keys(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade_database(url)
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_membership_of_a_missing_thing_is_refused_by_the_database(session: Session) -> None:
+    session.add(ThingGroupMembership(thing_id=12345, group_id=67890))
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_timestamps_come_back_as_aware_utc(session: Session) -> None:
+    written = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    session.add(Thing(name="clock", attributes={}, created_at=written, updated_at=written))
+    session.commit()
+    session.expunge_all()
+    thing = session.scalars(sa.select(Thing).where(Thing.name == "clock")).one()
+    assert thing.created_at == written
+    assert thing.created_at.tzinfo == datetime.UTC
+
+
+def test_naive_timestamps_are_refused(session: Session) -> None:
+    naive = datetime.datetime(2026, 3, 1, 12, 30)
+    session.add(Thing(name="naive", attributes={}, created_at=naive, updated_at=naive))
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        session.commit()
