@@ -1,5 +1,5 @@
-"""Run every runtime benchmark with its default parameters and print the results (``make bench``, about 8
-minutes; ``--quick`` shortens the pub/sub memory run).
+"""Run every runtime and MQTT gateway benchmark with its default parameters and print the results
+(``make bench``, about 10 minutes; ``--quick`` shortens the pub/sub memory run).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+import gateway_connect
+import gateway_publish
 import pubsub_fanout
 import pubsub_memory
 import pubsub_throughput
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         benchmark.main([])
         print()
     pubsub_memory.main(["--count", "100000"] if args.quick else [])
+    for benchmark in (gateway_connect, gateway_publish):
+        print()
+        benchmark.main([])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgewise import __version__
-from edgewise.cli import demo, runtime
+from edgewise.cli import cloud, demo, registry, runtime
 
 app = typer.Typer(
     help="Edgewise: a self-hosted platform for intelligent workloads at the edge.",
@@ -13,6 +13,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(runtime.app, name="runtime")
+app.add_typer(cloud.app, name="cloud")
+app.add_typer(registry.thing_app, name="thing")
+app.add_typer(registry.group_app, name="group")
 app.command("demo")(demo.demo)
 
 

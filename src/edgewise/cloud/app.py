@@ -39,6 +39,8 @@ from edgewise.cloud.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from edgewise.cloud.identity import routes as identity_routes
+from edgewise.cloud.identity import service as identity_service
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.settings import CloudSettings
 
@@ -187,11 +189,12 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = create_session_factory(engine)
+    app.state.certificate_authority = identity_service.load_or_create_ca(settings.data_dir)
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
-    for router in (_health_router(), auth_routes.router, registry_routes.router):
+    for router in (_health_router(), auth_routes.router, registry_routes.router, identity_routes.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     return app
 
@@ -217,6 +220,7 @@ def initialize(data_dir: Path, **settings: Any) -> FirstStart:
     engine = create_database_engine(cloud_settings.database_url)
     try:
         with create_session_factory(engine)() as session:
+            identity_service.ensure_default_policy(session)
             if auth_service.count_tokens(session) > 0:
                 return FirstStart(cloud_settings, admin_token=None)
             issued = auth_service.create_token(session, FIRST_ADMIN_NAME, role=Role.ADMIN)

@@ -240,6 +240,9 @@ class MosquittoBroker:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=stderr,
                     stderr=stderr,
+                    # Its own session: Ctrl-C in the terminal reaches `cloud up`, which stops the broker in
+                    # order, instead of reaching Mosquitto directly (which the supervisor would see as a crash).
+                    start_new_session=True,
                 )
         except OSError as exc:
             raise BrokerStartError(

@@ -7,6 +7,7 @@ from alembic import context
 # The model modules register their tables on Base.metadata (used by `alembic revision --autogenerate`).
 from edgewise.cloud.auth import models as _auth_models  # noqa: F401
 from edgewise.cloud.db import Base, create_database_engine
+from edgewise.cloud.identity import models as _identity_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
 
 
