@@ -49,13 +49,12 @@ from edgewise.cloud.broker import (
 )
 from edgewise.cloud.broker.config import render_password_file
 from edgewise.cloud.identity import (
-    Action,
     CertificateAuthority,
-    ThingPermissions,
     default_device_policy,
     render_for_thing,
     validate_policy,
 )
+from edgewise.cloud.identity.permissions import to_device_permissions
 from pubsub_common import cpu_seconds
 
 HOST = "127.0.0.1"
@@ -133,41 +132,11 @@ def _write_private(path: Path, text: str) -> None:
 # -- the two brokers --------------------------------------------------------------------------------------------
 
 
-def device_permissions(permissions: ThingPermissions) -> DevicePermissions | None:
-    """The ACL entry for a rendered thing; None when it may not connect.
-
-    Mosquitto's ACL file has patterns only: a literal SUBSCRIBE Allow containing a wildcard is left out, and
-    every Deny becomes a ``deny`` line (which covers publish and delivery alike), as ``TopicRule`` allows.
-    """
-    if not permissions.can_connect:
-        return None
-
-    def allowed(action: Action) -> tuple[str, ...]:
-        return tuple(
-            sorted(
-                {
-                    rule.topic_filter
-                    for rule in permissions.allow
-                    if rule.action is action
-                    and not (rule.literal and any(c in rule.topic_filter for c in "+#"))
-                }
-            )
-        )
-
-    return DevicePermissions(
-        permissions.thing_name,
-        publish=allowed(Action.PUBLISH),
-        subscribe=allowed(Action.SUBSCRIBE),
-        receive=allowed(Action.RECEIVE),
-        deny=tuple(sorted({rule.topic_filter for rule in permissions.deny})),
-    )
-
-
 def default_policy_acl(devices: int) -> list[DevicePermissions]:
     """The ACL entries of ``devices`` things that each have only the default device policy."""
     policy = validate_policy(default_device_policy())
-    entries = (device_permissions(render_for_thing([policy], thing_name(index))) for index in range(devices))
-    return [entry for entry in entries if entry is not None]
+    rendered = (render_for_thing([policy], thing_name(index)) for index in range(devices))
+    return [to_device_permissions(entry) for entry in rendered if entry.can_connect]
 
 
 @dataclass(frozen=True)
