@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgewise import __version__
-from edgewise.cli import cloud, demo, registry, runtime
+from edgewise.cli import cloud, demo, device, identity, registry, runtime
 
 app = typer.Typer(
     help="Edgewise: a self-hosted platform for intelligent workloads at the edge.",
@@ -16,6 +16,9 @@ app.add_typer(runtime.app, name="runtime")
 app.add_typer(cloud.app, name="cloud")
 app.add_typer(registry.thing_app, name="thing")
 app.add_typer(registry.group_app, name="group")
+app.add_typer(identity.cert_app, name="cert")
+app.add_typer(identity.policy_app, name="policy")
+app.add_typer(device.app, name="device")
 app.command("demo")(demo.demo)
 
 

@@ -1,57 +1,36 @@
 """``edgewise thing ...`` and ``edgewise group ...``: the device registry, through the cloud's REST API.
 
-Every command takes ``--api URL`` (or ``EDGEWISE_API_URL``; else the URL in ``--data DIR``'s ``cloud.json``,
-else http://127.0.0.1:8080) and a token from ``EDGEWISE_API_TOKEN`` or, with ``--data DIR``, the admin token
-that ``edgewise cloud up`` wrote there. An error the API answers with is printed as ``error: <its message>`` and the command exits with 1.
+Every command takes ``--api URL`` and ``--data DIR`` and finds the API and its token as
+:mod:`edgewise.cli.api` says. An error the API answers with is printed as ``error: <its message>`` and the
+command exits with 1.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgewise.cli.api import (
+    ApiOption,
+    DataOption,
+    JsonOption,
+    api_client,
+    api_path,
+    list_all,
+    print_json,
+    request,
+    without_none,
+)
 from edgewise.cli.connection import fail
-
-if TYPE_CHECKING:
-    import httpx
 
 thing_app = typer.Typer(help="Things in the cloud's registry.", no_args_is_help=True)
 group_app = typer.Typer(help="Thing groups in the cloud's registry.", no_args_is_help=True)
 console = Console()
 
-DEFAULT_API = "http://127.0.0.1:8080"
-API_PATH = "/api/v1"
-_PAGE = 1000
-_TIMEOUT = 30.0
-#: Written by ``edgewise cloud up`` into its data directory.
-ENDPOINTS_FILE = "cloud.json"
-TOKEN_VARIABLE = "EDGEWISE_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-
-ApiOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api",
-        envvar="EDGEWISE_API_URL",
-        help=f"The cloud API's URL [default: the one in --data DIR's cloud.json, else {DEFAULT_API}]",
-        show_default=False,
-    ),
-]
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data", help="Cloud data directory whose admin token to use (if EDGEWISE_API_TOKEN is not set)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AttributeOption = Annotated[
     list[str] | None,
     typer.Option("--attribute", "-a", help="NAME=VALUE; repeat for more.", show_default=False),
@@ -59,76 +38,6 @@ AttributeOption = Annotated[
 ExpectedVersionOption = Annotated[
     int | None, typer.Option(help="Fail unless the resource is at this version.", show_default=False)
 ]
-
-
-def _token(data: Path | None) -> str:
-    # From the environment, not an option: a token on the command line would show in the process list.
-    token = os.environ.get(TOKEN_VARIABLE)
-    if token:
-        return token
-    if data is None:
-        fail("No API token: set EDGEWISE_API_TOKEN, or give --data DIR of the cloud to use its admin token")
-    token_file = data / "admin-token"
-    try:
-        return token_file.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        fail(f"No admin token at {token_file}; has `edgewise cloud up --data {data}` run?")
-    except OSError as exc:
-        fail(f"Cannot read {token_file}: {exc.strerror}")
-
-
-def _api_url(api: str | None, data: Path | None) -> str:
-    if api:
-        return api
-    if data is not None:
-        try:
-            return str(json.loads((data / ENDPOINTS_FILE).read_text(encoding="utf-8"))["apiUrl"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a cloud that never started here: the default is as good a guess as any
-    return DEFAULT_API
-
-
-@contextmanager
-def _client(api: str | None, data: Path | None) -> Iterator[httpx.Client]:
-    import httpx
-
-    api = _api_url(api, data)
-
-    headers = {"Authorization": f"Bearer {_token(data)}"}
-    with httpx.Client(base_url=api.rstrip("/") + API_PATH, headers=headers, timeout=_TIMEOUT) as client:
-        yield client
-
-
-def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """Send one request; the decoded JSON body (``None`` when empty), or exit with the API's message."""
-    import httpx
-
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"Cannot reach the cloud API at {client.base_url}: {exc}")
-    if response.is_error:
-        try:
-            message = str(response.json()["message"])
-        except (ValueError, KeyError, TypeError):
-            message = f"{method} {path} answered {response.status_code}: {response.text[:200]}"
-        fail(message)
-    return response.json() if response.content else None
-
-
-def _path(*segments: str) -> str:
-    """An API path from fixed parts and names; names are escaped, so none can reach another route."""
-    return "/" + "/".join(quote(segment, safe="") for segment in segments)
-
-
-def _list_all(client: httpx.Client, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every item of a paged listing."""
-    items: list[dict[str, Any]] = []
-    while True:
-        page = _request(client, "GET", path, params={**params, "limit": _PAGE, "offset": len(items)})
-        items += page["data"]
-        if not page["data"] or len(items) >= page["count"]:
-            return items
 
 
 def _attributes(values: list[str] | None) -> dict[str, str]:
@@ -141,21 +50,13 @@ def _attributes(values: list[str] | None) -> dict[str, str]:
     return attributes
 
 
-def _without_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
 def _attribute_text(attributes: dict[str, str]) -> str:
     return ", ".join(f"{name}={value}" for name, value in sorted(attributes.items()))
 
 
 def _print_things(things: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        _print_json(things)
+        print_json(things)
         return
     table = Table("Thing", "Type", "Attributes", "Version")
     for thing in things:
@@ -170,7 +71,7 @@ def _print_things(things: list[dict[str, Any]], as_json: bool) -> None:
 
 def _print_groups(groups: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        _print_json(groups)
+        print_json(groups)
         return
     table = Table("Group", "Parent", "Kind", "Description", "Attributes", "Version")
     for group in groups:
@@ -191,7 +92,7 @@ def _show_one(
 ) -> None:
     """One resource: a JSON object, or a table of one row."""
     if as_json:
-        _print_json(item)
+        print_json(item)
     else:
         print_table([item], False)
 
@@ -208,11 +109,11 @@ def thing_create(
     data: DataOption = None,
 ) -> None:
     """Register a thing."""
-    body = _without_none(
+    body = without_none(
         {"thingName": name, "thingTypeName": thing_type, "attributes": _attributes(attribute)}
     )
-    with _client(api, data) as client:
-        thing = _request(client, "POST", "/things", json=body)
+    with api_client(api, data) as client:
+        thing = request(client, "POST", "/things", json=body)
     _show_one(thing, as_json, _print_things)
 
 
@@ -224,11 +125,11 @@ def thing_get(
     data: DataOption = None,
 ) -> None:
     """Describe a thing and the groups it belongs to."""
-    with _client(api, data) as client:
-        thing = _request(client, "GET", _path("things", name))
-        groups = _request(client, "GET", _path("things", name, "groups"))["data"]
+    with api_client(api, data) as client:
+        thing = request(client, "GET", api_path("things", name))
+        groups = request(client, "GET", api_path("things", name, "groups"))["data"]
     if as_json:
-        _print_json({**thing, "thingGroups": groups})
+        print_json({**thing, "thingGroups": groups})
         return
     _print_things([thing], as_json=False)
     if groups:
@@ -251,9 +152,9 @@ def thing_list(
     data: DataOption = None,
 ) -> None:
     """List things by name."""
-    params = _without_none({"namePrefix": prefix, "thingTypeName": thing_type})
-    with _client(api, data) as client:
-        things = _list_all(client, "/things", params)
+    params = without_none({"namePrefix": prefix, "thingTypeName": thing_type})
+    with api_client(api, data) as client:
+        things = list_all(client, "/things", params)
     _print_things(things, as_json)
 
 
@@ -275,7 +176,7 @@ def thing_update(
     data: DataOption = None,
 ) -> None:
     """Change a thing's attributes or type."""
-    body = _without_none(
+    body = without_none(
         {
             "attributes": _attributes(attribute) if attribute is not None else None,
             "merge": merge,
@@ -284,8 +185,8 @@ def thing_update(
             "expectedVersion": expected_version,
         }
     )
-    with _client(api, data) as client:
-        thing = _request(client, "PATCH", _path("things", name), json=body)
+    with api_client(api, data) as client:
+        thing = request(client, "PATCH", api_path("things", name), json=body)
     _show_one(thing, as_json, _print_things)
 
 
@@ -297,12 +198,12 @@ def thing_delete(
     data: DataOption = None,
 ) -> None:
     """Delete a thing and its memberships."""
-    with _client(api, data) as client:
-        _request(
+    with api_client(api, data) as client:
+        request(
             client,
             "DELETE",
-            _path("things", name),
-            params=_without_none({"expectedVersion": expected_version}),
+            api_path("things", name),
+            params=without_none({"expectedVersion": expected_version}),
         )
     typer.echo(f"Deleted thing {name}")
 
@@ -324,7 +225,7 @@ def group_create(
     data: DataOption = None,
 ) -> None:
     """Create a static thing group, or with --query a dynamic one."""
-    body = _without_none(
+    body = without_none(
         {
             "thingGroupName": name,
             "parentGroupName": parent,
@@ -333,8 +234,8 @@ def group_create(
             "queryString": query,
         }
     )
-    with _client(api, data) as client:
-        group = _request(client, "POST", "/thing-groups", json=body)
+    with api_client(api, data) as client:
+        group = request(client, "POST", "/thing-groups", json=body)
     _show_one(group, as_json, _print_groups)
 
 
@@ -346,8 +247,8 @@ def group_get(
     data: DataOption = None,
 ) -> None:
     """Describe a thing group."""
-    with _client(api, data) as client:
-        group = _request(client, "GET", _path("thing-groups", name))
+    with api_client(api, data) as client:
+        group = request(client, "GET", api_path("thing-groups", name))
     _show_one(group, as_json, _print_groups)
 
 
@@ -361,8 +262,8 @@ def group_list(
     data: DataOption = None,
 ) -> None:
     """List thing groups by name."""
-    with _client(api, data) as client:
-        groups = _list_all(client, "/thing-groups", _without_none({"parentGroupName": parent}))
+    with api_client(api, data) as client:
+        groups = list_all(client, "/thing-groups", without_none({"parentGroupName": parent}))
     _print_groups(groups, as_json)
 
 
@@ -374,9 +275,9 @@ def group_delete(
     data: DataOption = None,
 ) -> None:
     """Delete a thing group that has no child groups."""
-    params = _without_none({"expectedVersion": expected_version})
-    with _client(api, data) as client:
-        _request(client, "DELETE", _path("thing-groups", name), params=params)
+    params = without_none({"expectedVersion": expected_version})
+    with api_client(api, data) as client:
+        request(client, "DELETE", api_path("thing-groups", name), params=params)
     typer.echo(f"Deleted group {name}")
 
 
@@ -388,8 +289,8 @@ def group_add_thing(
     data: DataOption = None,
 ) -> None:
     """Add a thing to a static group."""
-    with _client(api, data) as client:
-        _request(client, "PUT", _path("thing-groups", group, "things", thing))
+    with api_client(api, data) as client:
+        request(client, "PUT", api_path("thing-groups", group, "things", thing))
     typer.echo(f"Added thing {thing} to group {group}")
 
 
@@ -401,8 +302,8 @@ def group_remove_thing(
     data: DataOption = None,
 ) -> None:
     """Remove a thing from a static group."""
-    with _client(api, data) as client:
-        _request(client, "DELETE", _path("thing-groups", group, "things", thing))
+    with api_client(api, data) as client:
+        request(client, "DELETE", api_path("thing-groups", group, "things", thing))
     typer.echo(f"Removed thing {thing} from group {group}")
 
 
@@ -415,8 +316,8 @@ def group_things(
     data: DataOption = None,
 ) -> None:
     """List the things of a group (a dynamic group's by its query)."""
-    with _client(api, data) as client:
-        things = _request(
-            client, "GET", _path("thing-groups", group, "things"), params={"recursive": recursive}
+    with api_client(api, data) as client:
+        things = request(
+            client, "GET", api_path("thing-groups", group, "things"), params={"recursive": recursive}
         )
     _print_things(things["data"], as_json)

@@ -6,12 +6,17 @@ directory, the database, the admin token, the certificate authority, the broker'
 the managed Mosquitto and the API (uvicorn), until SIGTERM or SIGINT; it stops the API first, so no request
 is half-answered while the broker goes, then the broker.
 
+The broker enforces what the store says through :class:`AuthorizationSync`: it renders the ACL and CRL before
+Mosquitto starts, and the API notifies it after every successful write request (:class:`_NotifyOnWrite`, one
+wrapper around the whole API rather than a hook in each route: any write may change authorization, a thing's
+attributes too through dynamic groups, and a sync with nothing changed costs one reload).
+
 Data directory layout::
 
     DIR/edgewise.db          the SQLite store (unless --database-url)
     DIR/admin-token          the first admin API token (0600)
     DIR/ca/ca.pem, ca.key    the certificate authority (key 0600)
-    DIR/broker/              Mosquitto's config, ACL, log, persistence, server.pem and server.key (0600)
+    DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600)
     DIR/cloud.json           the API URL, the MQTT endpoint and the CA file, for the CLI and for devices
 
 Usage::
@@ -39,6 +44,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgewise.cloud.app import create_app, initialize
 from edgewise.cloud.broker import (
@@ -46,9 +52,9 @@ from edgewise.cloud.broker import (
     DeviceListenerSettings,
     MosquittoBroker,
     WorkerListenerSettings,
-    write_acl,
 )
 from edgewise.cloud.broker.config import write_file_atomically
+from edgewise.cloud.broker.sync import AuthorizationSync
 from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.identity.service import CA_CERTIFICATE_FILE, load_or_create_ca
 from edgewise.cloud.settings import CloudSettings
@@ -58,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 BrokerMode = Literal["managed", "external"]
 ENDPOINTS_FILE = "cloud.json"
+CRL_FILE = "devices.crl"
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _API_START_TIMEOUT = 30.0
 _API_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
@@ -203,7 +211,11 @@ def prepare(options: ServerOptions) -> PreparedCloud:
         broker = BrokerSettings(
             data_dir=broker_dir,
             devices=DeviceListenerSettings(
-                port=options.mqtt_port, cafile=ca_file, certfile=certificate_file, keyfile=key_file
+                port=options.mqtt_port,
+                cafile=ca_file,
+                certfile=certificate_file,
+                keyfile=key_file,
+                crlfile=broker_dir / CRL_FILE,
             ),
             workers=WorkerListenerSettings.generate(_free_loopback_port()),
             # Started as root, Mosquitto would switch to the 'mosquitto' account, which cannot read the
@@ -262,6 +274,29 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> It
             loop.remove_signal_handler(number)
 
 
+class _NotifyOnWrite:
+    """ASGI wrapper calling ``notify`` after each write request the API answered with success."""
+
+    def __init__(self, app: ASGIApp, notify: Callable[[], None]) -> None:
+        self._app = app
+        self._notify = notify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS:
+            await self._app(scope, receive, send)
+            return
+        statuses: list[int] = []
+
+        async def send_recording_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            await send(message)
+
+        await self._app(scope, receive, send_recording_status)
+        if statuses and statuses[0] < 400:
+            self._notify()
+
+
 async def _wait_api_started(api: uvicorn.Server, serving: asyncio.Task[None]) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _API_START_TIMEOUT
@@ -292,15 +327,15 @@ async def serve(
     stop = stop or asyncio.Event()
     listening = _bind(settings.api_host, settings.api_port)
     broker = MosquittoBroker(cloud.broker) if cloud.broker is not None else None
+    api_app = create_app(settings)
+    sync: AuthorizationSync | None = None
     with listening, _stop_on_signals(asyncio.get_running_loop(), stop):
         if broker is not None:
-            assert cloud.broker is not None
-            # Only policies rendered by the identity domain grant topics; until then every device has none.
-            await asyncio.to_thread(write_acl, cloud.broker.acl_file, [])
-            await broker.start()
+            sync = AuthorizationSync(api_app.state.sessions, broker, api_app.state.certificate_authority)
+            await sync.start()
         try:
             config = uvicorn.Config(
-                create_app(settings),
+                api_app if sync is None else _NotifyOnWrite(api_app, sync.notify),
                 log_config=None,
                 access_log=False,
                 lifespan="on",
@@ -326,6 +361,8 @@ async def serve(
                     logger.warning("api-stop-slow timeout_s=%.0f; closing connections", _API_STOP_TIMEOUT)
                     api.force_exit = True
         finally:
+            if sync is not None:
+                await sync.close()
             if broker is not None:
                 logger.info("cloud-stopping stage=broker")
                 await broker.stop()

@@ -19,6 +19,7 @@ from edgewise.cloud.identity.ca import CertificateAuthority
 from edgewise.cloud.identity.certificates import CertificateStatus
 from edgewise.cloud.identity.models import Certificate, Policy
 from edgewise.cloud.identity.schemas import (
+    CaCertificatePublic,
     CertificateFromCsr,
     CertificateIssued,
     CertificatePublic,
@@ -88,6 +89,15 @@ def policy_public(policy: Policy) -> PolicyPublic:
         created_at=policy.created_at,
         updated_at=policy.updated_at,
     )
+
+
+# The certificate authority
+
+
+@router.get("/ca", tags=["certificates"])
+def get_ca_certificate(authority: AuthorityDep) -> CaCertificatePublic:
+    """The CA certificate that devices trust for the broker and that signs their certificates."""
+    return CaCertificatePublic(certificate_pem=authority.certificate_pem)
 
 
 # Certificates

@@ -84,6 +84,12 @@ class CertificateIssued(CertificatePublic):
     private_key: str | None
 
 
+class CaCertificatePublic(_Shape):
+    """The cloud's CA certificate (PEM), for devices to trust."""
+
+    certificate_pem: str
+
+
 class CertificatesPublic(_Shape):
     """A page of certificates and how many match in all."""
 
