@@ -25,6 +25,7 @@ from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import DeploymentService
 from edgewise.runtime.deployment.service import SERVICES
+from edgewise.runtime.files import write_atomically
 from edgewise.runtime.ipc.auth import TokenTable
 from edgewise.runtime.ipc.authorization import CLI_IDENTITY, Authorizer
 from edgewise.runtime.ipc.server import IpcServer
@@ -205,12 +206,7 @@ class Kernel:
             "cli_auth_token": self.tokens.issue(CLI_IDENTITY),
             "domain_socket_path": str(self.paths.ipc_socket),
         }
-        path = self.paths.cli_token_file
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(info, handle)
-        tmp.replace(path)
+        write_atomically(self.paths.cli_token_file, json.dumps(info).encode("utf-8"), mode=0o600)
 
     async def stop(self) -> None:
         """Shut down in stages: no new deployments, components (dependents first), IPC, store."""

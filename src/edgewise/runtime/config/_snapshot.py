@@ -12,38 +12,15 @@ Keys starting with ``_`` are left out: they live in memory only.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from edgewise.runtime.config._tree import Branch, Leaf, Node, build
 from edgewise.runtime.config._types import ConfigPath
 from edgewise.runtime.config.errors import ConfigError
+from edgewise.runtime.files import write_atomically
 
 _FORMAT = 1
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
-
-    Blocks: writes a temporary file beside it, fsyncs it, renames it over ``path``, fsyncs the folder.
-    """
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    sync_directory(path.parent)
-
-
-def sync_directory(directory: Path) -> None:
-    """Make a rename or a file creation in ``directory`` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def write_snapshot(path: Path, root: Branch) -> None:

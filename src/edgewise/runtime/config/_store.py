@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from edgewise.runtime.config._pointer import parse_pointer
-from edgewise.runtime.config._snapshot import read_snapshot, sync_directory, write_atomically, write_snapshot
+from edgewise.runtime.config._snapshot import read_snapshot, write_snapshot
 from edgewise.runtime.config._tlog import TransactionLog, read_log, record_line
 from edgewise.runtime.config._tree import (
     Branch,
@@ -57,6 +57,7 @@ from edgewise.runtime.config._tree import (
 )
 from edgewise.runtime.config._types import ConfigChange, ConfigPath
 from edgewise.runtime.config.errors import ConfigError, StaleUpdateError
+from edgewise.runtime.files import sync_directory, write_atomically
 
 logger = logging.getLogger(__name__)
 

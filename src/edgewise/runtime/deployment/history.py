@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from edgewise.runtime.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +103,7 @@ class DeploymentRecord:
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Write JSON so that a crash leaves either the old file or the new one. Blocks."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, separators=(",", ":"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
 
 
 class DeploymentHistory:

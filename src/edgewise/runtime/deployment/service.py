@@ -237,18 +237,12 @@ class DeploymentService:
         previous = self._read_tree()
         try:
             planned = await asyncio.to_thread(self._prepare, document, previous)
-        except DeploymentError as exc:
-            self._finish(
-                document,
-                DeploymentStatus.FAILED,
-                DetailedStatus.FAILED_NO_STATE_CHANGE,
-                cause=str(exc),
-                error_types=exc.error_types,
-            )
-            return
-        try:
             for hook in self._hooks:
                 planned = hook.prepare(document, planned)
+            for hook in self._hooks:
+                rejection = await hook.validate(document, planned["services"])
+                if rejection:
+                    raise DeploymentError(rejection, error_types=("COMPONENT_CONFIGURATION_REJECTED",))
         except DeploymentError as exc:
             self._finish(
                 document,
@@ -258,17 +252,6 @@ class DeploymentService:
                 error_types=exc.error_types,
             )
             return
-        for hook in self._hooks:
-            rejection = await hook.validate(document, planned["services"])
-            if rejection:
-                self._finish(
-                    document,
-                    DeploymentStatus.FAILED,
-                    DetailedStatus.FAILED_NO_STATE_CHANGE,
-                    cause=rejection,
-                    error_types=("COMPONENT_CONFIGURATION_REJECTED",),
-                )
-                return
         if document.notify_components:
             for hook in self._hooks:
                 await hook.before_update(document)

@@ -6,10 +6,10 @@ Format: ``{"metrics": [{"component", "name", "unit", "latest", "count", "sum", "
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from edgewise.runtime.files import write_atomically
 from edgewise.runtime.metrics._registry import MetricSummary
 from edgewise.runtime.metrics.errors import MetricError
 
@@ -23,12 +23,7 @@ def save_metrics(path: Path, summaries: Iterable[MetricSummary]) -> None:
     """Replace ``path`` with ``summaries`` so that a reader sees either the old file or the new one. Blocks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"metrics": [summary.to_json() for summary in summaries]}, indent=1)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    write_atomically(path, text.encode("utf-8"))
 
 
 def load_metrics(path: Path) -> list[MetricSummary]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from edgewise.runtime.files import write_atomically
 from edgewise.runtime.secrets._config import SecretVersion
 from edgewise.runtime.secrets._crypto import SecretCipher, load_or_create_key
 from edgewise.runtime.secrets.errors import SecretStoreError
@@ -106,16 +106,5 @@ class SecretStore:
         logger.info("Stored version %s of secret %s", version.version_id, version.arn)
 
     def _write(self, values: dict[str, dict[str, Any]]) -> None:
-        path = self.directory / VALUES_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"format": _FORMAT, "values": values}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        document = json.dumps({"format": _FORMAT, "values": values})
+        write_atomically(self.directory / VALUES_FILE, document.encode("utf-8"), mode=0o600)
