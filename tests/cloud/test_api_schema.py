@@ -30,6 +30,8 @@ SEMANTIC_BODIES = {
     "POST /api/v1/certificates",
     "POST /api/v1/policies",
     "PATCH /api/v1/policies/{policyName}",
+    "POST /api/v1/provisioning-templates",
+    "PATCH /api/v1/provisioning-templates/{templateName}",
 }
 
 

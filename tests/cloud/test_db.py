@@ -34,7 +34,7 @@ def test_upgrade_when_already_at_head_changes_nothing(database_url: str) -> None
             revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     finally:
         engine.dispose()
-    assert revision == "0002"
+    assert revision == "0003"
 
 
 def test_sqlite_connections_use_wal_and_enforce_foreign_keys(tmp_path: object) -> None:

@@ -41,6 +41,7 @@ from edgewise.cloud.errors import (
 )
 from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
+from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.settings import CloudSettings
 
@@ -194,7 +195,13 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
-    for router in (_health_router(), auth_routes.router, registry_routes.router, identity_routes.router):
+    for router in (
+        _health_router(),
+        auth_routes.router,
+        registry_routes.router,
+        identity_routes.router,
+        provisioning_routes.router,
+    ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     return app
 

@@ -9,7 +9,8 @@ is half-answered while the broker goes, then the broker.
 The broker enforces what the store says through :class:`AuthorizationSync`: it renders the ACL and CRL before
 Mosquitto starts, and the API notifies it after every successful write request (:class:`_NotifyOnWrite`, one
 wrapper around the whole API rather than a hook in each route: any write may change authorization, a thing's
-attributes too through dynamic groups, and a sync with nothing changed costs one reload).
+attributes too through dynamic groups, and a sync with nothing changed costs one reload). The provisioning
+worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too.
 
 Data directory layout::
 
@@ -57,6 +58,7 @@ from edgewise.cloud.broker.config import write_file_atomically
 from edgewise.cloud.broker.sync import AuthorizationSync
 from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.identity.service import CA_CERTIFICATE_FILE, load_or_create_ca
+from edgewise.cloud.provisioning.worker import ProvisioningWorker
 from edgewise.cloud.settings import CloudSettings
 from edgewise.errors import EdgewiseError
 
@@ -329,11 +331,20 @@ async def serve(
     broker = MosquittoBroker(cloud.broker) if cloud.broker is not None else None
     api_app = create_app(settings)
     sync: AuthorizationSync | None = None
+    provisioning: ProvisioningWorker | None = None
     with listening, _stop_on_signals(asyncio.get_running_loop(), stop):
         if broker is not None:
             sync = AuthorizationSync(api_app.state.sessions, broker, api_app.state.certificate_authority)
             await sync.start()
         try:
+            if broker is not None and sync is not None and broker.settings.workers is not None:
+                provisioning = ProvisioningWorker(
+                    api_app.state.sessions,
+                    api_app.state.certificate_authority,
+                    broker.settings.workers,
+                    on_registered=sync.notify,
+                )
+                await provisioning.start()
             config = uvicorn.Config(
                 api_app if sync is None else _NotifyOnWrite(api_app, sync.notify),
                 log_config=None,
@@ -361,6 +372,8 @@ async def serve(
                     logger.warning("api-stop-slow timeout_s=%.0f; closing connections", _API_STOP_TIMEOUT)
                     api.force_exit = True
         finally:
+            if provisioning is not None:
+                await provisioning.close()
             if sync is not None:
                 await sync.close()
             if broker is not None:

@@ -3,16 +3,19 @@
 A thing's policies are those attached to its ACTIVE certificates plus those attached to every group it
 belongs to (static groups, their ancestors, and matching dynamic groups). A thing without an ACTIVE
 certificate, or whose policies do not let it connect with its own name as client id, gets no permissions.
+Certificates made before their thing existed (provisioning by claim) carry a CN other than the thing name;
+the broker knows such a device by that CN, so the ACL repeats the thing's permissions under it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker.acl import DevicePermissions
+from edgewise.cloud.broker.acl import THING_NAME, DevicePermissions
 from edgewise.cloud.identity.certificates import CertificateStatus
 from edgewise.cloud.identity.models import (
     Certificate,
@@ -70,7 +73,12 @@ def device_permissions(session: Session, thing_name: str) -> DevicePermissions |
 
 
 def all_device_permissions(session: Session) -> list[DevicePermissions]:
-    """The permissions of every thing that may connect, by thing name (what the ACL file holds)."""
+    """The permissions of every device that may connect, by the CN it connects with (what the ACL holds).
+
+    A thing's permissions go to its name and to the CN of each of its ACTIVE certificates issued before the
+    thing existed (provisioning by claim); an ACTIVE certificate attached to no thing gets what its own
+    policies grant with its CN as client id and thing name (claim certificates).
+    """
     names = session.scalars(
         sa.select(Thing.name)
         .where(
@@ -82,8 +90,58 @@ def all_device_permissions(session: Session) -> list[DevicePermissions]:
         )
         .order_by(Thing.name)
     )
-    found = [device_permissions(session, name) for name in list(names)]
-    return [permissions for permissions in found if permissions is not None]
+    found: list[DevicePermissions] = []
+    for name in list(names):
+        permissions = device_permissions(session, name)
+        if permissions is None:
+            continue
+        found.append(permissions)
+        thing = registry.get_thing(session, name)
+        found += [
+            replace(permissions, thing_name=common_name)
+            for common_name in _active_common_names(session, thing)
+            if common_name != name and THING_NAME.fullmatch(common_name)
+        ]
+    found += _unattached_certificate_permissions(session)
+    return found
+
+
+def _active_common_names(session: Session, thing: Thing) -> list[str]:
+    return list(
+        session.scalars(
+            sa.select(Certificate.common_name)
+            .join(ThingPrincipal, ThingPrincipal.certificate_id == Certificate.id)
+            .where(ThingPrincipal.thing_id == thing.id, Certificate.status == CertificateStatus.ACTIVE)
+            .order_by(Certificate.common_name)
+        )
+    )
+
+
+def _unattached_certificate_permissions(session: Session) -> list[DevicePermissions]:
+    certificates = session.scalars(
+        sa.select(Certificate)
+        .where(
+            Certificate.status == CertificateStatus.ACTIVE,
+            Certificate.id.not_in(sa.select(ThingPrincipal.certificate_id)),
+        )
+        .order_by(Certificate.common_name)
+    )
+    found: list[DevicePermissions] = []
+    for certificate in list(certificates):
+        if not THING_NAME.fullmatch(certificate.common_name):
+            continue
+        documents = session.scalars(
+            sa.select(Policy.document)
+            .join(PolicyCertificateAttachment, PolicyCertificateAttachment.policy_id == Policy.id)
+            .where(PolicyCertificateAttachment.certificate_id == certificate.id)
+            .order_by(Policy.name)
+        )
+        rendered = render_for_thing(
+            [parse_policy(document) for document in documents], certificate.common_name
+        )
+        if rendered.can_connect:
+            found.append(to_device_permissions(rendered))
+    return found
 
 
 def to_device_permissions(rendered: ThingPermissions) -> DevicePermissions:

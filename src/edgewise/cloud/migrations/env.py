@@ -8,6 +8,7 @@ from alembic import context
 from edgewise.cloud.auth import models as _auth_models  # noqa: F401
 from edgewise.cloud.db import Base, create_database_engine
 from edgewise.cloud.identity import models as _identity_models  # noqa: F401
+from edgewise.cloud.provisioning import models as _provisioning_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
 
 

@@ -1,0 +1,1 @@
+"""Fleet provisioning by claim: provisioning templates, certificate ownership tokens, and RegisterThing."""

@@ -1,0 +1,178 @@
+"""The provisioning worker on a real Mosquitto: AWS's topics and payloads for create, create-from-csr and
+RegisterThing, rejections with AWS's error shape, and the registration notice.
+
+The requesting client connects on the worker listener (password, every topic): the device-side ACL for
+claim certificates is not part of this slice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgewise.cloud.broker import BrokerSettings, MosquittoBroker
+from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
+from edgewise.cloud.identity import CertificateAuthority, CertificateStatus
+from edgewise.cloud.identity import service as identity
+from edgewise.cloud.provisioning import service
+from edgewise.cloud.provisioning.worker import ProvisioningWorker
+from edgewise.cloud.registry import service as registry
+from tests.cloud.broker.clients import TestClient
+from tests.cloud.broker.conftest import authority, broker, eventually, settings  # noqa: F401
+from tests.cloud.test_provisioning_service import DEVICE_POLICY, fleet_template
+
+CREATE = "$aws/certificates/create/json"
+CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
+PROVISION = "$aws/provisioning-templates/fleet/provision/json"
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'edgewise.db'}"
+    upgrade_database(url)
+    engine = create_database_engine(url)
+    factory = create_session_factory(engine)
+    with factory() as session:
+        identity.create_policy(session, "device", DEVICE_POLICY)
+        registry.create_group(session, "fleet")
+        service.create_template(session, "fleet", fleet_template())
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+async def registrations(
+    broker: MosquittoBroker,  # noqa: F811
+    sessions: sessionmaker[Session],
+) -> AsyncIterator[list[None]]:
+    """Starts a worker; the list grows by one on each registration notice."""
+    notices: list[None] = []
+    assert broker.settings.workers is not None
+    worker = ProvisioningWorker(
+        sessions,
+        CertificateAuthority.create("Cloud CA"),
+        broker.settings.workers,
+        on_registered=lambda: notices.append(None),
+    )
+    await worker.start()
+    try:
+        yield notices
+    finally:
+        await worker.close()
+
+
+@pytest.fixture
+async def device(
+    settings: BrokerSettings,  # noqa: F811
+    registrations: list[None],
+) -> AsyncIterator[TestClient]:
+    """A client for the requests, once broker and worker run."""
+    assert settings.workers is not None
+    client = TestClient(
+        settings.workers.port,
+        "claim-device",
+        credentials=(settings.workers.username, settings.workers.password),
+    )
+    assert await asyncio.to_thread(client.start)
+    for request in (CREATE, CREATE_FROM_CSR, PROVISION):
+        await asyncio.to_thread(client.subscribe, f"{request}/accepted", f"{request}/rejected")
+    yield client
+    await asyncio.to_thread(client.close)
+
+
+async def request(client: TestClient, topic: str, payload: bytes) -> tuple[str, dict[str, Any]]:
+    """Publish ``payload`` on ``topic`` and return the outcome and body of the first reply."""
+    seen = len(client.topics())
+    await asyncio.to_thread(client.publish, topic, payload)
+    replies = await eventually(
+        lambda: [m for m in client.messages[seen:] if m.topic.startswith(topic + "/")],
+        what=f"reply to {topic}",
+    )
+    body: dict[str, Any] = json.loads(replies[0].payload)
+    return replies[0].topic.rsplit("/", 1)[1], body
+
+
+async def test_create_keys_then_register_thing(
+    device: TestClient, registrations: list[None], sessions: sessionmaker[Session]
+) -> None:
+    outcome, created = await request(device, CREATE, b"{}")
+    assert outcome == "accepted"
+    assert set(created) == {"certificateId", "certificatePem", "privateKey", "certificateOwnershipToken"}
+    key = serialization.load_pem_private_key(created["privateKey"].encode(), None)
+    certificate = x509.load_pem_x509_certificate(created["certificatePem"].encode())
+    assert certificate.public_key() == key.public_key()
+
+    outcome, registered = await request(
+        device,
+        PROVISION,
+        json.dumps(
+            {
+                "certificateOwnershipToken": created["certificateOwnershipToken"],
+                "parameters": {"SerialNumber": "9"},
+            }
+        ).encode(),
+    )
+
+    assert (outcome, registered) == (
+        "accepted",
+        {"thingName": "sensor-9", "deviceConfiguration": {"serial": "9"}},
+    )
+    await eventually(lambda: registrations, what="the registration notice")
+    with sessions() as session:
+        stored = identity.get_certificate(session, created["certificateId"])
+        assert stored.status is CertificateStatus.ACTIVE
+
+
+async def test_create_from_csr_returns_no_private_key(device: TestClient, registrations: list[None]) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    outcome, created = await request(
+        device, CREATE_FROM_CSR, json.dumps({"certificateSigningRequest": csr}).encode()
+    )
+    assert outcome == "accepted"
+    assert set(created) == {"certificateId", "certificatePem", "certificateOwnershipToken"}
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "status", "code"),
+    [
+        (PROVISION, b'{"certificateOwnershipToken": ""}', 400, "InvalidCertificateOwnershipToken"),
+        (PROVISION, b'{"certificateOwnershipToken": "forged"}', 400, "InvalidCertificateOwnershipToken"),
+        (PROVISION, b"not json", 400, "InvalidPayload"),
+        (CREATE_FROM_CSR, b'{"certificateSigningRequest": "garbage"}', 400, "InvalidParameters"),
+        (
+            "$aws/provisioning-templates/other/provision/json",
+            b'{"certificateOwnershipToken": "x"}',
+            404,
+            None,
+        ),
+    ],
+)
+async def test_bad_requests_are_rejected_with_the_aws_error_shape(
+    device: TestClient, registrations: list[None], topic: str, payload: bytes, status: int, code: str | None
+) -> None:
+    if not topic.startswith(PROVISION) and topic.startswith("$aws/provisioning-templates/"):
+        await asyncio.to_thread(device.subscribe, f"{topic}/rejected")
+    outcome, rejected = await request(device, topic, payload)
+    assert outcome == "rejected"
+    assert set(rejected) == {"statusCode", "errorCode", "errorMessage"}
+    assert rejected["statusCode"] == status
+    if code is not None:
+        assert rejected["errorCode"] == code
+    assert registrations == []
