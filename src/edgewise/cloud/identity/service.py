@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from edgewise.cloud.errors import (
     NotFoundError,
 )
 from edgewise.cloud.identity.ca import CertificateAuthority
-from edgewise.cloud.identity.certificates import CertificateStatus, IssuedCertificate, change_status
+from edgewise.cloud.identity.certificates import CertificateStatus, change_status
 from edgewise.cloud.identity.errors import CertificateError, CertificateStatusError, PolicyError
 from edgewise.cloud.identity.models import (
     Certificate,
@@ -142,21 +143,14 @@ def create_certificate(
         common_name = thing.name
     else:
         common_name = _UNASSIGNED_PREFIX + secrets.token_hex(8)
-    try:
-        if csr_pem is None:
-            issued, private_key_pem = authority.issue_with_new_key(common_name, valid_days=valid_days)
-        else:
-            issued, private_key_pem = (
-                authority.sign_csr(csr_pem, common_name=common_name, valid_days=valid_days),
-                None,
-            )
-    except CertificateError as exc:
-        field = {"csr": "csr", "valid_days": "validDays", "common_name": "thingName"}.get(
-            exc.field, exc.field
-        )
-        raise InvalidRequestError(field, exc.problem) from exc
-    certificate = _store(
-        session, issued, CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE
+    certificate, private_key_pem = issue_certificate(
+        session,
+        authority,
+        common_name,
+        CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE,
+        csr_pem=csr_pem,
+        valid_days=valid_days,
+        fields={"valid_days": "validDays", "common_name": "thingName"},
     )
     if thing is not None:
         session.add(ThingPrincipal(thing_id=thing.id, certificate_id=certificate.id))
@@ -172,7 +166,31 @@ def create_certificate(
     return CreatedCertificate(certificate, private_key_pem)
 
 
-def _store(session: Session, issued: IssuedCertificate, status: CertificateStatus) -> Certificate:
+def issue_certificate(
+    session: Session,
+    authority: CertificateAuthority,
+    common_name: str,
+    status: CertificateStatus,
+    *,
+    csr_pem: str | None = None,
+    valid_days: int = DEFAULT_VALID_DAYS,
+    fields: Mapping[str, str] | None = None,
+) -> tuple[Certificate, str | None]:
+    """Issue and store (not commit) a certificate for ``common_name``: for the key in ``csr_pem``, or with a
+    new key pair whose private key is returned (once; it is never stored).
+
+    Raises:
+        InvalidRequestError: the CSR or a value is refused; ``fields`` maps the CA's field names to the
+            caller's request field names.
+    """
+    try:
+        if csr_pem is None:
+            issued, private_key_pem = authority.issue_with_new_key(common_name, valid_days=valid_days)
+        else:
+            issued = authority.sign_csr(csr_pem, common_name=common_name, valid_days=valid_days)
+            private_key_pem = None
+    except CertificateError as exc:
+        raise InvalidRequestError((fields or {}).get(exc.field, exc.field), exc.problem) from exc
     certificate = Certificate(
         certificate_id=issued.certificate_id,
         pem=issued.certificate_pem,
@@ -183,7 +201,7 @@ def _store(session: Session, issued: IssuedCertificate, status: CertificateStatu
     )
     session.add(certificate)
     session.flush()
-    return certificate
+    return certificate, private_key_pem
 
 
 def get_certificate(session: Session, certificate_id: str) -> Certificate:

@@ -32,7 +32,6 @@ from edgewise.cloud.errors import AlreadyExistsError, ConflictError, InvalidRequ
 from edgewise.cloud.identity import service as identity
 from edgewise.cloud.identity.ca import CertificateAuthority
 from edgewise.cloud.identity.certificates import CertificateStatus
-from edgewise.cloud.identity.errors import CertificateError
 from edgewise.cloud.identity.models import Certificate, ThingPrincipal
 from edgewise.cloud.provisioning.models import OwnershipToken, ProvisioningTemplate
 from edgewise.cloud.registry import rules
@@ -361,37 +360,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue(
-    session: Session,
-    authority: CertificateAuthority,
-    common_name: str,
-    status: CertificateStatus,
-    *,
-    csr_pem: str | None = None,
-    valid_days: int = identity.DEFAULT_VALID_DAYS,
-) -> tuple[Certificate, str | None]:
-    try:
-        if csr_pem is None:
-            issued, private_key_pem = authority.issue_with_new_key(common_name, valid_days=valid_days)
-        else:
-            issued = authority.sign_csr(csr_pem, common_name=common_name, valid_days=valid_days)
-            private_key_pem = None
-    except CertificateError as exc:
-        field_name = {"csr": "certificateSigningRequest"}.get(exc.field, exc.field)
-        raise InvalidRequestError(field_name, exc.problem) from exc
-    certificate = Certificate(
-        certificate_id=issued.certificate_id,
-        pem=issued.certificate_pem,
-        serial_hex=issued.serial_hex,
-        common_name=issued.common_name,
-        status=status,
-        not_after=issued.not_after,
-    )
-    session.add(certificate)
-    session.flush()
-    return certificate, private_key_pem
-
-
 def create_claim_certificate(
     session: Session,
     authority: CertificateAuthority,
@@ -405,7 +373,7 @@ def create_claim_certificate(
     """
     for policy in policy_names:
         identity.get_policy(session, policy)
-    certificate, private_key_pem = _issue(
+    certificate, private_key_pem = identity.issue_certificate(
         session,
         authority,
         CLAIM_PREFIX + secrets.token_hex(12),
@@ -431,8 +399,13 @@ def create_claimed_certificate(
     Its CN is ``device-<hex>``: the thing is not known yet, and the gateway grants the thing's permissions
     to that CN once RegisterThing attaches it.
     """
-    certificate, private_key_pem = _issue(
-        session, authority, DEVICE_PREFIX + secrets.token_hex(12), CertificateStatus.INACTIVE, csr_pem=csr_pem
+    certificate, private_key_pem = identity.issue_certificate(
+        session,
+        authority,
+        DEVICE_PREFIX + secrets.token_hex(12),
+        CertificateStatus.INACTIVE,
+        csr_pem=csr_pem,
+        fields={"csr": "certificateSigningRequest"},
     )
     token = secrets.token_urlsafe(32)
     expires_at = (now or utcnow()) + OWNERSHIP_TOKEN_LIFETIME
