@@ -109,7 +109,7 @@ def upgrade_database(url: str) -> None:
     """Create or migrate the database at ``url`` to the latest schema. Blocks; idempotent."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
     logger.info(
         "database-upgraded", extra={"database": sa.make_url(url).render_as_string(hide_password=True)}
     )

@@ -190,9 +190,10 @@ class Kernel:
         self.reconcile()
         self.store.subscribe((), self._on_change)
         self.deployments.start()
-        await asyncio.to_thread(self._write_cli_token)
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
+        # Written last: the CLI token is what tools and tests wait for before they talk to the runtime.
+        await asyncio.to_thread(self._write_cli_token)
         logger.info(
             "Runtime started at %s (thing %s, platform %s)",
             self.paths.root,

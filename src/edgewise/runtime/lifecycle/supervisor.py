@@ -100,10 +100,13 @@ class LifecycleSupervisor:
     ) -> dict[str, ComponentState]:
         """Wait until each named component is RUNNING, FINISHED or BROKEN with no request pending, or
         until ``timeout`` seconds pass; return their states either way. Components that are not (or no
-        longer) supervised count as settled and are left out of the result."""
+        longer) supervised count as settled and are left out of the result. Components being removed must
+        be gone too: a deployment is not done while a component it removed still runs."""
         wanted = list(names)
 
         def settled() -> bool:
+            if any(service.leaving for service in self._services.values()):
+                return False
             return all(name not in self._services or self._services[name].settled for name in wanted)
 
         await self._wait_until(settled, timeout)
