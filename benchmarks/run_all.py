@@ -1,5 +1,5 @@
-"""Run every runtime and MQTT gateway benchmark with its default parameters and print the results
-(``make bench``, about 10 minutes; ``--quick`` shortens the pub/sub memory run).
+"""Run every runtime, MQTT gateway and artifact download benchmark with its default parameters and print
+the results (``make bench``, about 10 minutes; ``--quick`` shortens the pub/sub memory run).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+import artifact_download
 import gateway_connect
 import gateway_publish
 import pubsub_fanout
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         benchmark.main([])
         print()
     pubsub_memory.main(["--count", "100000"] if args.quick else [])
-    for benchmark in (gateway_connect, gateway_publish):
+    for benchmark in (gateway_connect, gateway_publish, artifact_download):
         print()
         benchmark.main([])
 

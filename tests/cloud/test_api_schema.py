@@ -21,7 +21,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _APP)
 
 
 # Bodies with rules JSON Schema cannot state (the dynamic-group query grammar, removeThingType together with
-# thingTypeName, a CSR's PEM, a policy document's JSON): schema-valid requests may rightly be refused there,
+# thingTypeName, a CSR's PEM, a policy document's JSON, a deployment's merge document and published versions, a target that names both a thing and a group): schema-valid requests may rightly be refused there,
 # every other check still applies.
 SEMANTIC_BODIES = {
     "PATCH /api/v1/things/{thingName}",
@@ -32,6 +32,11 @@ SEMANTIC_BODIES = {
     "PATCH /api/v1/policies/{policyName}",
     "POST /api/v1/provisioning-templates",
     "PATCH /api/v1/provisioning-templates/{templateName}",
+    "POST /api/v1/components",
+    "PUT /api/v1/artifacts/{sha256}",
+    "POST /api/v1/jobs",
+    "POST /api/v1/deployments",
+    "GET /api/v1/deployments",
 }
 
 

@@ -1,21 +1,38 @@
-"""The gateway enforces what the store says: policies attached through the API reach the broker, and a
-revoked certificate's device is disconnected and kept out, in a real ``edgewise cloud up``."""
+"""The gateway enforces what the store says: policies attached through the API (to certificates or to thing
+groups, inherited down the hierarchy) reach the broker, and a revoked certificate's device is disconnected and
+kept out, in a real ``edgewise cloud up``. Then :class:`AuthorizationSync` on its own, with a real Mosquitto:
+back-off while the store or the broker fails, and the CRL renewed before it expires (injected clock)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import datetime
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.sync import AuthorizationSnapshot
+from edgewise.cloud.broker import BrokerConfigError, MosquittoBroker
+from edgewise.cloud.broker.sync import AuthorizationSnapshot, AuthorizationSync, SyncRetryPolicy
+from edgewise.cloud.db import create_database_engine, create_session_factory
+from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.identity.certificates import CertificateStatus
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
+from edgewise.cloud.registry import service as registry
+from edgewise.cloud.server import PreparedCloud, ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient, try_connect
+from tests.cloud.broker.conftest import eventually
 from tests.cloud.broker.pki import Identity
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import wait_until
+from tests.integration.mosquitto import free_port, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +163,241 @@ def test_devices_that_lost_an_active_certificate_or_every_permission_are_dropped
     after = snapshot({"1": ("A", revoked), "2": ("B", active), "3": ("C", active)}, {"B", "C"})
     assert after.dropped_since(before) == ["A", "E"]
     assert after.dropped_since(after) == []
+
+
+def fleet_policy(prefix: str) -> str:
+    """A policy document letting a device use ``<prefix>/<its thing name>/...``, and nothing else."""
+    own = f"{prefix}/${{iot:Connection.Thing.ThingName}}/*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": f"arn:aws:iot:*:*:topic/{own}",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": f"arn:aws:iot:*:*:topicfilter/{own}",
+                },
+            ],
+        }
+    )
+
+
+def may_publish(device: TestClient, topic: str) -> bool:
+    """Whether the broker accepts a QoS 1 publish to ``topic`` (Mosquitto answers 'not authorized' else)."""
+    return not device.publish(topic).is_failure
+
+
+def test_group_membership_and_hierarchy_changes_reach_the_broker(cloud: CloudProcess, tmp_path: Path) -> None:
+    with cloud.api(cloud.admin_token) as admin:
+        _, identity = enroll(cloud, admin, "G", tmp_path / "G")
+        wait_until(lambda: acl_grants(cloud, "G"), what="G in the broker's ACL")
+        for name in ("fleet", "zone"):
+            created = admin.post("/policies", json={"policyName": name, "policyDocument": fleet_policy(name)})
+            assert created.status_code == 201, created.text
+        for group, parent in (("plant", None), ("line-a", "plant"), ("annex", None)):
+            created = admin.post("/thing-groups", json={"thingGroupName": group, "parentGroupName": parent})
+            assert created.status_code == 201, created.text
+        assert admin.put("/policies/fleet/targets/thing-groups/plant").status_code == 204
+
+        with TestClient(cloud.mqtt_port, "G", identity=identity) as device:
+            assert device.start()
+            assert not may_publish(device, "fleet/G/telemetry")
+
+            # Joining a child group of the one the policy is attached to: the policy is inherited.
+            assert admin.put("/thing-groups/line-a/things/G").status_code == 204
+            wait_until(lambda: may_publish(device, "fleet/G/telemetry"), what="G to inherit 'fleet'")
+            device.subscribe("fleet/G/#")
+            device.publish("fleet/G/delivered")
+            device.wait_for("fleet/G/delivered")
+
+            assert admin.delete("/thing-groups/line-a/things/G").status_code == 204
+            wait_until(lambda: not may_publish(device, "fleet/G/telemetry"), what="G to lose 'fleet'")
+
+            # The hierarchy changes: line-a is made again under annex, which has no policy until one is attached.
+            assert admin.delete("/thing-groups/line-a").status_code == 204
+            moved = admin.post("/thing-groups", json={"thingGroupName": "line-a", "parentGroupName": "annex"})
+            assert moved.status_code == 201, moved.text
+            assert admin.put("/thing-groups/line-a/things/G").status_code == 204
+            assert admin.put("/thing-groups/plant/things/G").status_code == 204
+            wait_until(lambda: may_publish(device, "fleet/G/telemetry"), what="G to get 'fleet' from plant")
+            assert admin.delete("/thing-groups/plant/things/G").status_code == 204
+            wait_until(lambda: not may_publish(device, "fleet/G/telemetry"), what="G to lose plant's 'fleet'")
+            assert admin.put("/policies/fleet/targets/thing-groups/annex").status_code == 204
+            wait_until(
+                lambda: may_publish(device, "fleet/G/telemetry"), what="G to inherit 'fleet' from annex"
+            )
+
+            # A dynamic group follows the thing's attributes.
+            dynamic = admin.post(
+                "/thing-groups", json={"thingGroupName": "blue", "queryString": "attributes.zone:blue"}
+            )
+            assert dynamic.status_code == 201, dynamic.text
+            assert admin.put("/policies/zone/targets/thing-groups/blue").status_code == 204
+            assert not may_publish(device, "zone/G/telemetry")
+            assert admin.patch("/things/G", json={"attributes": {"zone": "blue"}}).status_code == 200
+            wait_until(
+                lambda: may_publish(device, "zone/G/telemetry"), what="G to join 'blue' and get 'zone'"
+            )
+
+            # Its own topics never changed, so the device was never disconnected.
+            assert device.disconnects == []
+
+
+class Clock:
+    """A settable UTC clock for the CA and the sync."""
+
+    def __init__(self) -> None:
+        self.now = datetime.datetime.now(datetime.UTC)
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+
+class FlakyStore:
+    """A session factory whose database can be made unavailable, as a restarting PostgreSQL would be."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self.down = False
+
+    def __call__(self) -> Session:
+        if self.down:
+            raise sa.exc.OperationalError(
+                "SELECT 1", {}, ConnectionRefusedError("the database is restarting")
+            )
+        return self._sessions()
+
+
+@dataclass
+class SyncParts:
+    """A prepared data directory's store, CA (on ``clock``) and managed broker, not yet started."""
+
+    cloud: PreparedCloud
+    store: FlakyStore
+    authority: CertificateAuthority
+    broker: MosquittoBroker
+    clock: Clock
+
+    def sync(self, **options: Any) -> AuthorizationSync:
+        return AuthorizationSync(self.store, self.broker, self.authority, clock=self.clock, **options)
+
+    def crl_next_update(self) -> datetime.datetime:
+        crl_file = self.broker.settings.devices.crlfile
+        assert crl_file is not None
+        next_update = x509.load_pem_x509_crl(crl_file.read_bytes()).next_update_utc
+        assert next_update is not None
+        return next_update
+
+
+@pytest.fixture
+async def parts(tmp_path: Path) -> AsyncIterator[SyncParts]:
+    cloud = await asyncio.to_thread(prepare, ServerOptions(data_dir=tmp_path / "data", mqtt_port=free_port()))
+    assert cloud.broker is not None
+    engine = create_database_engine(cloud.settings.database_url)
+    clock = Clock()
+    ca_dir = cloud.settings.data_dir / "ca"
+    authority = CertificateAuthority.load(
+        (ca_dir / "ca.pem").read_text(), (ca_dir / "ca.key").read_text(), clock=clock
+    )
+    broker = MosquittoBroker(cloud.broker)
+    try:
+        yield SyncParts(cloud, FlakyStore(create_session_factory(engine)), authority, broker, clock)
+    finally:
+        await broker.stop()
+        engine.dispose()
+
+
+def test_retry_delays_double_up_to_the_cap_with_at_most_ten_percent_jitter() -> None:
+    policy = SyncRetryPolicy(base_delay=1.0, max_delay=8.0)
+    for failures, base in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0), (10_000, 8.0)):
+        assert base <= policy.delay(failures) <= base * 1.1
+    with pytest.raises(BrokerConfigError, match="base_delay"):
+        SyncRetryPolicy(base_delay=2.0, max_delay=1.0)
+
+
+def sync_log(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.getMessage().startswith(event)]
+
+
+async def test_sync_retries_with_back_off_while_the_database_is_down_and_logs_the_streak_once(
+    parts: SyncParts, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="edgewise.cloud.broker.sync")
+    policy = SyncRetryPolicy(base_delay=0.01, max_delay=0.04)
+    sync = parts.sync(debounce=0.01, retry=policy)
+    await sync.start()
+    try:
+        parts.store.down = True
+        sync.notify()
+        await eventually(lambda: sync.statistics().failing >= 5, what="five failed syncs in a row")
+        parts.store.down = False
+        await eventually(lambda: sync.statistics().failing == 0, what="the sync to recover")
+    finally:
+        await sync.close()
+    statistics = sync.statistics()
+    assert statistics.syncs == 2
+    assert statistics.failures >= 5
+    failed = sync_log(caplog, "authorization-sync-failed")
+    assert [record.levelno for record in failed if record.levelno > logging.DEBUG] == [logging.ERROR]
+    assert failed[0].exc_info is not None
+    assert "the database is restarting" in caplog.text
+    # The delay each failure announced (its last argument): doubling from 0.01 s, then capped at 0.04 s.
+    delays = [float(record.args[-1]) for record in failed if isinstance(record.args, tuple)]
+    assert len(delays) == statistics.failures
+    for delay, base in zip(delays, (0.01, 0.02, 0.04, 0.04, 0.04), strict=False):
+        assert base <= delay <= base * 1.1
+    recovered = sync_log(caplog, "authorization-sync-recovered")
+    assert [record.args for record in recovered] == [(statistics.failures,)]
+
+
+async def test_sync_retries_while_the_broker_is_down_and_catches_up_when_it_is_back(
+    parts: SyncParts, caplog: pytest.LogCaptureFixture
+) -> None:
+    sync = parts.sync(debounce=0.01, retry=SyncRetryPolicy(base_delay=0.01, max_delay=0.05))
+    await sync.start()
+    try:
+        await parts.broker.stop()
+        with parts.store() as session:
+            registry.create_thing(session, "late")
+        sync.notify()
+        await eventually(
+            lambda: sync.statistics().failing >= 2, what="syncs to fail while the broker is down"
+        )
+        await parts.broker.start()
+        await eventually(lambda: sync.statistics().failing == 0, what="the sync to recover")
+    finally:
+        await sync.close()
+    assert len([r for r in sync_log(caplog, "authorization-sync-failed") if r.levelno >= logging.ERROR]) == 1
+    assert "is stopped, not running" in caplog.text
+
+
+async def test_crl_is_renewed_when_less_than_30_days_are_left(parts: SyncParts) -> None:
+    sync = parts.sync(crl_check_interval=0.02)
+    await sync.start()
+    try:
+        first = sync.statistics().crl_next_update
+        assert first is not None
+        assert parts.crl_next_update() == first
+        assert first - parts.clock.now > datetime.timedelta(days=300)
+
+        parts.clock.now = first - datetime.timedelta(days=31)
+        assert not sync.crl_renewal_due()
+        parts.clock.now = first - datetime.timedelta(days=29)
+        assert sync.crl_renewal_due()
+        renewed = await eventually(
+            lambda: (
+                (sync.statistics().crl_next_update or first) > first and sync.statistics().crl_next_update
+            ),
+            what="the CRL to be renewed",
+        )
+        assert parts.crl_next_update() == renewed
+        assert renewed - parts.clock.now > datetime.timedelta(days=300)
+        assert not sync.crl_renewal_due()
+        assert sync.statistics().syncs == 2
+    finally:
+        await sync.close()

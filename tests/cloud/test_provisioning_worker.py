@@ -1,5 +1,6 @@
 """The provisioning worker on a real Mosquitto: AWS's topics and payloads for create, create-from-csr and
-RegisterThing, rejections with AWS's error shape, and the registration notice.
+RegisterThing, rejections with AWS's error shape (a pre-provisioning hook's refusal too), the registration
+notice, and the cleanup of expired ownership tokens by the worker's clock.
 
 The requesting client connects on the worker listener (password, every topic): the device-side ACL for
 claim certificates is not part of this slice.
@@ -8,6 +9,7 @@ claim certificates is not part of this slice.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,16 +22,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker import BrokerSettings, MosquittoBroker
-from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
+from edgewise.cloud.broker import BrokerConnection, BrokerSettings, MosquittoBroker
+from edgewise.cloud.broker.config import WorkerListenerSettings
+from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database, utcnow
 from edgewise.cloud.identity import CertificateAuthority, CertificateStatus
 from edgewise.cloud.identity import service as identity
 from edgewise.cloud.provisioning import service
+from edgewise.cloud.provisioning.hook import PreProvisioningHook
 from edgewise.cloud.provisioning.worker import ProvisioningWorker
 from edgewise.cloud.registry import service as registry
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import authority, broker, eventually, settings  # noqa: F401
 from tests.cloud.test_provisioning_service import DEVICE_POLICY, fleet_template
+from tests.cloud.test_provisioning_templates import HookServer
 
 CREATE = "$aws/certificates/create/json"
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
@@ -61,7 +66,7 @@ async def registrations(
     worker = ProvisioningWorker(
         sessions,
         CertificateAuthority.create("Cloud CA"),
-        broker.settings.workers,
+        BrokerConnection.for_listener(broker.settings.workers),
         on_registered=lambda: notices.append(None),
     )
     await worker.start()
@@ -176,3 +181,59 @@ async def test_bad_requests_are_rejected_with_the_aws_error_shape(
     if code is not None:
         assert rejected["errorCode"] == code
     assert registrations == []
+
+
+async def test_a_hook_that_says_no_is_rejected_with_access_denied(
+    device: TestClient, registrations: list[None], sessions: sessionmaker[Session]
+) -> None:
+    hook_server = HookServer()
+    try:
+        hook_server.reply = {"allowProvisioning": False}
+        with sessions() as session:
+            service.create_template(
+                session, "hooked", fleet_template(), hook=PreProvisioningHook(hook_server.url)
+            )
+        hooked = "$aws/provisioning-templates/hooked/provision/json"
+        await asyncio.to_thread(device.subscribe, f"{hooked}/accepted", f"{hooked}/rejected")
+        _, created = await request(device, CREATE, b"{}")
+
+        outcome, rejected = await request(
+            device,
+            hooked,
+            json.dumps(
+                {
+                    "certificateOwnershipToken": created["certificateOwnershipToken"],
+                    "parameters": {"SerialNumber": "3"},
+                }
+            ).encode(),
+        )
+
+        assert (outcome, rejected["statusCode"], rejected["errorCode"]) == ("rejected", 403, "AccessDenied")
+        assert "pre-provisioning hook did not allow provisioning" in rejected["errorMessage"]
+        assert [sent["parameters"] for sent in hook_server.requests] == [{"SerialNumber": "3"}]
+        assert registrations == []
+    finally:
+        hook_server.close()
+
+
+async def test_cleanup_runs_when_due_by_the_injected_clock(sessions: sessionmaker[Session]) -> None:
+    start = utcnow()
+    now = [start + datetime.timedelta(minutes=1)]
+    worker = ProvisioningWorker(
+        sessions,
+        CertificateAuthority.create("Cloud CA"),
+        BrokerConnection.for_listener(WorkerListenerSettings.generate(1883)),
+        clock=lambda: now[0],
+        cleanup_interval=datetime.timedelta(minutes=10),
+    )
+    with sessions() as session:
+        claimed = service.create_claimed_certificate(session, CertificateAuthority.create("CA"), now=start)
+        certificate_id = claimed.certificate.certificate_id
+
+    assert await worker.clean_up_if_due() == service.Cleanup(0, [])
+    now[0] = start + datetime.timedelta(minutes=9)
+    assert await worker.clean_up_if_due() is None, "not due: the last cleanup was 8 minutes ago"
+    now[0] = start + datetime.timedelta(minutes=11)
+    assert await worker.clean_up_if_due() == service.Cleanup(1, [certificate_id])
+    with sessions() as session:
+        assert identity.get_certificate(session, certificate_id).status is CertificateStatus.REVOKED

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgewise.runtime.cloudlink import CloudLink, CloudSettings, ReconnectSettings
+from edgewise.runtime.cloudlink import CloudLink, CloudSettings, FleetSettings, ReconnectSettings
 from edgewise.runtime.ipc.eventstream import Message, MessageDecoder, MessageType, encode_message
 from edgewise.runtime.kernel import Kernel
 from edgewise.runtime.settings import RuntimeSettings
@@ -51,6 +51,8 @@ async def kernel(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Kernel]:
         private_key=device.private_key,
         root_ca=broker.ca.certificate,
         reconnect=ReconnectSettings(min_delay=0.1, max_delay=0.5),
+        # A plain broker, not an Edgewise cloud: no device agent, so the link's subscriptions are the test's.
+        fleet=FleetSettings(enabled=False),
     )
     directory = Path(tempfile.mkdtemp(prefix="ew-mqp-"))  # the socket path must stay under 108 bytes
     kernel = Kernel(RuntimeSettings(root=directory / "root", thing_name="edge-1", cloud=cloud))

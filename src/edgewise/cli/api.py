@@ -36,7 +36,7 @@ ApiOption = Annotated[
     typer.Option(
         "--api",
         envvar="EDGEWISE_API_URL",
-        help=f"The cloud API's URL [default: the one in --data DIR's cloud.json, else {DEFAULT_API}]",
+        help=f"The cloud API's URL (default: the one in --data DIR's cloud.json, else {DEFAULT_API})",
         show_default=False,
     ),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,15 +19,21 @@ from edgewise.cli.connection import fail
 if TYPE_CHECKING:
     from edgewise.cloud.server import BrokerMode, PreparedCloud
 
+#: The external broker's password for the workers; never an option, which would show in the process list.
+BROKER_PASSWORD_ENV = "EDGEWISE_BROKER_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
 app = typer.Typer(help="Run the Edgewise cloud: registry API and MQTT gateway.", no_args_is_help=True)
 
 
 def _print_ready(cloud: PreparedCloud) -> None:
     endpoints = cloud.endpoints
-    broker = "managed Mosquitto" if endpoints.broker == "managed" else "external broker"
+    broker = "managed Mosquitto, mutual TLS" if endpoints.broker == "managed" else "external broker"
     # Plain lines, never wrapped: people copy these and scripts parse them.
     typer.echo(f"API:            {endpoints.api_url}/api/v1 (docs at {endpoints.api_url}/api/v1/docs)")
-    typer.echo(f"MQTT endpoint:  {endpoints.mqtt_endpoint} ({broker}, mutual TLS)")
+    typer.echo(f"MQTT endpoint:  {endpoints.mqtt_endpoint} ({broker})")
+    if endpoints.broker == "external":
+        typer.echo(f"Worker broker:  {cloud.worker_connection.url}")
+    typer.echo(f"Data plane:     {endpoints.data_plane_url} (artifact downloads, HTTPS)")
     typer.echo(f"CA certificate: {endpoints.ca_file}")
     typer.echo(f"Admin token:    {endpoints.admin_token_file}")
     typer.echo("Ready; stop with Ctrl-C or SIGTERM.")
@@ -45,7 +52,42 @@ def up(
         str, typer.Option(help="'managed' starts Mosquitto; 'external' uses --broker-url.")
     ] = "managed",
     broker_url: Annotated[
-        str | None, typer.Option(help="mqtts://host:port of an external broker.", show_default=False)
+        str | None,
+        typer.Option(help="mqtts://host:port (or mqtt://) of an external broker.", show_default=False),
+    ] = None,
+    broker_worker_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the workers reach the external broker (default: --broker-url).", show_default=False
+        ),
+    ] = None,
+    broker_username: Annotated[
+        str | None, typer.Option(help="The workers' user name on the external broker.", show_default=False)
+    ] = None,
+    broker_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"File holding the workers' password on the external broker (or set {BROKER_PASSWORD_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
+    broker_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA certificates the external broker's TLS certificate must chain to (default: the cloud's CA).",
+            show_default=False,
+        ),
+    ] = None,
+    data_plane_host: Annotated[
+        str, typer.Option(help="Address the artifact data plane (HTTPS) listens on.")
+    ] = "0.0.0.0",  # noqa: S104 - devices download over the network
+    data_plane_port: Annotated[int, typer.Option(help="Port of the artifact data plane.")] = 8443,
+    artifact_store: Annotated[
+        str, typer.Option(help="s3://bucket/prefix (default: the directory DATA/artifacts).")
+    ] = "",
+    artifact_store_endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="Endpoint of an S3-compatible store (default: AWS S3).", show_default=False),
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
@@ -60,6 +102,7 @@ def up(
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         fail(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    broker_password = _broker_password(broker_password_file, external=mode == "external")
     try:
         options = ServerOptions(
             data_dir=data.absolute(),
@@ -69,6 +112,14 @@ def up(
             database_url=database_url,
             broker=mode,
             broker_url=broker_url,
+            broker_worker_url=broker_worker_url,
+            broker_username=broker_username,
+            broker_password=broker_password,
+            broker_ca_file=None if broker_ca is None else broker_ca.absolute(),
+            data_plane_host=data_plane_host,
+            data_plane_port=data_plane_port,
+            artifact_store=artifact_store,
+            artifact_store_endpoint_url=artifact_store_endpoint_url,
         )
         cloud = prepare(options)
     except CloudStartError as exc:
@@ -85,3 +136,20 @@ def up(
         asyncio.run(serve(cloud, on_ready=_print_ready))
     except EdgewiseError as exc:
         fail(str(exc))
+
+
+def _broker_password(password_file: Path | None, *, external: bool) -> str | None:
+    """The external broker's password from ``--broker-password-file`` or the environment, if either is set
+    (the environment counts only for an external broker: it may be set for other commands too)."""
+    from_environment = os.environ.get(BROKER_PASSWORD_ENV) if external else None
+    if password_file is None:
+        return from_environment
+    if from_environment is not None:
+        fail(f"--broker-password-file: {BROKER_PASSWORD_ENV} is set too; give the password one way")
+    try:
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--broker-password-file: cannot read {password_file}: {exc}")
+    if not password:
+        fail(f"--broker-password-file: {password_file} is empty")
+    return password

@@ -1,15 +1,25 @@
-"""``edgewise device bootstrap``: register a device with the cloud and write everything its runtime needs.
+"""``edgewise device bootstrap``: give a device its identity and write everything its runtime needs.
 
-It creates the thing if missing, issues a certificate with a cloud-generated key for it (the API attaches a
-certificate issued for a thing to that thing), attaches a policy to the certificate, and writes into ``--out``
-the certificate, the private key (0600), the cloud's CA certificate (from ``GET /api/v1/ca``) and
-``edgewise.yaml``, the file ``edgewise runtime start --config`` reads. The MQTT endpoint comes from
-``--endpoint host:port``, else from ``--data DIR``'s ``cloud.json``.
+Two ways, one result:
+
+- ``--thing NAME`` registers the device through the cloud's API (an operator's token): it creates the thing
+  if missing, issues a certificate with a cloud-generated key for it (the API attaches a certificate issued
+  for a thing to that thing), attaches a policy to the certificate and fetches the CA (``GET /api/v1/ca``).
+- ``--claim-cert FILE --claim-key FILE --template NAME`` provisions by claim over MQTT, as a device does on
+  first boot (:mod:`edgewise.cli.claim`): it needs no API token, only a claim certificate and the broker.
+
+Either way ``--out`` receives the certificate, the private key (0600), the cloud's CA certificate and
+``edgewise.yaml``, the file ``edgewise runtime start --config`` reads, and nothing is written when a step
+fails. The MQTT endpoint (and, by claim, the CA) come from ``--endpoint host:port`` (and ``--ca FILE``),
+else from a ``cloud.json`` as ``edgewise cloud up`` writes it: ``--cloud FILE``, else ``--data DIR``'s.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -17,8 +27,8 @@ from urllib.parse import urlsplit
 import typer
 import yaml
 
-from edgewise.cli.api import ApiOption, DataOption, api_client, api_path, cloud_endpoints, request, send
-from edgewise.cli.connection import fail
+from edgewise.cli.api import ENDPOINTS_FILE, ApiOption, DataOption, api_client, api_path, request, send
+from edgewise.cli.connection import err_console, fail
 from edgewise.cli.identity import write_private
 
 app = typer.Typer(help="Prepare devices for the cloud.", no_args_is_help=True)
@@ -27,6 +37,7 @@ CERTIFICATE_FILE = "device.pem.crt"
 PRIVATE_KEY_FILE = "private.pem.key"
 ROOT_CA_FILE = "root-ca.pem"
 CONFIG_FILE = "edgewise.yaml"
+DEVICE_FILES = (CERTIFICATE_FILE, PRIVATE_KEY_FILE, ROOT_CA_FILE, CONFIG_FILE)
 #: The policy every cloud creates on its first start (``edgewise.cloud.identity.policy``); named here
 #: rather than imported so that a device, which has no cloud modules, can bootstrap itself.
 DEFAULT_POLICY = "EdgewiseDefaultDevicePolicy"
@@ -45,13 +56,37 @@ def _split_endpoint(value: str, source: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _mqtt_endpoint(endpoint: str | None, data: Path | None) -> tuple[str, int]:
+def _cloud_file(cloud: Path | None, data: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """What the ``cloud.json`` of ``--cloud FILE`` (must be readable) or ``--data DIR`` (if any) says, and its
+    path (``None`` when there is none)."""
+    if cloud is None:
+        path = None if data is None else data / ENDPOINTS_FILE
+        if path is None or not path.is_file():
+            return {}, None
+        source = f"{ENDPOINTS_FILE} in --data {data}"
+    else:
+        path, source = cloud, f"--cloud: {cloud}"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"{source}: cannot read it: {exc.strerror}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"{source} is not JSON: {exc}")
+    if not isinstance(recorded, dict):
+        fail(f"{source} must be a JSON object like the cloud.json `edgewise cloud up` writes")
+    return recorded, path
+
+
+def _mqtt_endpoint(endpoint: str | None, recorded: Mapping[str, Any], path: Path | None) -> tuple[str, int]:
     if endpoint is not None:
         return _split_endpoint(endpoint, "--endpoint")
-    recorded = cloud_endpoints(data).get("mqttEndpoint")
-    if not isinstance(recorded, str):
-        fail("No MQTT endpoint: give --endpoint host:port, or --data DIR of a cloud that has started")
-    return _split_endpoint(recorded, f"mqttEndpoint in {data}/cloud.json")
+    value = recorded.get("mqttEndpoint")
+    if path is None or not isinstance(value, str):
+        fail(
+            "No MQTT endpoint: give --endpoint host:port, or --cloud FILE (or --data DIR) with a cloud.json "
+            "that names mqttEndpoint"
+        )
+    return _split_endpoint(value, f"mqttEndpoint in {path}")
 
 
 def _config(thing: str, host: str, port: int) -> dict[str, Any]:
@@ -68,27 +103,177 @@ def _config(thing: str, host: str, port: int) -> dict[str, Any]:
     }
 
 
+def _check_out(out: Path, force: bool) -> None:
+    existing = [str(out / name) for name in DEVICE_FILES if (out / name).exists()]
+    if existing and not force:
+        fail(f"--out: {', '.join(existing)} already exist(s); give --force to overwrite")
+
+
+def write_device_directory(
+    out: Path,
+    *,
+    thing: str,
+    certificate_pem: str,
+    private_key_pem: str,
+    root_ca_pem: str,
+    host: str,
+    port: int,
+) -> list[Path]:
+    """Write a device's certificate, key (0600), CA and ``edgewise.yaml`` into ``out``, replacing what is
+    there; the paths written."""
+    files = [out / name for name in DEVICE_FILES]
+    out.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        path.unlink(missing_ok=True)
+    write_private(out / PRIVATE_KEY_FILE, private_key_pem)
+    (out / CERTIFICATE_FILE).write_text(certificate_pem, encoding="ascii")
+    (out / ROOT_CA_FILE).write_text(root_ca_pem, encoding="ascii")
+    (out / CONFIG_FILE).write_text(
+        yaml.safe_dump(_config(thing, host, port), sort_keys=False), encoding="utf-8"
+    )
+    os.chmod(out / CONFIG_FILE, 0o644)
+    return files
+
+
+def _report_written(files: list[Path], out: Path) -> None:
+    typer.echo(f"Wrote {', '.join(str(path) for path in files)}")
+    typer.echo(f"Start the device with: python -m edgewise.runtime --root ROOT --config {out / CONFIG_FILE}")
+
+
+ThingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--thing",
+        help="Register through the API (operator token): the device's thing name, created if missing.",
+        show_default=False,
+    ),
+]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"With --thing: the policy to attach to the device's certificate (default: {DEFAULT_POLICY}).",
+        show_default=False,
+    ),
+]
+ClaimCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--claim-cert",
+        help="Provision by claim over MQTT: the claim certificate (PEM) to connect with.",
+        show_default=False,
+    ),
+]
+ClaimKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--claim-key", help="With --claim-cert: the claim certificate's private key.", show_default=False
+    ),
+]
+TemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--template", help="With --claim-cert: the provisioning template's name.", show_default=False
+    ),
+]
+ParameterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--parameter",
+        "-p",
+        help="With --claim-cert: a template parameter NAME=VALUE; repeat for more.",
+        show_default=False,
+    ),
+]
+CsrOption = Annotated[
+    bool,
+    typer.Option(
+        "--csr",
+        help="With --claim-cert: make the key here and send a CSR (CreateCertificateFromCsr); "
+        "the key never leaves the device.",
+    ),
+]
+CaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca",
+        help="With --claim-cert: the cloud's CA certificate (default: caFile of the cloud.json).",
+        show_default=False,
+    ),
+]
+CloudOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cloud",
+        help="A cloud.json (as `edgewise cloud up` writes it) naming mqttEndpoint and caFile "
+        "(default: --data DIR's).",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=1, max=600, help="With --claim-cert: seconds each MQTT step may take."),
+]
+
+
 @app.command()
 def bootstrap(
-    thing: Annotated[str, typer.Option("--thing", help="The device's thing name (created if missing).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the device's files into.")],
-    policy: Annotated[
-        str, typer.Option(help="Policy to attach to the device's certificate.")
-    ] = DEFAULT_POLICY,
+    thing: ThingOption = None,
+    policy: PolicyOption = None,
+    claim_cert: ClaimCertOption = None,
+    claim_key: ClaimKeyOption = None,
+    template: TemplateOption = None,
+    parameter: ParameterOption = None,
+    csr: CsrOption = False,
+    ca: CaOption = None,
+    cloud: CloudOption = None,
+    timeout: TimeoutOption = 30.0,
     endpoint: Annotated[
         str | None,
-        typer.Option(help="The broker as host:port [default: mqttEndpoint of --data DIR's cloud.json]."),
+        typer.Option(
+            help="The broker as host:port (default: mqttEndpoint of the cloud.json).", show_default=False
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files already in --out.")] = False,
     api: ApiOption = None,
     data: DataOption = None,
 ) -> None:
-    """Register a device and write its certificate, key, CA and edgewise.yaml into --out."""
-    host, port = _mqtt_endpoint(endpoint, data)
-    files = [out / name for name in (CERTIFICATE_FILE, PRIVATE_KEY_FILE, ROOT_CA_FILE, CONFIG_FILE)]
-    existing = [str(path) for path in files if path.exists()]
-    if existing and not force:
-        fail(f"--out: {', '.join(existing)} already exist(s); give --force to overwrite")
+    """Give a device its identity (--thing through the API, or --claim-cert by claim over MQTT) and write its
+    certificate, key, CA and edgewise.yaml into --out."""
+    if (thing is None) == (claim_cert is None):
+        fail("Give exactly one of --thing NAME (register through the API) and --claim-cert FILE (by claim)")
+    recorded, cloud_path = _cloud_file(cloud, data)
+    host, port = _mqtt_endpoint(endpoint, recorded, cloud_path)
+    _check_out(out, force)
+    if thing is not None:
+        claim_only = {"--claim-key": claim_key, "--template": template, "--parameter": parameter, "--ca": ca}
+        for option, value in {**claim_only, "--csr": csr}.items():
+            if value:
+                fail(f"{option} is only for provisioning by claim (--claim-cert), not with --thing")
+        _bootstrap_through_api(out, thing, policy or DEFAULT_POLICY, host, port, api, data)
+        return
+    assert claim_cert is not None
+    if policy is not None:
+        fail("--policy is only for --thing: by claim, the provisioning template says which policies apply")
+    if claim_key is None or template is None:
+        fail("--claim-cert needs --claim-key FILE and --template NAME")
+    _bootstrap_by_claim(
+        out,
+        claim_cert,
+        claim_key,
+        _root_ca(ca, recorded, cloud_path),
+        template=template,
+        parameters=_parameters(parameter),
+        use_csr=csr,
+        host=host,
+        port=port,
+        timeout=timeout,
+    )
+
+
+def _bootstrap_through_api(
+    out: Path, thing: str, policy: str, host: str, port: int, api: str | None, data: Path | None
+) -> None:
     with api_client(api, data) as client:
         if send(client, "GET", api_path("things", thing), allow=(404,)).status_code == 404:
             request(client, "POST", "/things", json={"thingName": thing})
@@ -97,16 +282,121 @@ def bootstrap(
         certificate_id = issued["certificateId"]
         request(client, "PUT", api_path("policies", policy, "targets", "certificates", certificate_id))
         root_ca = request(client, "GET", "/ca")["certificatePem"]
-    out.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        path.unlink(missing_ok=True)
-    write_private(out / PRIVATE_KEY_FILE, issued["privateKey"])
-    (out / CERTIFICATE_FILE).write_text(issued["certificatePem"], encoding="ascii")
-    (out / ROOT_CA_FILE).write_text(root_ca, encoding="ascii")
-    (out / CONFIG_FILE).write_text(
-        yaml.safe_dump(_config(thing, host, port), sort_keys=False), encoding="utf-8"
+    files = write_device_directory(
+        out,
+        thing=thing,
+        certificate_pem=issued["certificatePem"],
+        private_key_pem=issued["privateKey"],
+        root_ca_pem=root_ca,
+        host=host,
+        port=port,
     )
-    os.chmod(out / CONFIG_FILE, 0o644)
     typer.echo(f"Certificate {certificate_id} for thing {thing} with policy {policy}")
-    typer.echo(f"Wrote {', '.join(str(path) for path in files)}")
-    typer.echo(f"Start the device with: python -m edgewise.runtime --root ROOT --config {out / CONFIG_FILE}")
+    _report_written(files, out)
+
+
+def _parameters(values: list[str] | None) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"--parameter: expected NAME=VALUE, got {item!r}")
+        if name in parameters:
+            fail(f"--parameter: {name!r} is given twice")
+        parameters[name] = value
+    return parameters
+
+
+def _root_ca(ca: Path | None, recorded: Mapping[str, Any], cloud_path: Path | None) -> Path:
+    if ca is not None:
+        return ca
+    value = recorded.get("caFile")
+    if cloud_path is None or not isinstance(value, str) or not value:
+        fail(
+            "No CA certificate: give --ca FILE, or --cloud FILE (or --data DIR) with a cloud.json naming caFile"
+        )
+    # A relative caFile is relative to the cloud.json, so the two can be copied to a device together.
+    return cloud_path.parent / value
+
+
+def _read_pem(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"{option}: cannot read {path}: {exc.strerror}")
+
+
+def _check_claim_files(certificate: Path, key: Path, root_ca: Path) -> str:
+    """Exit naming the option whose file is missing or wrong; the CA's PEM text."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        claim = x509.load_pem_x509_certificate(_read_pem(certificate, "--claim-cert"))
+    except ValueError:
+        fail(f"--claim-cert: {certificate} is not a PEM certificate")
+    try:
+        private_key = serialization.load_pem_private_key(_read_pem(key, "--claim-key"), password=None)
+    except (ValueError, TypeError):
+        fail(f"--claim-key: {key} is not an unencrypted PEM private key")
+    public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private_key.public_key().public_bytes(*public) != claim.public_key().public_bytes(*public):
+        fail(f"--claim-key: {key} is not the key of --claim-cert {certificate}")
+    ca_pem = _read_pem(root_ca, "--ca")
+    try:
+        x509.load_pem_x509_certificates(ca_pem)
+    except ValueError:
+        fail(f"--ca: {root_ca} is not a PEM certificate")
+    return ca_pem.decode("ascii")
+
+
+def _bootstrap_by_claim(
+    out: Path,
+    claim_cert: Path,
+    claim_key: Path,
+    root_ca: Path,
+    *,
+    template: str,
+    parameters: dict[str, str],
+    use_csr: bool,
+    host: str,
+    port: int,
+    timeout: float,
+) -> None:
+    # Imported here: paho and the protocol are needed only by claim.
+    from edgewise.cli.claim import TEMPLATE_NAME_PATTERN, ClaimError, ClaimIdentity, provision_by_claim
+
+    if re.fullmatch(TEMPLATE_NAME_PATTERN, template) is None:
+        fail(f"--template: {template!r} must be 1-36 letters, digits, '_' or '-'")
+    root_ca_pem = _check_claim_files(claim_cert, claim_key, root_ca)
+    identity = ClaimIdentity(certificate=claim_cert, private_key=claim_key, root_ca=root_ca)
+    try:
+        with err_console.status(f"Connecting to {host}:{port}") as status:
+            device = provision_by_claim(
+                host,
+                port,
+                identity,
+                template=template,
+                parameters=parameters,
+                use_csr=use_csr,
+                timeout=timeout,
+                on_step=status.update,
+            )
+    except ClaimError as exc:
+        fail(str(exc))
+    files = write_device_directory(
+        out,
+        thing=device.thing_name,
+        certificate_pem=device.certificate_pem,
+        private_key_pem=device.private_key_pem,
+        root_ca_pem=root_ca_pem,
+        host=host,
+        port=port,
+    )
+    typer.echo(
+        f"Provisioned thing {device.thing_name} with certificate {device.certificate_id} (template {template})"
+    )
+    if device.device_configuration:
+        pairs = ", ".join(f"{key}={value}" for key, value in sorted(device.device_configuration.items()))
+        typer.echo(f"Device configuration: {pairs}")
+    _report_written(files, out)

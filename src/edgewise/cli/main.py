@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from edgewise import __version__
-from edgewise.cli import cloud, demo, device, identity, registry, runtime
+from edgewise.cli import (
+    cloud,
+    component,
+    core_device,
+    demo,
+    deployment,
+    device,
+    identity,
+    job,
+    provisioning,
+    registry,
+    runtime,
+)
 
 app = typer.Typer(
     help="Edgewise: a self-hosted platform for intelligent workloads at the edge.",
@@ -19,6 +31,12 @@ app.add_typer(registry.group_app, name="group")
 app.add_typer(identity.cert_app, name="cert")
 app.add_typer(identity.policy_app, name="policy")
 app.add_typer(device.app, name="device")
+app.add_typer(component.app, name="component")
+app.add_typer(core_device.app, name="core-device")
+app.add_typer(deployment.app, name="deployment")
+app.add_typer(job.app, name="job")
+app.add_typer(provisioning.app, name="provisioning-template")
+identity.cert_app.command("create-claim")(provisioning.cert_create_claim)
 app.command("demo")(demo.demo)
 
 

@@ -29,7 +29,10 @@ from edgewise import __version__
 from edgewise.cloud.auth import routes as auth_routes
 from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
+from edgewise.cloud.components import open_artifact_store
+from edgewise.cloud.components import routes as component_routes
 from edgewise.cloud.db import SessionDep, create_database_engine, create_session_factory, upgrade_database
+from edgewise.cloud.deployments import routes as deployment_routes
 from edgewise.cloud.errors import (
     AuthenticationError,
     CloudError,
@@ -39,8 +42,10 @@ from edgewise.cloud.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from edgewise.cloud.fleet import routes as fleet_routes
 from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
+from edgewise.cloud.jobs import routes as job_routes
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.settings import CloudSettings
@@ -191,6 +196,9 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = create_session_factory(engine)
     app.state.certificate_authority = identity_service.load_or_create_ca(settings.data_dir)
+    app.state.artifact_store = open_artifact_store(
+        settings.artifact_store, data_dir=settings.data_dir, endpoint_url=settings.artifact_store_endpoint_url
+    )
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
@@ -201,6 +209,10 @@ def create_app(settings: CloudSettings) -> FastAPI:
         registry_routes.router,
         identity_routes.router,
         provisioning_routes.router,
+        component_routes.router,
+        fleet_routes.router,
+        deployment_routes.router,
+        job_routes.router,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     return app

@@ -10,7 +10,14 @@ The broker enforces what the store says through :class:`AuthorizationSync`: it r
 Mosquitto starts, and the API notifies it after every successful write request (:class:`_NotifyOnWrite`, one
 wrapper around the whole API rather than a hook in each route: any write may change authorization, a thing's
 attributes too through dynamic groups, and a sync with nothing changed costs one reload). The provisioning
-worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too.
+worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too. The jobs
+worker answers the AWS IoT Jobs topics and the jobs engine rolls jobs out; every successful API write also
+wakes the engine, so a thing that joins a group reaches continuous jobs at once.
+
+With ``--broker external`` no Mosquitto runs and nothing is synced: the broker's authorization is its
+operator's. Every worker connects with :attr:`PreparedCloud.worker_connection`, the one
+:class:`~edgewise.cloud.broker.BrokerConnection` for both modes (the managed loopback listener, or the
+external broker's URL, user name, password and CA).
 
 Data directory layout::
 
@@ -18,6 +25,8 @@ Data directory layout::
     DIR/admin-token          the first admin API token (0600)
     DIR/ca/ca.pem, ca.key    the certificate authority (key 0600)
     DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600)
+    DIR/dataplane/           the data plane's server.pem, server.key and URL signing.key (keys 0600)
+    DIR/artifacts/           the artifact store (unless --artifact-store s3://...); DIR/uploads/ stages uploads
     DIR/cloud.json           the API URL, the MQTT endpoint and the CA file, for the CLI and for devices
 
 Usage::
@@ -37,18 +46,21 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import uvicorn
+from cryptography import x509
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgewise.cloud.app import create_app, initialize
 from edgewise.cloud.broker import (
+    BrokerConfigError,
+    BrokerConnection,
+    BrokerEndpoint,
     BrokerSettings,
     DeviceListenerSettings,
     MosquittoBroker,
@@ -56,8 +68,12 @@ from edgewise.cloud.broker import (
 )
 from edgewise.cloud.broker.config import write_file_atomically
 from edgewise.cloud.broker.sync import AuthorizationSync
+from edgewise.cloud.components.worker import ResolveWorker
+from edgewise.cloud.dataplane import DataPlaneServer, DataPlaneSettings
+from edgewise.cloud.fleet.worker import FleetStatusWorker
 from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.identity.service import CA_CERTIFICATE_FILE, load_or_create_ca
+from edgewise.cloud.jobs import JobEngine, JobsWorker
 from edgewise.cloud.provisioning.worker import ProvisioningWorker
 from edgewise.cloud.settings import CloudSettings
 from edgewise.errors import EdgewiseError
@@ -91,23 +107,56 @@ class ServerOptions:
     #: Empty means SQLite in ``data_dir``.
     database_url: str = ""
     broker: BrokerMode = "managed"
-    #: ``mqtts://host:port`` of the broker devices use; required with an external broker.
+    #: ``mqtt[s]://host:port`` of the broker devices use; required with an external broker.
     broker_url: str | None = None
+    #: Where the cloud's workers reach an external broker, if not at ``broker_url`` (e.g. a password listener).
+    broker_worker_url: str | None = None
+    #: The workers' user name and password on an external broker.
+    broker_username: str | None = None
+    broker_password: str | None = field(default=None, repr=False)
+    #: CA certificates an external broker's TLS certificate must chain to (default: the cloud's CA).
+    broker_ca_file: Path | None = None
+    #: Where the artifact data plane (HTTPS) listens; devices download from it.
+    data_plane_host: str = "0.0.0.0"  # noqa: S104 - devices connect over the network
+    data_plane_port: int = 8443
+    #: ``s3://bucket/prefix``; empty means ``data_dir/artifacts``.
+    artifact_store: str = ""
+    artifact_store_endpoint_url: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("api_port", "mqtt_port"):
+        for name in ("api_port", "mqtt_port", "data_plane_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise CloudStartError(f"Option {name!r} is invalid: port {port} is not between 1 and 65535")
         if self.broker == "external":
             if self.broker_url is None:
                 raise CloudStartError("Option 'broker_url' is required with an external broker")
-            _check_broker_url(self.broker_url)
-        elif self.broker_url is not None:
-            raise CloudStartError(
-                f"Option 'broker_url' ({self.broker_url!r}) is only for an external broker; "
-                "the managed broker listens on mqtt_port"
-            )
+            _broker_endpoint("broker_url", self.broker_url)
+            worker = _broker_endpoint("broker_worker_url", self.broker_worker_url or self.broker_url)
+            if self.broker_password is not None and self.broker_username is None:
+                raise CloudStartError("Option 'broker_password' is set without 'broker_username'")
+            if self.broker_ca_file is not None:
+                if not worker.tls:
+                    raise CloudStartError(
+                        f"Option 'broker_ca_file' is only for TLS, and the workers connect to {worker.url}"
+                    )
+                if not self.broker_ca_file.is_file():
+                    raise CloudStartError(
+                        f"Option 'broker_ca_file' is invalid: {self.broker_ca_file} is not a file"
+                    )
+            return
+        for name in (
+            "broker_url",
+            "broker_worker_url",
+            "broker_username",
+            "broker_password",
+            "broker_ca_file",
+        ):
+            if getattr(self, name) is not None:
+                raise CloudStartError(
+                    f"Option {name!r} is only for an external broker (broker='external'); "
+                    "the managed broker listens on mqtt_port"
+                )
 
 
 @dataclass(frozen=True)
@@ -119,10 +168,13 @@ class CloudEndpoints:
     broker: BrokerMode
     ca_file: Path
     admin_token_file: Path
+    #: The HTTPS base URL of the artifact data plane.
+    data_plane_url: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {
             "apiUrl": self.api_url,
+            "dataPlaneUrl": self.data_plane_url,
             "mqttEndpoint": self.mqtt_endpoint,
             "broker": self.broker,
             "caFile": str(self.ca_file),
@@ -139,16 +191,17 @@ class PreparedCloud:
     broker: BrokerSettings | None
     #: The admin token's secret on the first start only (to print once); ``None`` afterwards.
     admin_token: str | None
+    #: How every cloud worker connects to the broker, managed or external (see :mod:`.broker.connection`).
+    worker_connection: BrokerConnection
+    #: The artifact data plane's listener, TLS files and signing key directory.
+    data_plane: DataPlaneSettings | None = None
 
 
-def _check_broker_url(url: str) -> None:
-    parts = urlsplit(url)
+def _broker_endpoint(option: str, url: str) -> BrokerEndpoint:
     try:
-        port = parts.port
-    except ValueError as exc:
-        raise CloudStartError(f"Option 'broker_url' is invalid: {url!r} has a bad port ({exc})") from None
-    if parts.scheme != "mqtts" or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise CloudStartError(f"Option 'broker_url' is invalid: {url!r} is not of the form mqtts://host:port")
+        return BrokerEndpoint.parse(url, field_name=option)
+    except BrokerConfigError as exc:
+        raise CloudStartError(f"Option {option!r} is invalid: {exc.problem}") from None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -164,16 +217,32 @@ def server_names() -> list[str]:
     return names
 
 
-def _ensure_server_certificate(ca: CertificateAuthority, directory: Path) -> tuple[Path, Path]:
-    """The broker's TLS certificate and key in ``directory``, issued by ``ca`` unless already there. Blocks."""
+def _certificate_names(certificate_pem: str) -> set[str]:
+    """The DNS names and IP addresses a certificate is valid for."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    addresses = {str(address) for address in names.get_values_for_type(x509.IPAddress)}
+    return set(names.get_values_for_type(x509.DNSName)) | addresses
+
+
+def _ensure_server_certificate(
+    ca: CertificateAuthority, directory: Path, names: list[str]
+) -> tuple[Path, Path]:
+    """The broker's TLS certificate for ``names`` and its key in ``directory``, issued by ``ca`` unless one
+    valid for all of them is already there. Blocks."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     certificate_file, key_file = directory / "server.pem", directory / "server.key"
     if certificate_file.exists() and key_file.exists():
-        with contextlib.suppress(EdgewiseError):
-            ca.verify(certificate_file.read_text(encoding="ascii"))
-            return certificate_file, key_file
-        logger.info("broker-certificate-renewed path=%s", certificate_file)
-    issued, key_pem = ca.server_certificate(server_names())
+        with contextlib.suppress(EdgewiseError, ValueError):
+            pem = certificate_file.read_text(encoding="ascii")
+            ca.verify(pem)
+            if set(names) <= _certificate_names(pem):
+                return certificate_file, key_file
+        logger.info("broker-certificate-renewed path=%s names=%s", certificate_file, ",".join(names))
+    issued, key_pem = ca.server_certificate(names)
     _write_private(key_file, key_pem)
     write_file_atomically(certificate_file, issued.certificate_pem, mode=0o644)
     return certificate_file, key_file
@@ -202,6 +271,8 @@ def prepare(options: ServerOptions) -> PreparedCloud:
         database_url=options.database_url,
         api_host=options.api_host,
         api_port=options.api_port,
+        artifact_store=options.artifact_store,
+        artifact_store_endpoint_url=options.artifact_store_endpoint_url,
     )
     settings = first.settings
     ca = load_or_create_ca(settings.data_dir)
@@ -209,7 +280,7 @@ def prepare(options: ServerOptions) -> PreparedCloud:
     broker: BrokerSettings | None = None
     if options.broker == "managed":
         broker_dir = settings.data_dir / "broker"
-        certificate_file, key_file = _ensure_server_certificate(ca, broker_dir)
+        certificate_file, key_file = _ensure_server_certificate(ca, broker_dir, server_names())
         broker = BrokerSettings(
             data_dir=broker_dir,
             devices=DeviceListenerSettings(
@@ -225,10 +296,15 @@ def prepare(options: ServerOptions) -> PreparedCloud:
             run_as_user=getpass.getuser() if os.geteuid() == 0 else None,
         )
         mqtt_endpoint = f"mqtts://{_url_host('0.0.0.0')}:{options.mqtt_port}"  # noqa: S104
+        assert broker.workers is not None
+        worker_connection = BrokerConnection.for_listener(broker.workers)
     else:
-        assert options.broker_url is not None
-        mqtt_endpoint = options.broker_url
+        mqtt_endpoint, worker_connection = _external_broker(
+            options, ca, ca_file, settings.data_dir / "broker"
+        )
+    data_plane = _data_plane(options, ca, settings.data_dir / "dataplane")
     endpoints = CloudEndpoints(
+        data_plane_url=data_plane.url,
         api_url=f"http://{_url_host(options.api_host)}:{options.api_port}",
         mqtt_endpoint=mqtt_endpoint,
         broker=options.broker,
@@ -238,7 +314,51 @@ def prepare(options: ServerOptions) -> PreparedCloud:
     write_file_atomically(
         settings.data_dir / ENDPOINTS_FILE, json.dumps(endpoints.to_json(), indent=2) + "\n", mode=0o644
     )
-    return PreparedCloud(settings, endpoints, broker, first.admin_token)
+    return PreparedCloud(
+        settings, endpoints, broker, first.admin_token, worker_connection, data_plane=data_plane
+    )
+
+
+def _data_plane(options: ServerOptions, ca: CertificateAuthority, directory: Path) -> DataPlaneSettings:
+    """The data plane's settings, with a server certificate from ``ca`` for its names. Blocks."""
+    names = server_names()
+    if options.data_plane_host not in ("0.0.0.0", "::", *names):  # noqa: S104 - wildcards have no name
+        names.append(options.data_plane_host)
+    certificate_file, key_file = _ensure_server_certificate(ca, directory, names)
+    return DataPlaneSettings(
+        host=options.data_plane_host,
+        port=options.data_plane_port,
+        url=f"https://{_url_host(options.data_plane_host)}:{options.data_plane_port}",
+        certfile=certificate_file,
+        keyfile=key_file,
+        key_dir=directory,
+    )
+
+
+def _external_broker(
+    options: ServerOptions, ca: CertificateAuthority, ca_file: Path, directory: Path
+) -> tuple[str, BrokerConnection]:
+    """The devices' endpoint and the workers' connection of an external broker. Blocks.
+
+    Devices verify the broker with the cloud's CA (their ``root-ca.pem``), so for a TLS endpoint a server
+    certificate from that CA, for the broker's host names, is left in ``directory`` to install on the broker.
+    """
+    assert options.broker_url is not None
+    devices = BrokerEndpoint.parse(options.broker_url)
+    worker_url = options.broker_worker_url or options.broker_url
+    workers = BrokerEndpoint.parse(worker_url)
+    names = list(dict.fromkeys(endpoint.host for endpoint in (devices, workers) if endpoint.tls))
+    if names:
+        _ensure_server_certificate(ca, directory, names)
+    if not devices.tls:
+        logger.warning("broker-without-tls url=%s; devices would connect without TLS", devices.url)
+    connection = BrokerConnection.from_url(
+        worker_url,
+        username=options.broker_username,
+        password=options.broker_password,
+        ca_file=(options.broker_ca_file or ca_file) if workers.tls else None,
+    )
+    return devices.url, connection
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -310,6 +430,14 @@ async def _wait_api_started(api: uvicorn.Server, serving: asyncio.Task[None]) ->
         await asyncio.sleep(_POLL_INTERVAL)
 
 
+async def _start_worker(starting: Awaitable[None], connection: BrokerConnection) -> None:
+    """Await a worker's start; a broker it cannot reach or verify is a start error naming the broker."""
+    try:
+        await starting
+    except OSError as exc:
+        raise CloudStartError(f"A worker cannot connect to the broker at {connection.url}: {exc}") from exc
+
+
 async def serve(
     cloud: PreparedCloud,
     *,
@@ -332,21 +460,36 @@ async def serve(
     api_app = create_app(settings)
     sync: AuthorizationSync | None = None
     provisioning: ProvisioningWorker | None = None
+    fleet_status: FleetStatusWorker | None = None
+    data_plane = DataPlaneServer(cloud.data_plane, api_app.state.artifact_store) if cloud.data_plane else None
+    resolver: ResolveWorker | None = None
+    jobs_worker: JobsWorker | None = None
+    jobs_engine = JobEngine(api_app.state.sessions)
     with listening, _stop_on_signals(asyncio.get_running_loop(), stop):
         if broker is not None:
             sync = AuthorizationSync(api_app.state.sessions, broker, api_app.state.certificate_authority)
             await sync.start()
         try:
-            if broker is not None and sync is not None and broker.settings.workers is not None:
-                provisioning = ProvisioningWorker(
-                    api_app.state.sessions,
-                    api_app.state.certificate_authority,
-                    broker.settings.workers,
-                    on_registered=sync.notify,
-                )
-                await provisioning.start()
+            provisioning = ProvisioningWorker(
+                api_app.state.sessions,
+                api_app.state.certificate_authority,
+                cloud.worker_connection,
+                on_registered=None if sync is None else sync.notify,
+            )
+            await _start_worker(provisioning.start(), cloud.worker_connection)
+            fleet_status = FleetStatusWorker(api_app.state.sessions, cloud.worker_connection)
+            await _start_worker(fleet_status.start(), cloud.worker_connection)
+            jobs_worker = JobsWorker(api_app.state.sessions, cloud.worker_connection)
+            await _start_worker(jobs_worker.start(), cloud.worker_connection)
+            await jobs_engine.start()
+            if data_plane is not None:
+                await data_plane.start()
+                resolver = ResolveWorker(api_app.state.sessions, data_plane.signer, cloud.worker_connection)
+                await _start_worker(resolver.start(), cloud.worker_connection)
             config = uvicorn.Config(
-                api_app if sync is None else _NotifyOnWrite(api_app, sync.notify),
+                _NotifyOnWrite(
+                    api_app if sync is None else _NotifyOnWrite(api_app, sync.notify), jobs_engine.wake
+                ),
                 log_config=None,
                 access_log=False,
                 lifespan="on",
@@ -372,6 +515,15 @@ async def serve(
                     logger.warning("api-stop-slow timeout_s=%.0f; closing connections", _API_STOP_TIMEOUT)
                     api.force_exit = True
         finally:
+            await jobs_engine.close()
+            if jobs_worker is not None:
+                await jobs_worker.close()
+            if resolver is not None:
+                await resolver.close()
+            if data_plane is not None:
+                await data_plane.stop()
+            if fleet_status is not None:
+                await fleet_status.close()
             if provisioning is not None:
                 await provisioning.close()
             if sync is not None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edgewise.cloud.components.store import parse_store_url
+
 ENV_PREFIX = "EDGEWISE_CLOUD_"
 DATABASE_FILE = "edgewise.db"
 SUPPORTED_DATABASE_SCHEMES = ("sqlite://", "postgresql+psycopg://")
@@ -27,6 +29,12 @@ class CloudSettings(BaseModel):
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in data_dir")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
+    artifact_store: str = Field(
+        default="", description="s3://bucket/prefix; empty means the directory DATA_DIR/artifacts"
+    )
+    artifact_store_endpoint_url: str | None = Field(
+        default=None, description="The endpoint of an S3-compatible store (default: AWS S3)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -43,6 +51,19 @@ class CloudSettings(BaseModel):
                 f"unsupported database URL {url.split('://')[0]!r}://...; use one of "
                 + ", ".join(SUPPORTED_DATABASE_SCHEMES)
             )
+        return url
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _supported_artifact_store(cls, url: str) -> str:
+        parse_store_url(url)
+        return url
+
+    @field_validator("artifact_store_endpoint_url")
+    @classmethod
+    def _http_endpoint(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return url
 
     @property

@@ -39,6 +39,7 @@ from edgewise.runtime.specs import build_specs
 
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink
+    from edgewise.runtime.fleet import FleetAgent
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Kernel:
         self.context: RuntimeContext
         self.services: list[RuntimeService] = []
         self.cloud: CloudLink | None = None
+        self.fleet: FleetAgent | None = None
 
     # -- the environment components see -------------------------------------------------------------
 
@@ -160,11 +162,17 @@ class Kernel:
             # Imported only here: a runtime without a cloud section never loads the MQTT client.
             from edgewise.runtime.cloudlink import CloudLink
 
+            presence = None
+            if cloud.fleet.enabled:
+                from edgewise.runtime.fleet import presence_messages
+
+                presence = presence_messages(self.settings.thing_name)
             # Started before any service or component, so that both can publish (spooled until connected).
             self.cloud = CloudLink(
                 cloud,
                 client_id=cloud.client_id or self.settings.thing_name,
                 spool_dir=self.paths.root / "spool",
+                connection_messages=presence,
             )
             await self.cloud.start()
         self.context = RuntimeContext(
@@ -190,6 +198,8 @@ class Kernel:
         self.reconcile()
         self.store.subscribe((), self._on_change)
         self.deployments.start()
+        if self.cloud is not None and self.cloud.settings.fleet.enabled:
+            await self._start_fleet_agent(self.cloud)
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
         # Written last: the CLI token is what tools and tests wait for before they talk to the runtime.
@@ -200,6 +210,23 @@ class Kernel:
             self.settings.thing_name,
             ", ".join(f"{key}={value}" for key, value in sorted(self.platform.items())),
         )
+
+    async def _start_fleet_agent(self, cloud: CloudLink) -> None:
+        """Fleet deployments, fleet status and presence; after recovery, so a deployment interrupted by a
+        crash is finished before the agent reports it."""
+        from edgewise.runtime.fleet import FleetAgent
+
+        self.fleet = FleetAgent(
+            cloud,
+            thing=self.settings.thing_name,
+            settings=cloud.settings,
+            paths=self.paths,
+            store=self.store,
+            supervisor=self.supervisor,
+            deployments=self.deployments,
+            platform=self.platform,
+        )
+        await self.fleet.start()
 
     def _write_cli_token(self) -> None:
         """Write the CLI's token where only the runtime's user can read it (like greengrass-cli)."""
@@ -212,6 +239,8 @@ class Kernel:
     async def stop(self) -> None:
         """Shut down in stages: no new deployments, components (dependents first), IPC, store."""
         logger.info("Runtime stopping")
+        if self.fleet is not None:
+            await self.fleet.close()
         await self.deployments.close()
         await self.supervisor.shutdown()
         await self.server.close()

@@ -11,6 +11,7 @@ from edgewise.cloud.broker.config import (
     render_config,
     write_config,
 )
+from edgewise.cloud.broker.connection import BrokerConnection, BrokerEndpoint
 from edgewise.cloud.broker.errors import (
     BrokerConfigError,
     BrokerControlError,
@@ -28,7 +29,9 @@ from edgewise.cloud.broker.process import (
 
 __all__ = [
     "BrokerConfigError",
+    "BrokerConnection",
     "BrokerControlError",
+    "BrokerEndpoint",
     "BrokerError",
     "BrokerNotRunningError",
     "BrokerReloadError",

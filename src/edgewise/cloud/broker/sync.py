@@ -8,20 +8,30 @@ the TLS handshake, so a device already connected with a certificate just revoked
 connected; after the reload it cannot come back.
 
 A device "loses its standing" when one of its certificates stopped being ACTIVE (or was deleted) or when it
-no longer has any permissions at all. A failed sync is logged and retried; the files on disk are then the
-last good ones.
+no longer has any permissions at all.
+
+A failed sync (the database briefly unavailable, Mosquitto refusing or missing the reload) is retried with
+capped exponential back-off (:class:`SyncRetryPolicy`); the files on disk are then the last good ones. The
+first failure of a streak is logged with its traceback, the rest only at DEBUG, and the recovery once.
+
+OpenSSL refuses *every* client once the CRL's nextUpdate has passed, so the sync also re-renders when less
+than ``crl_renew_before`` of the CRL's life is left, checked every ``crl_check_interval`` seconds against
+an injectable clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.broker.acl import THING_NAME, DevicePermissions, render_acl
@@ -36,10 +46,52 @@ from edgewise.cloud.identity.service import held_serials, revoked_serials
 
 logger = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime.datetime]
+
 #: How long a burst of changes may go on before one sync covers all of them.
 DEFAULT_DEBOUNCE = 0.2
-#: How long to wait before trying a failed sync again.
-DEFAULT_RETRY_DELAY = 5.0
+#: Re-render the CRL when less than this is left before its nextUpdate.
+DEFAULT_CRL_RENEW_BEFORE = datetime.timedelta(days=30)
+#: How often (seconds) to compare the CRL's nextUpdate with the clock.
+DEFAULT_CRL_CHECK_INTERVAL = 3600.0
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class SyncRetryPolicy:
+    """Wait ``min(base_delay * 2**(n-1), max_delay)`` plus up to 10 % jitter after the n-th failure in a row."""
+
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_delay <= self.max_delay:
+            raise BrokerConfigError(
+                "retry", f"need 0 < base_delay <= max_delay, got {self.base_delay} and {self.max_delay}"
+            )
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the next try, after ``failures`` failures in a row (at least 1)."""
+        # The exponent is capped as well: 2.0**n overflows a float long before a streak could end.
+        delay = min(self.base_delay * 2.0 ** min(max(failures - 1, 0), 64), self.max_delay)
+        return delay * (1 + random.uniform(0, 0.1))
+
+
+@dataclass(frozen=True)
+class SyncStatistics:
+    """Counters of one :class:`AuthorizationSync`."""
+
+    #: Syncs that completed, the first one included.
+    syncs: int
+    #: Failed syncs, all together.
+    failures: int
+    #: Failed syncs since the last one that completed (0 when the last one completed).
+    failing: int
+    #: When the CRL on disk expires; None before the first sync.
+    crl_next_update: datetime.datetime | None
 
 
 @dataclass(frozen=True)
@@ -52,6 +104,14 @@ class AuthorizationSnapshot:
     certificates: dict[str, tuple[str, CertificateStatus]]
     #: Things that had permissions.
     permitted: frozenset[str]
+
+    @property
+    def crl_next_update(self) -> datetime.datetime:
+        """When OpenSSL stops accepting the CRL (and with it every client)."""
+        next_update = x509.load_pem_x509_crl(self.crl.encode("ascii")).next_update_utc
+        if next_update is None:
+            raise BrokerConfigError("crl", "has no nextUpdate")
+        return next_update
 
     def dropped_since(self, previous: AuthorizationSnapshot) -> list[str]:
         """Thing names whose certificate left ACTIVE, or who lost every permission, since ``previous``."""
@@ -98,26 +158,40 @@ class AuthorizationSync:
         authority: CertificateAuthority,
         *,
         debounce: float = DEFAULT_DEBOUNCE,
-        retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry: SyncRetryPolicy | None = None,
+        clock: Clock = _utc_now,
+        crl_renew_before: datetime.timedelta = DEFAULT_CRL_RENEW_BEFORE,
+        crl_check_interval: float = DEFAULT_CRL_CHECK_INTERVAL,
     ) -> None:
         crl_file = broker.settings.devices.crlfile
         if crl_file is None:
             raise BrokerConfigError("devices.crlfile", "must be set for the broker to refuse revoked devices")
+        if crl_check_interval <= 0:
+            raise BrokerConfigError("crl_check_interval", f"must be positive, not {crl_check_interval}")
         self._sessions = session_factory
         self._broker = broker
         self._authority = authority
         self._crl_file: Path = crl_file
         self._debounce = debounce
-        self._retry_delay = retry_delay
+        self._retry = retry or SyncRetryPolicy()
+        self._clock = clock
+        self._crl_renew_before = crl_renew_before
+        self._crl_check_interval = crl_check_interval
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last: AuthorizationSnapshot | None = None
+        self._crl_next_update: datetime.datetime | None = None
         self._syncs = 0
+        self._failures = 0
+        self._failing = 0
 
     @property
     def syncs(self) -> int:
         """How many syncs have completed, the first one included."""
         return self._syncs
+
+    def statistics(self) -> SyncStatistics:
+        return SyncStatistics(self._syncs, self._failures, self._failing, self._crl_next_update)
 
     async def start(self) -> None:
         """Write the ACL and CRL from the store, then start the broker (or reload it if it runs already).
@@ -133,8 +207,7 @@ class AuthorizationSync:
             await self._broker.reload()
         else:
             await self._broker.start()
-        self._last = snapshot
-        self._syncs += 1
+        self._completed(snapshot)
         self._task = asyncio.create_task(self._run(), name="authorization-sync")
         logger.info("authorization-synced devices=%d", len(snapshot.permitted))
 
@@ -152,14 +225,39 @@ class AuthorizationSync:
 
     async def _run(self) -> None:
         while True:
-            await self._changed.wait()
+            await self._wait_for_work()
             await asyncio.sleep(self._debounce)
             self._changed.clear()
             try:
                 await self._sync()
             except Exception:
-                logger.exception("authorization-sync-failed retry_s=%.1f", self._retry_delay)
-                await asyncio.sleep(self._retry_delay)
+                self._failures += 1
+                self._failing += 1
+                delay = self._retry.delay(self._failing)
+                if self._failing == 1:
+                    logger.exception("authorization-sync-failed retry_s=%.2f (retrying with back-off)", delay)
+                else:
+                    logger.debug(
+                        "authorization-sync-failed failures=%d retry_s=%.2f",
+                        self._failing,
+                        delay,
+                        exc_info=True,
+                    )
+                await asyncio.sleep(delay)
+                self._changed.set()
+
+    def crl_renewal_due(self) -> bool:
+        """Whether less than ``crl_renew_before`` is left before the CRL on disk expires."""
+        next_update = self._crl_next_update
+        return next_update is not None and next_update - self._clock() < self._crl_renew_before
+
+    async def _wait_for_work(self) -> None:
+        """Until a change is noted or the CRL is due for renewal."""
+        while not self._changed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._crl_check_interval)
+            if self.crl_renewal_due():
+                logger.info("crl-renewal-due next_update=%s", self._crl_next_update)
                 self._changed.set()
 
     async def _sync(self) -> None:
@@ -170,9 +268,16 @@ class AuthorizationSync:
         for thing_name in dropped:
             await self._broker.disconnect(thing_name)
         # Only now: a sync that fails part-way is retried against the older snapshot, so no one is missed.
-        self._last = snapshot
-        self._syncs += 1
+        self._completed(snapshot)
         logger.info("authorization-synced devices=%d disconnected=%d", len(snapshot.permitted), len(dropped))
+
+    def _completed(self, snapshot: AuthorizationSnapshot) -> None:
+        if self._failing:
+            logger.info("authorization-sync-recovered failures=%d", self._failing)
+        self._last = snapshot
+        self._crl_next_update = snapshot.crl_next_update
+        self._syncs += 1
+        self._failing = 0
 
     def _render(self) -> AuthorizationSnapshot:
         """Read the store and write both files atomically. Blocks."""

@@ -6,8 +6,12 @@ from alembic import context
 
 # The model modules register their tables on Base.metadata (used by `alembic revision --autogenerate`).
 from edgewise.cloud.auth import models as _auth_models  # noqa: F401
+from edgewise.cloud.components import models as _component_models  # noqa: F401
 from edgewise.cloud.db import Base, create_database_engine
+from edgewise.cloud.deployments import models as _deployment_models  # noqa: F401
+from edgewise.cloud.fleet import models as _fleet_models  # noqa: F401
 from edgewise.cloud.identity import models as _identity_models  # noqa: F401
+from edgewise.cloud.jobs import models as _job_models  # noqa: F401
 from edgewise.cloud.provisioning import models as _provisioning_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
 

@@ -1,4 +1,5 @@
-"""Provisioning tables: templates, and the ownership tokens that bind a claimed certificate to its device."""
+"""Provisioning tables: templates (with their pre-provisioning hook), and the ownership tokens that bind a
+claimed certificate to its device."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class ProvisioningTemplate(Base):
     description: Mapped[str] = mapped_column(sa.String(500), default="")
     body: Mapped[str] = mapped_column(sa.Text)
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    #: The pre-provisioning hook's URL and input version; both ``None`` when the template has none.
+    hook_url: Mapped[str | None] = mapped_column(sa.String(2048), default=None)
+    hook_payload_version: Mapped[str | None] = mapped_column(sa.String(16), default=None)
     created_at: Mapped[datetime.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -11,10 +11,13 @@ from edgewise.cloud.db import SessionDep
 from edgewise.cloud.errors import ERROR_RESPONSES
 from edgewise.cloud.identity.ca import CertificateAuthority
 from edgewise.cloud.provisioning import service
+from edgewise.cloud.provisioning.hook import PreProvisioningHook
 from edgewise.cloud.provisioning.models import ProvisioningTemplate
 from edgewise.cloud.provisioning.schemas import (
     ClaimCertificateCreate,
     ClaimCertificateIssued,
+    ProvisioningHook,
+    ProvisioningHookPublic,
     TemplateCreate,
     TemplatePublic,
     TemplatesPublic,
@@ -38,14 +41,24 @@ router = APIRouter(dependencies=[Depends(require_access())], responses=ERROR_RES
 
 def template_public(template: ProvisioningTemplate) -> TemplatePublic:
     """The API shape of ``template``."""
+    hook = service.template_hook(template)
     return TemplatePublic(
         template_name=template.name,
         description=template.description,
         template_body=service.template_body(template),
         enabled=template.enabled,
+        pre_provisioning_hook=(
+            ProvisioningHookPublic(target_url=hook.target_url, payload_version=hook.payload_version)
+            if hook is not None
+            else None
+        ),
         created_at=template.created_at,
         updated_at=template.updated_at,
     )
+
+
+def _hook(shape: ProvisioningHook | None) -> PreProvisioningHook | None:
+    return PreProvisioningHook(shape.target_url, shape.payload_version) if shape is not None else None
 
 
 @router.post("/provisioning-templates", status_code=status.HTTP_201_CREATED)
@@ -58,6 +71,7 @@ def create_template(session: SessionDep, request: TemplateCreate) -> TemplatePub
             request.template_body,
             description=request.description,
             enabled=request.enabled,
+            hook=_hook(request.pre_provisioning_hook),
         )
     )
 
@@ -79,7 +93,7 @@ def get_template(session: SessionDep, template_name: TemplateName) -> TemplatePu
 def update_template(
     session: SessionDep, template_name: TemplateName, request: TemplateUpdate
 ) -> TemplatePublic:
-    """Change a provisioning template's body, description or enabled flag."""
+    """Change a provisioning template's body, description, enabled flag or pre-provisioning hook."""
     return template_public(
         service.update_template(
             session,
@@ -87,6 +101,8 @@ def update_template(
             body=request.template_body,
             description=request.description,
             enabled=request.enabled,
+            hook=_hook(request.pre_provisioning_hook),
+            remove_hook=request.remove_pre_provisioning_hook,
         )
     )
 

@@ -7,13 +7,14 @@ problem, since its structure is AWS's and too loose for a useful JSON schema.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from edgewise.cloud.identity.schemas import PolicyName
 from edgewise.cloud.provisioning import service
+from edgewise.cloud.provisioning.hook import PAYLOAD_VERSION, TARGET_URL_MAX_LENGTH, TARGET_URL_PATTERN
 
 TemplateName = Annotated[
     str,
@@ -30,21 +31,44 @@ class _Request(_Shape):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ProvisioningHook(_Request):
+    """A pre-provisioning hook: the URL that RegisterThing POSTs AWS's hook input to (AWS: a Lambda ARN)."""
+
+    target_url: str = Field(max_length=TARGET_URL_MAX_LENGTH, pattern=TARGET_URL_PATTERN)
+    payload_version: Literal["2020-04-01"] = PAYLOAD_VERSION
+
+
+class ProvisioningHookPublic(_Shape):
+    """A template's pre-provisioning hook."""
+
+    target_url: str
+    payload_version: str
+
+
+TemplateBody = Annotated[
+    dict[str, Any],
+    Field(description="Parameters, Mappings, Conditions, Resources and DeviceConfiguration, as AWS IoT"),
+]
+
+
 class TemplateCreate(_Request):
     """A new fleet provisioning template."""
 
     template_name: TemplateName
     description: Description = ""
-    template_body: dict[str, Any] = Field(description="Parameters, Resources and DeviceConfiguration")
+    template_body: TemplateBody
     enabled: bool = True
+    pre_provisioning_hook: ProvisioningHook | None = None
 
 
 class TemplateUpdate(_Request):
     """Changes to a provisioning template; what is left out stays."""
 
     description: Description | None = None
-    template_body: dict[str, Any] | None = None
+    template_body: TemplateBody | None = None
     enabled: bool | None = None
+    pre_provisioning_hook: ProvisioningHook | None = None
+    remove_pre_provisioning_hook: bool = False
 
 
 class TemplatePublic(_Shape):
@@ -54,6 +78,7 @@ class TemplatePublic(_Shape):
     description: str
     template_body: dict[str, Any]
     enabled: bool
+    pre_provisioning_hook: ProvisioningHookPublic | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
 

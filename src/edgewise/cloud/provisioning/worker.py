@@ -1,9 +1,10 @@
 """The MQTT side of fleet provisioning: answers CreateKeysAndCertificate, CreateCertificateFromCsr and
-RegisterThing requests on AWS IoT's reserved topics, with AWS's payloads.
+RegisterThing requests on AWS IoT's reserved topics, with AWS's payloads, and cleans up ownership tokens
+that expired unredeemed (at most once per ``cleanup_interval``).
 
-The worker connects to the broker's loopback worker listener (user name and password, every topic). paho's
-network thread hands each request to the event loop; the store work runs in a thread so the loop stays
-free. Replies go to the request topic plus ``/accepted`` or ``/rejected``. Every claim device subscribes
+The worker connects to the broker through a :class:`WorkerLink` (the managed broker's loopback worker
+listener, or an external broker), with the right to every topic; the store work runs in a thread so the
+loop stays free. Replies go to the request topic plus ``/accepted`` or ``/rejected``. Every claim device subscribes
 to those same topics and Mosquitto cannot address one connection, so a reply reaches every claim device
 connected at that moment (see docs/cloud.md "Provisioning by claim" for what that means).
 """
@@ -11,28 +12,35 @@ connected at that moment (see docs/cloud.md "Provisioning by claim" for what tha
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.config import WorkerListenerSettings
-from edgewise.cloud.errors import CloudError, ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.db import utcnow
+from edgewise.cloud.errors import (
+    CloudError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from edgewise.cloud.identity.ca import CertificateAuthority
-from edgewise.cloud.provisioning import service
+from edgewise.cloud.provisioning import registration, service
+from edgewise.cloud.workerlink import WorkerLink
 
 logger = logging.getLogger(__name__)
 
 CREATE_TOPIC = "$aws/certificates/create/json"
 CREATE_FROM_CSR_TOPIC = "$aws/certificates/create-from-csr/json"
 PROVISION_FILTER = "$aws/provisioning-templates/+/provision/json"
+#: How often expired ownership tokens are looked for.
+CLEANUP_INTERVAL = datetime.timedelta(minutes=1)
 _CLIENT_ID = "edgewise-provisioning"
-_CONNECT_TIMEOUT = 10.0
 
 
 class ProvisioningRejected(Exception):
@@ -56,6 +64,8 @@ def _rejection(exc: CloudError) -> ProvisioningRejected:
             else "InvalidParameters"
         )
         return ProvisioningRejected(400, code, str(exc))
+    if isinstance(exc, PermissionDeniedError):
+        return ProvisioningRejected(403, "AccessDenied", str(exc))
     if isinstance(exc, NotFoundError):
         return ProvisioningRejected(404, "ResourceNotFound", str(exc))
     if isinstance(exc, ConflictError):
@@ -87,79 +97,72 @@ def _template_name(topic: str) -> str | None:
 
 
 class ProvisioningWorker:
-    """Serves provisioning requests until closed; ``on_registered`` runs on the loop after each new thing."""
+    """Serves provisioning requests until closed; ``on_registered`` runs on the loop after each new thing.
+
+    ``clock`` gives the time the cleanup of expired ownership tokens goes by.
+    """
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         authority: CertificateAuthority,
-        listener: WorkerListenerSettings,
+        connection: BrokerConnection,
         *,
         on_registered: Callable[[], None] | None = None,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        cleanup_interval: datetime.timedelta = CLEANUP_INTERVAL,
     ) -> None:
         self._sessions = sessions
         self._authority = authority
-        self._listener = listener
         self._on_registered = on_registered
-        self._ready = threading.Event()
-        self._failure: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=_CLIENT_ID, protocol=MQTTProtocolVersion.MQTTv5
+        self._clock = clock
+        self._cleanup_interval = cleanup_interval
+        self._cleaned_at: datetime.datetime | None = None
+        self._cleaner: asyncio.Task[None] | None = None
+        self._link = WorkerLink(
+            connection,
+            client_id=_CLIENT_ID,
+            filters=(CREATE_TOPIC, CREATE_FROM_CSR_TOPIC, PROVISION_FILTER),
+            on_message=self._answer,
         )
-        self._client.username_pw_set(listener.username, listener.password)
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
 
     async def start(self) -> None:
         """Connect and subscribe to the request topics.
 
         Raises:
-            ConnectionError: the worker listener refused or did not answer within 10 s.
+            OSError: the broker cannot be reached or its TLS certificate does not verify.
+            ConnectionError: the broker refused or did not answer within 10 s.
         """
-        self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._client.connect, "127.0.0.1", self._listener.port, 30)
-        self._client.loop_start()
-        if not await asyncio.to_thread(self._ready.wait, _CONNECT_TIMEOUT) or self._failure is not None:
-            self._client.loop_stop()
-            raise ConnectionError(
-                f"The provisioning worker could not subscribe on port {self._listener.port}: "
-                f"{self._failure or f'no answer within {_CONNECT_TIMEOUT:.0f} s'}"
-            )
-        logger.info("provisioning-worker-started port=%d", self._listener.port)
+        await self._link.start()
+        self._cleaner = asyncio.create_task(self._clean_up_periodically(), name="ownership-token-cleanup")
 
     async def close(self) -> None:
-        """Disconnect; requests being answered are abandoned."""
-        for pending in list(self._pending):
-            pending.cancel()
-        self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        """Disconnect; requests being answered and a cleanup under way are abandoned."""
+        if self._cleaner is not None:
+            self._cleaner.cancel()
+            await asyncio.gather(self._cleaner, return_exceptions=True)
+        await self._link.close()
 
-    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self._failure = f"the broker refused the connection: {reason}"
-            self._ready.set()
-            return
-        client.subscribe([(CREATE_TOPIC, 1), (CREATE_FROM_CSR_TOPIC, 1), (PROVISION_FILTER, 1)])
+    async def clean_up_if_due(self) -> service.Cleanup | None:
+        """Clean up expired ownership tokens unless the last cleanup is less than ``cleanup_interval`` ago
+        by the clock; returns what it did, or ``None`` when it was not due."""
+        now = self._clock()
+        if self._cleaned_at is not None and now - self._cleaned_at < self._cleanup_interval:
+            return None
+        self._cleaned_at = now
+        return await asyncio.to_thread(self._clean_up, now)
 
-    def _on_subscribe(
-        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
-    ) -> None:
-        failed = [reason for reason in reasons if reason.is_failure]
-        if failed:
-            self._failure = f"the broker refused a subscription: {failed[0]}"
-        self._ready.set()
+    def _clean_up(self, now: datetime.datetime) -> service.Cleanup:
+        with self._sessions() as session:
+            return service.clean_up_ownership_tokens(session, now=now)
 
-    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._dispatch, message.topic, bytes(message.payload))
-
-    def _dispatch(self, topic: str, payload: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(topic, payload))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    async def _clean_up_periodically(self) -> None:
+        while True:
+            try:
+                await self.clean_up_if_due()
+            except Exception:
+                logger.exception("ownership-token-cleanup-failed")
+            await asyncio.sleep(self._cleanup_interval.total_seconds())
 
     async def _answer(self, topic: str, payload: bytes) -> None:
         registered = False
@@ -175,7 +178,7 @@ class ProvisioningWorker:
                 500, "InternalFailure", "The request failed; see the cloud log"
             ).payload()
             outcome = "rejected"
-        self._client.publish(f"{topic}/{outcome}", json.dumps(reply), qos=1)
+        self._link.publish(f"{topic}/{outcome}", json.dumps(reply))
         if registered and self._on_registered is not None:
             self._on_registered()
 
@@ -219,5 +222,5 @@ class ProvisioningWorker:
         parameters = request.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidRequestError("parameters", "must be an object of strings")
-        registered = service.register_thing(session, template, token, parameters)
+        registered = registration.register_thing(session, template, token, parameters)
         return {"thingName": registered.thing_name, "deviceConfiguration": registered.device_configuration}

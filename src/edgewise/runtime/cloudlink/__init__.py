@@ -11,9 +11,10 @@ Usage::
 
 from typing import TYPE_CHECKING, Any
 
-from edgewise.runtime.cloudlink._message import CloudMessage, MessageProperties
+from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
 from edgewise.runtime.cloudlink._settings import (
     CloudSettings,
+    FleetSettings,
     ReconnectSettings,
     RuntimeFileSettings,
     SpoolSettings,
@@ -34,13 +35,21 @@ if TYPE_CHECKING:
         CloudLink,
         CloudLinkStatistics,
         CloudSubscription,
+        ConnectionMessagesFactory,
         MessageCallback,
         StatusListener,
     )
 
 #: Names from ``_link``, which imports paho-mqtt: loaded on first use, so a runtime without a cloud section
 #: never imports the MQTT client (and its HTTP and e-mail dependencies).
-_LAZY = {"CloudLink", "CloudLinkStatistics", "CloudSubscription", "MessageCallback", "StatusListener"}
+_LAZY = {
+    "CloudLink",
+    "CloudLinkStatistics",
+    "CloudSubscription",
+    "ConnectionMessagesFactory",
+    "MessageCallback",
+    "StatusListener",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -61,6 +70,9 @@ __all__ = [
     "CloudSettings",
     "CloudSubscription",
     "ConfigFileError",
+    "ConnectionMessages",
+    "ConnectionMessagesFactory",
+    "FleetSettings",
     "MessageCallback",
     "MessageProperties",
     "MessageTooLargeError",

@@ -11,6 +11,10 @@ and the link waits an exponential, jittered delay before the next one.
 Every QoS 1 publish is committed to the spool first and removed only after its PUBACK, so a message is
 never lost to a disconnect or a restart (it may arrive twice: at least once). Unacknowledged messages are
 resent in order on the next connection. Local subscribers share one broker subscription per filter.
+
+A link may announce itself (:class:`ConnectionMessages`): each connection gets a fresh last will and a message
+published right after CONNACK, before the spool; presence ("online" retained, "offline" as the will) is built
+this way.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edgewise.runtime.cloudlink._message import CloudMessage, MessageProperties
+from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
 from edgewise.runtime.cloudlink._paho import (
     connect_properties,
     property_of,
@@ -57,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 StatusListener = Callable[[bool], None]
 MessageCallback = Callable[[CloudMessage], None]
+#: Called before each connection attempt for the messages that connection announces itself with.
+ConnectionMessagesFactory = Callable[[], ConnectionMessages]
 
 _MAX_INFLIGHT = 100  # QoS 1 publishes awaiting PUBACK: AWS IoT Core's limit, or the broker's Receive Maximum
 _OPERATION_TIMEOUT_S = 30.0
@@ -65,6 +72,7 @@ _CLOSE_TIMEOUT_S = 5.0
 _SESSION_EXPIRY_S = 3600  # the broker keeps our subscriptions and queued QoS 1 messages across a short outage
 _STABLE_CONNECTION_S = 30.0  # a connection that lasted this long resets the back-off
 _MAX_FILTERS = 10_000
+_DISCONNECT_WITH_WILL = 4  # MQTT 5 DISCONNECT reason: the broker publishes the will anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +126,11 @@ class _Filter:
 class _Connection:
     """One paho client and its in-flight state; paho's callbacks hop to the event loop and land here."""
 
-    def __init__(self, link: CloudLink, client: paho.Client) -> None:
+    def __init__(self, link: CloudLink, client: paho.Client, messages: ConnectionMessages) -> None:
         loop = asyncio.get_running_loop()
         self.link = link
         self.client = client
+        self.messages = messages
         self.loop = loop
         self.connack: asyncio.Future[tuple[ReasonCode, Properties | None]] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
@@ -213,9 +222,17 @@ class CloudLink:
     Also an async context manager.
     """
 
-    def __init__(self, settings: CloudSettings, *, client_id: str, spool_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        *,
+        client_id: str,
+        spool_dir: Path,
+        connection_messages: ConnectionMessagesFactory | None = None,
+    ) -> None:
         self.settings = settings
         self.client_id = client_id
+        self._connection_messages = connection_messages
         self._spool = Spool(spool_dir / "spool.db", max_bytes=settings.spool.max_bytes)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -363,7 +380,7 @@ class CloudLink:
             )
             await asyncio.sleep(delay)
 
-    def _new_client(self) -> paho.Client:
+    def _new_client(self, messages: ConnectionMessages) -> paho.Client:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -373,6 +390,15 @@ class CloudLink:
         client.tls_set_context(self._tls)
         client.connect_timeout = _CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(_MAX_INFLIGHT)
+        will = messages.will
+        if will is not None:
+            client.will_set(
+                will.topic,
+                will.payload,
+                will.qos,
+                will.retain,
+                publish_properties(will.properties, PacketTypes.WILLMESSAGE),
+            )
         return client
 
     def _open_blocking(self, client: paho.Client, clean_start: bool) -> None:
@@ -389,8 +415,9 @@ class CloudLink:
 
     async def _connect_once(self, *, clean_start: bool) -> bool:
         """One connection, from attempt to end; True when it got as far as a successful CONNACK."""
-        client = self._new_client()
-        connection = _Connection(self, client)
+        messages = self._connection_messages() if self._connection_messages else ConnectionMessages()
+        client = self._new_client(messages)
+        connection = _Connection(self, client, messages)
         opening = asyncio.ensure_future(asyncio.to_thread(self._open_blocking, client, clean_start))
         try:
             try:
@@ -429,6 +456,8 @@ class CloudLink:
             len(self._spool),
             len(self._filters),
         )
+        if connection.messages.on_connect is not None:
+            self._send(connection, connection.messages.on_connect)
         for entry in self._filters.values():
             entry.qos = entry.wanted_qos()
             entry.pending = connection.subscribe(entry)
@@ -460,7 +489,12 @@ class CloudLink:
             return
         client = connection.client
         if not connection.closed.done():
-            client.disconnect()
+            if self._closed and connection.messages.will_on_close and connection.messages.will is not None:
+                client.disconnect(
+                    reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=_DISCONNECT_WITH_WILL)
+                )
+            else:
+                client.disconnect()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(connection.closed), _CLOSE_TIMEOUT_S)
         try:

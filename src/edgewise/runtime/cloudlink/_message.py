@@ -1,4 +1,5 @@
-"""MQTT messages as the cloud link sees them: topic, payload, QoS, retain and the MQTT 5 properties."""
+"""MQTT messages as the cloud link sees them: topic, payload, QoS, retain and the MQTT 5 properties; and the
+messages a connection announces itself with (its will and what it publishes on connecting)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,18 @@ class CloudMessage:
     qos: int = 0
     retain: bool = False
     properties: MessageProperties = _NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionMessages:
+    """What one connection says about itself; the link asks for a fresh set before every connection attempt.
+
+    ``will`` is the connection's MQTT last will: the broker publishes it when the connection drops without a
+    clean DISCONNECT (and, with ``will_on_close``, also when the link is closed). ``on_connect`` is published
+    right after each successful CONNACK, before anything spooled; it is not spooled itself (the next
+    connection publishes its own).
+    """
+
+    will: CloudMessage | None = None
+    on_connect: CloudMessage | None = None
+    will_on_close: bool = False

@@ -15,11 +15,13 @@ def _new(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves this one unannotated
 
 
-def publish_properties(properties: MessageProperties) -> Properties | None:
-    """paho PUBLISH properties for ``properties``; None when there are none."""
+def publish_properties(
+    properties: MessageProperties, packet_type: int = PacketTypes.PUBLISH
+) -> Properties | None:
+    """paho PUBLISH (or, with ``packet_type`` WILLMESSAGE, will) properties; None when there are none."""
     if properties == MessageProperties():
         return None
-    paho = _new(PacketTypes.PUBLISH)
+    paho = _new(packet_type)
     for pair in properties.user_properties:
         paho.UserProperty = pair
     if properties.message_expiry_interval is not None:

@@ -13,6 +13,7 @@ The file is YAML; every key is optional except the connection basics of ``cloud`
       keepAlive: 60
       spool: {maxBytes: 2621440, keepQos0WhenOffline: false}
       reconnect: {minDelay: 1, maxDelay: 120}
+      fleet: {enabled: true, statusIntervalSeconds: 86400}
 
 Unknown keys and bad values are errors naming the field; every problem is reported at once.
 """
@@ -52,6 +53,14 @@ class ReconnectSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    """The device agent (``edgewise.runtime.fleet``): fleet deployments, fleet status and presence."""
+
+    enabled: bool = True  #: off for a broker that is not an Edgewise cloud (AWS IoT Core, a plain broker)
+    status_interval: int = 86_400  #: seconds between the periodic COMPLETE fleet status messages
+
+
+@dataclass(frozen=True)
 class CloudSettings:
     """One MQTT 5 connection over mutual TLS."""
 
@@ -64,6 +73,7 @@ class CloudSettings:
     keep_alive: int = 60
     spool: SpoolSettings = field(default_factory=SpoolSettings)
     reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     def tls_context(self) -> ssl.SSLContext:
         """A client context that verifies the server against ``root_ca`` and presents the certificate.
@@ -203,6 +213,7 @@ def _cloud(reader: _Reader, value: Any) -> CloudSettings | None:
         "keepAlive",
         "spool",
         "reconnect",
+        "fleet",
     )
     data = reader.section(value, "cloud", allowed)
     if not isinstance(value, Mapping):
@@ -210,6 +221,7 @@ def _cloud(reader: _Reader, value: Any) -> CloudSettings | None:
     before = len(reader.problems)
     spool = reader.section(data.get("spool", {}), "cloud.spool", ("maxBytes", "keepQos0WhenOffline"))
     reconnect = reader.section(data.get("reconnect", {}), "cloud.reconnect", ("minDelay", "maxDelay"))
+    fleet = reader.section(data.get("fleet", {}), "cloud.fleet", ("enabled", "statusIntervalSeconds"))
     min_delay = reader.seconds(reconnect, "minDelay", "cloud.reconnect", 1.0)
     max_delay = reader.seconds(reconnect, "maxDelay", "cloud.reconnect", max(120.0, min_delay))
     if max_delay < min_delay:
@@ -229,6 +241,12 @@ def _cloud(reader: _Reader, value: Any) -> CloudSettings | None:
             keep_qos0_when_offline=reader.boolean(spool, "keepQos0WhenOffline", "cloud.spool", False),
         ),
         reconnect=ReconnectSettings(min_delay=min_delay, max_delay=max_delay),
+        fleet=FleetSettings(
+            enabled=reader.boolean(fleet, "enabled", "cloud.fleet", True),
+            status_interval=reader.integer(
+                fleet, "statusIntervalSeconds", "cloud.fleet", 1, 31_536_000, 86_400
+            ),
+        ),
     )
     if len(reader.problems) == before:
         _check_tls(reader, cloud)

@@ -5,6 +5,7 @@ from edgewise.runtime.deployment.document import (
     ConfigurationUpdate,
     DeploymentDocument,
     FailureHandlingPolicy,
+    parse_fleet_deployment,
     parse_local_deployment,
 )
 from edgewise.runtime.deployment.errors import DeploymentError, DocumentError, PackageError
@@ -23,5 +24,6 @@ __all__ = [
     "DocumentError",
     "FailureHandlingPolicy",
     "PackageError",
+    "parse_fleet_deployment",
     "parse_local_deployment",
 ]

@@ -39,6 +39,9 @@ from edgewise.runtime.lifecycle.states import ComponentState
 from edgewise.runtime.paths import RootPaths
 
 logger = logging.getLogger(__name__)
+#: How long a started component must stay RUNNING before a deployment counts it as up: Greengrass checks the
+#: states once a second, so a Run process that dies within about a second fails the deployment there too.
+RUN_STABILITY_SECONDS = 1.0
 
 #: Store keys: the running components, and the root components each group asked for.
 SERVICES = ("services",)
@@ -317,7 +320,7 @@ class DeploymentService:
     ) -> str | None:
         """Wait for the components to settle; return a failure reason, or None when all are up."""
         names = [name for name in services if name not in ignore]
-        states = await self._supervisor.wait_settled(names, timeout=timeout)
+        states = await self._supervisor.wait_settled(names, timeout=timeout, stable_for=RUN_STABILITY_SECONDS)
         broken = sorted(name for name, state in states.items() if state is ComponentState.BROKEN)
         unsettled = sorted(name for name, state in states.items() if not state.is_settled)
         reasons = []
@@ -337,7 +340,7 @@ class DeploymentService:
 
     def _prepare(self, document: DeploymentDocument, previous: Mapping[str, Any]) -> dict[str, Any]:
         groups: dict[str, dict[str, str]] = copy.deepcopy(previous.get("groups") or {})
-        group_roots = dict(groups.get(document.group) or {})
+        group_roots = {} if document.replace_group_roots else dict(groups.get(document.group) or {})
         for name in document.components_to_remove:
             group_roots.pop(name, None)
         group_roots.update(document.components_to_add)
@@ -378,14 +381,16 @@ class DeploymentService:
     @staticmethod
     def _union_roots(groups: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
         roots: dict[str, str] = {}
+        owners: dict[str, str] = {}
         for group, members in sorted(groups.items()):
             for name, version in members.items():
                 if name in roots and roots[name] != version:
                     raise DeploymentError(
-                        f"{name} is deployed at {roots[name]} by another group and at {version} by {group}",
+                        f"{name} is deployed at {roots[name]} by {owners[name]} and at {version} by {group}",
                         error_types=("COMPONENT_VERSION_CONFLICT",),
                     )
                 roots[name] = version
+                owners[name] = group
         return roots
 
     # -- the stored tree ------------------------------------------------------------------------------

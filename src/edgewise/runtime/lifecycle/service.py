@@ -110,6 +110,8 @@ class ComponentService:
         self._settings = settings
         self._host = host
         self._state = NEW
+        self._clock = clock
+        self._state_since = clock()  #: when the component entered its current state
         self._desired: list[ComponentState] = [RUNNING]
         self._reason = ""  #: why the last request was made; the reason of the transition it causes
         self._leaving = False
@@ -149,6 +151,11 @@ class ComponentService:
     def state(self) -> ComponentState:
         """The current state."""
         return self._state
+
+    @property
+    def state_since(self) -> float:
+        """When (on the supervisor's clock) the component entered its current state."""
+        return self._state_since
 
     @property
     def spec(self) -> ComponentSpec:
@@ -679,6 +686,7 @@ class ComponentService:
         if new is old:
             return
         self._state = new
+        self._state_since = self._clock()
         self._reported = None
         if new is not RUNNING:
             self._unpause(f"leaving RUNNING for {new}")

@@ -96,20 +96,43 @@ class LifecycleSupervisor:
         self._notify()
 
     async def wait_settled(
-        self, names: Collection[str], *, timeout: float | None
+        self, names: Collection[str], *, timeout: float | None, stable_for: float = 0.0
     ) -> dict[str, ComponentState]:
         """Wait until each named component is RUNNING, FINISHED or BROKEN with no request pending, or
         until ``timeout`` seconds pass; return their states either way. Components that are not (or no
         longer) supervised count as settled and are left out of the result. Components being removed must
-        be gone too: a deployment is not done while a component it removed still runs."""
+        be gone too: a deployment is not done while a component it removed still runs. A RUNNING component
+        counts only once it has been RUNNING for ``stable_for`` seconds, so that a process that dies right
+        after it started is seen failing rather than taken for a success."""
         wanted = list(names)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
 
         def settled() -> bool:
             if any(service.leaving for service in self._services.values()):
                 return False
             return all(name not in self._services or self._services[name].settled for name in wanted)
 
-        await self._wait_until(settled, timeout)
+        def unstable_for() -> float:
+            """How long until the last RUNNING component has been RUNNING for ``stable_for`` seconds."""
+            now = self._clock()
+            running = [
+                self._services[name].state_since
+                for name in wanted
+                if name in self._services and self._services[name].state is ComponentState.RUNNING
+            ]
+            return max((since + stable_for - now for since in running), default=0.0)
+
+        while await self._wait_until(settled, None if deadline is None else deadline - loop.time()):
+            remaining = unstable_for()
+            if remaining <= 0:
+                break
+            if deadline is not None:
+                remaining = min(remaining, deadline - loop.time())
+                if remaining <= 0:
+                    break
+            # Nothing to wake on when all goes well: sleep out the stability window, then check again.
+            await asyncio.sleep(remaining)
         return {name: self._services[name].state for name in wanted if name in self._services}
 
     # --- reading -----------------------------------------------------------------------------------

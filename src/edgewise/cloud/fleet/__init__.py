@@ -1,0 +1,1 @@
+"""Fleet status: what each device last said about itself (health, components, last deployment, presence)."""

@@ -1,0 +1,225 @@
+"""The jobs engine: an asyncio task in the cloud process that moves every job along, one pass at a time.
+
+A pass (:func:`run_pass`, blocking, run in a thread) does, with the time of an injected clock:
+
+1. executions whose step timer or in-progress timer ran out → TIMED_OUT (and retried if the job allows);
+2. for each IN_PROGRESS job, in its own transaction: the abort criteria (met → the job is CANCELED with
+   reason code ``ABORTED`` and its QUEUED executions are CANCELED; IN_PROGRESS ones carry on), the rollout
+   (:func:`edgewise.cloud.jobs.rollout.advance`), continuous membership
+   (:func:`edgewise.cloud.jobs.rollout.follow_membership`), and completion (a snapshot job whose things were
+   all notified and whose executions are all terminal → COMPLETED);
+3. jobs marked DELETION_IN_PROGRESS are removed with their executions.
+
+Abort criteria count things: at least ``minNumberOfExecutedThings`` things were notified (have an execution)
+and at least ``thresholdPercentage`` % of them had an execution end with the failure type (``ALL``: FAILED,
+REJECTED or TIMED_OUT), at least one.
+
+:class:`JobEngine` runs a pass every ``interval`` seconds and whenever :meth:`JobEngine.wake` is called (after
+an API write, so a change of group membership reaches continuous jobs at once). Tests call :func:`run_pass`
+with their own ``now`` instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import decimal
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgewise.cloud.db import utcnow
+from edgewise.cloud.jobs import rollout, transitions
+from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus, TargetSelection
+from edgewise.cloud.jobs.schemas import AbortConfig
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+ABORTED = "ABORTED"
+ABORT_TYPES: dict[str, frozenset[ExecutionStatus]] = {
+    "FAILED": frozenset({ExecutionStatus.FAILED}),
+    "REJECTED": frozenset({ExecutionStatus.REJECTED}),
+    "TIMED_OUT": frozenset({ExecutionStatus.TIMED_OUT}),
+    "ALL": frozenset({ExecutionStatus.FAILED, ExecutionStatus.REJECTED, ExecutionStatus.TIMED_OUT}),
+}
+
+
+@dataclass
+class PassReport:
+    """What one pass did."""
+
+    timed_out: int = 0
+    queued: int = 0
+    removed: int = 0
+    aborted: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def time_out(session: Session, *, now: datetime.datetime) -> int:
+    """Move IN_PROGRESS executions whose timers ran out to TIMED_OUT; how many. Commits."""
+    due = session.execute(
+        sa.select(JobExecution, Job)
+        .join(Job, Job.id == JobExecution.job_pk)
+        .where(
+            JobExecution.status == ExecutionStatus.IN_PROGRESS,
+            sa.or_(JobExecution.step_timeout_at <= now, JobExecution.in_progress_timeout_at <= now),
+        )
+        .order_by(JobExecution.id)
+        .with_for_update(of=JobExecution)
+    ).all()
+    count = 0
+    for execution, job in list(due):
+        transitions.change_status(session, job, execution, ExecutionStatus.TIMED_OUT, now=now)
+        count += 1
+    session.commit()
+    return count
+
+
+def abort_reason(session: Session, job: Job) -> str | None:
+    """Why ``job``'s abort criteria say it must be aborted now, or None."""
+    if job.abort_config is None:
+        return None
+    notified = transitions.count_things(session, job)
+    for criterion in AbortConfig.model_validate(job.abort_config).criteria_list:
+        failed = transitions.count_things(session, job, ABORT_TYPES[criterion.failure_type])
+        threshold = decimal.Decimal(str(criterion.threshold_percentage))
+        if (
+            failed
+            and notified >= criterion.min_number_of_executed_things
+            and failed * 100 >= threshold * notified
+        ):
+            return (
+                f"Aborted: {failed} of {notified} notified things ended {criterion.failure_type}"
+                f" (threshold {threshold}% after at least {criterion.min_number_of_executed_things} things)"
+            )
+    return None
+
+
+def _finished(session: Session, job: Job) -> bool:
+    if job.target_selection is TargetSelection.CONTINUOUS or job.rollout_position < len(job.planned_things):
+        return False
+    pending = session.scalar(
+        sa.select(JobExecution.id)
+        .where(
+            JobExecution.job_pk == job.id,
+            JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS]),
+        )
+        .limit(1)
+    )
+    return pending is None
+
+
+def advance_job(session: Session, job_pk: int, *, now: datetime.datetime, report: PassReport) -> None:
+    """Abort, roll out, follow membership and complete one job. Commits."""
+    job = session.scalar(sa.select(Job).where(Job.id == job_pk).with_for_update())
+    if job is None or not job.status.is_active:
+        return
+    reason = abort_reason(session, job)
+    if reason is not None:
+        transitions.change_job_status(
+            session, job, JobStatus.CANCELED, now=now, reason_code=ABORTED, comment=reason
+        )
+        transitions.cancel_pending(session, job, now=now, include_in_progress=False)
+        report.aborted.append(job.job_id)
+        logger.info("job-aborted", extra={"job": job.job_id, "reason": reason})
+    else:
+        report.queued += rollout.advance(session, job, now=now)
+        joined, left = rollout.follow_membership(session, job, now=now)
+        report.queued += joined
+        report.removed += left
+        session.flush()
+        if _finished(session, job):
+            transitions.change_job_status(session, job, JobStatus.COMPLETED, now=now)
+            report.completed.append(job.job_id)
+            logger.info("job-completed", extra={"job": job.job_id})
+    session.commit()
+
+
+def purge_deleted(session: Session) -> list[str]:
+    """Remove the jobs being deleted, with their executions; their ids. Commits."""
+    doomed = session.execute(
+        sa.select(Job.id, Job.job_id).where(Job.status == JobStatus.DELETION_IN_PROGRESS)
+    ).all()
+    removed: list[str] = []
+    for pk, job_id in list(doomed):
+        session.execute(sa.delete(JobExecution).where(JobExecution.job_pk == pk))
+        session.execute(sa.delete(Job).where(Job.id == pk))
+        removed.append(job_id)
+    session.commit()
+    return removed
+
+
+def run_pass(sessions: sessionmaker[Session], *, now: datetime.datetime) -> PassReport:
+    """One pass over every job (see the module docstring). Blocks."""
+    report = PassReport()
+    with sessions() as session:
+        report.timed_out = time_out(session, now=now)
+    with sessions() as session:
+        active = list(
+            session.scalars(sa.select(Job.id).where(Job.status == JobStatus.IN_PROGRESS).order_by(Job.id))
+        )
+    for pk in active:
+        with sessions() as session:
+            try:
+                advance_job(session, pk, now=now, report=report)
+            except Exception:
+                session.rollback()
+                logger.exception("job-pass-failed job_pk=%d", pk)
+    with sessions() as session:
+        report.deleted = purge_deleted(session)
+    return report
+
+
+class JobEngine:
+    """Runs :func:`run_pass` every ``interval`` seconds and on :meth:`wake`, until closed."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, clock: Clock = utcnow, interval: float = 1.0
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._interval = interval
+        self._woken = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start passing, the first pass at once."""
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="jobs-engine")
+        logger.info("jobs-engine-started interval_s=%.1f", self._interval)
+
+    async def close(self) -> None:
+        """Stop once the pass under way, if any, has finished (a pass is never cut off half done)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._woken.set()
+        await self._task
+        self._task = None
+
+    def wake(self) -> None:
+        """Ask for a pass soon; safe to call from any thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._woken.set)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._woken.clear()
+            try:
+                report = await asyncio.to_thread(run_pass, self._sessions, now=self._clock())
+            except Exception:
+                logger.exception("jobs-engine-pass-failed")
+            else:
+                if report.timed_out or report.aborted or report.completed or report.deleted:
+                    logger.info("jobs-engine-pass %s", report)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._interval)

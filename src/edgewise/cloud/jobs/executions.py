@@ -1,0 +1,193 @@
+"""The device side of jobs: what GetPendingJobExecutions, StartNextPendingJobExecution, DescribeJobExecution
+and UpdateJobExecution do to the store, for one thing in one namespace (None: the plain topics).
+
+A thing's pending executions are its QUEUED and IN_PROGRESS ones of jobs in that namespace: IN_PROGRESS first,
+then QUEUED, each oldest first; the first is "next". Every function returns the accepted reply's body without
+``timestamp`` and ``clientToken`` (the worker adds them), commits what it changed, and raises
+:class:`~edgewise.cloud.jobs.protocol.JobsRejection` with AWS's error code otherwise, with nothing stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from edgewise.cloud.jobs import protocol, transitions
+from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
+from edgewise.cloud.jobs.protocol import JobsRejection, Request
+
+
+def order_key(execution: JobExecution, job: Job) -> tuple[int, datetime.datetime, str, int]:
+    """Where an execution stands in its thing's pending list (smallest first)."""
+    rank = 0 if execution.status is ExecutionStatus.IN_PROGRESS else 1
+    return rank, execution.queued_at, job.job_id, execution.execution_number
+
+
+def _in_namespace(namespace_id: str | None) -> sa.ColumnElement[bool]:
+    return Job.namespace_id.is_(None) if namespace_id is None else Job.namespace_id == namespace_id
+
+
+def pending(
+    session: Session, thing_name: str, namespace_id: str | None, *, for_update: bool = False
+) -> list[tuple[JobExecution, Job]]:
+    """The thing's pending executions in ``namespace_id``, next first."""
+    query = (
+        sa.select(JobExecution, Job)
+        .join(Job, Job.id == JobExecution.job_pk)
+        .where(
+            JobExecution.thing_name == thing_name,
+            JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS]),
+            _in_namespace(namespace_id),
+            Job.status != JobStatus.DELETION_IN_PROGRESS,
+        )
+    )
+    if for_update:
+        query = query.with_for_update(of=JobExecution)
+    rows = [(execution, job) for execution, job in session.execute(query).all()]
+    return sorted(rows, key=lambda row: order_key(*row))
+
+
+def get_pending(session: Session, thing_name: str, namespace_id: str | None) -> dict[str, Any]:
+    """GetPendingJobExecutions: ``inProgressJobs`` and ``queuedJobs``."""
+    rows = pending(session, thing_name, namespace_id)
+    return {
+        "inProgressJobs": [
+            protocol.execution_summary(execution, job)
+            for execution, job in rows
+            if execution.status is ExecutionStatus.IN_PROGRESS
+        ],
+        "queuedJobs": [
+            protocol.execution_summary(execution, job)
+            for execution, job in rows
+            if execution.status is ExecutionStatus.QUEUED
+        ],
+    }
+
+
+def _set_step_timer(execution: JobExecution, minutes: int | None, *, now: datetime.datetime) -> None:
+    if minutes is None or execution.status is not ExecutionStatus.IN_PROGRESS:
+        return
+    execution.step_timeout_at = None if minutes == -1 else now + datetime.timedelta(minutes=minutes)
+
+
+def start_next(
+    session: Session, thing_name: str, namespace_id: str | None, request: Request, *, now: datetime.datetime
+) -> dict[str, Any]:
+    """StartNextPendingJobExecution: the next execution, moved to IN_PROGRESS if it was QUEUED."""
+    rows = pending(session, thing_name, namespace_id, for_update=True)
+    if not rows:
+        return {}
+    execution, job = rows[0]
+    if execution.status is ExecutionStatus.QUEUED:
+        transitions.change_status(
+            session,
+            job,
+            execution,
+            ExecutionStatus.IN_PROGRESS,
+            now=now,
+            status_details=request.status_details,
+            by_device=True,
+        )
+        _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
+        session.commit()
+    return {"execution": protocol.execution_data(execution, job)}
+
+
+def _job(session: Session, job_id: str, namespace_id: str | None) -> Job:
+    job = session.scalar(
+        sa.select(Job).where(
+            Job.job_id == job_id, _in_namespace(namespace_id), Job.status != JobStatus.DELETION_IN_PROGRESS
+        )
+    )
+    if job is None:
+        where = "" if namespace_id is None else f" in namespace {namespace_id!r}"
+        raise JobsRejection("ResourceNotFound", f"Job {job_id!r} does not exist{where}")
+    return job
+
+
+def _execution(
+    session: Session, job: Job, thing_name: str, number: int | None, *, for_update: bool = False
+) -> JobExecution:
+    query = sa.select(JobExecution).where(
+        JobExecution.job_pk == job.id, JobExecution.thing_name == thing_name
+    )
+    if number is not None:
+        query = query.where(JobExecution.execution_number == number)
+    query = query.order_by(JobExecution.execution_number.desc()).limit(1)
+    execution = session.scalar(query.with_for_update() if for_update else query)
+    if execution is None:
+        number_text = "" if number is None else f" number {number}"
+        raise JobsRejection(
+            "ResourceNotFound", f"Job {job.job_id!r} has no execution{number_text} on thing {thing_name!r}"
+        )
+    return execution
+
+
+def describe(
+    session: Session, thing_name: str, namespace_id: str | None, job_id: str, request: Request
+) -> dict[str, Any]:
+    """DescribeJobExecution: one execution (``$next``: the next pending one, or none)."""
+    include_document = request.include_job_document is not False
+    if job_id == protocol.NEXT:
+        rows = pending(session, thing_name, namespace_id)
+        if not rows:
+            return {}
+        execution, job = rows[0]
+    else:
+        job = _job(session, job_id, namespace_id)
+        execution = _execution(session, job, thing_name, request.execution_number)
+        if execution.status.is_terminal:
+            raise JobsRejection(
+                "TerminalStateReached",
+                f"The execution of job {job_id!r} on thing {thing_name!r} is {execution.status.value}",
+            )
+    return {"execution": protocol.execution_data(execution, job, include_document=include_document)}
+
+
+def update(
+    session: Session,
+    thing_name: str,
+    namespace_id: str | None,
+    job_id: str,
+    request: Request,
+    *,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """UpdateJobExecution: the device reports a status (and details, and a step timer)."""
+    assert request.status is not None
+    job = _job(session, job_id, namespace_id)
+    execution = _execution(session, job, thing_name, request.execution_number, for_update=True)
+    state = protocol.execution_state(execution)
+    if request.expected_version is not None and request.expected_version != execution.version_number:
+        raise JobsRejection(
+            "VersionMismatch",
+            f"The execution is at version {execution.version_number}, not {request.expected_version}",
+            execution_state=state,
+        )
+    if execution.status.is_terminal:
+        raise JobsRejection(
+            "InvalidStateTransition",
+            f"The execution of job {job_id!r} on thing {thing_name!r} is {execution.status.value} already;"
+            f" it cannot become {request.status.value}",
+            execution_state=state,
+        )
+    transitions.change_status(
+        session,
+        job,
+        execution,
+        request.status,
+        now=now,
+        status_details=request.status_details,
+        by_device=True,
+    )
+    _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
+    session.commit()
+    reply: dict[str, Any] = {}
+    if request.include_job_execution_state:
+        reply["executionState"] = protocol.execution_state(execution)
+    if request.include_job_document:
+        reply["jobDocument"] = job.document
+    return reply

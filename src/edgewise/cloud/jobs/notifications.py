@@ -1,0 +1,96 @@
+"""What to tell things after their executions changed: ``J/notify`` (JobExecutionsChanged) and
+``J/notify-next`` (NextJobExecutionChanged), AWS IoT's rules.
+
+For each (thing, namespace) a batch of committed changes touched:
+
+- ``J/notify`` (``J/notify-namespace-<ns>`` for a namespaced job) lists the thing's pending executions, at most
+  15, when the set of pending executions differs from before the batch; not when one only moved QUEUED →
+  IN_PROGRESS;
+- ``J/notify-next`` (plain jobs only) carries the next pending execution with its document, or just the
+  timestamp when none is left, when the next execution is another one than before the batch.
+
+"Before" is worked out from the pending list now and the batch's changes run backwards, so no state is kept
+between batches.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from edgewise.cloud.jobs import executions, protocol, rules
+from edgewise.cloud.jobs.events import ExecutionChange, JobChange
+from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution
+
+Key = tuple[int, datetime.datetime, str, int]
+Identity = tuple[str, int]
+Pending = Callable[[str, str | None], list[tuple[JobExecution, Job]]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to publish."""
+
+    topic: str
+    payload: dict[str, Any]
+
+
+def _key(status: ExecutionStatus, queued_at: datetime.datetime, job_id: str, number: int) -> Key:
+    return 0 if status is ExecutionStatus.IN_PROGRESS else 1, queued_at, job_id, number
+
+
+def _pending_before(
+    now_pending: Sequence[tuple[JobExecution, Job]], changes: Sequence[ExecutionChange]
+) -> dict[Identity, Key]:
+    """The pending list before ``changes``, as identity (job id, execution number) → order key."""
+    entries = {
+        (job.job_id, execution.execution_number): executions.order_key(execution, job)
+        for execution, job in now_pending
+    }
+    earliest: dict[Identity, ExecutionChange] = {}
+    for change in changes:
+        earliest.setdefault((change.job_id, change.execution_number), change)
+    for identity, change in earliest.items():
+        entries.pop(identity, None)
+        if change.old_status is not None and change.old_status.is_pending:
+            entries[identity] = _key(change.old_status, change.queued_at, *identity)
+    return entries
+
+
+def plan(changes: Iterable[JobChange], pending: Pending, *, now: datetime.datetime) -> list[Message]:
+    """The notifications ``changes`` call for; ``pending(thing, namespace)`` reads a pending list now."""
+    by_pair: dict[tuple[str, str | None], list[ExecutionChange]] = {}
+    for change in changes:
+        if isinstance(change, ExecutionChange):
+            by_pair.setdefault((change.thing_name, change.namespace_id), []).append(change)
+    stamp = protocol.timestamp(now)
+    messages: list[Message] = []
+    for (thing, namespace), pair_changes in by_pair.items():
+        current = pending(thing, namespace)
+        identities = [(job.job_id, execution.execution_number) for execution, job in current]
+        before = _pending_before(current, pair_changes)
+        if set(before) != set(identities):
+            jobs = protocol.pending_lists(current, limit=rules.NOTIFY_MAX_EXECUTIONS)
+            messages.append(
+                Message(protocol.notify_topic(thing, namespace), {"timestamp": stamp, "jobs": jobs})
+            )
+        if namespace is not None:
+            continue
+        next_before = min(before, key=before.__getitem__) if before else None
+        if (identities[0] if identities else None) != next_before:
+            payload: dict[str, Any] = {"timestamp": stamp}
+            if current:
+                payload["execution"] = protocol.execution_data(*current[0])
+            messages.append(Message(protocol.notify_next_topic(thing), payload))
+    return messages
+
+
+def plan_from_store(
+    session: Session, changes: Sequence[JobChange], *, now: datetime.datetime
+) -> list[Message]:
+    """:func:`plan` with pending lists read from ``session``. Blocks."""
+    return plan(changes, lambda thing, namespace: executions.pending(session, thing, namespace), now=now)

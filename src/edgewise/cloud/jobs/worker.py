@@ -1,0 +1,186 @@
+"""The MQTT side of jobs: answers AWS IoT Jobs requests on ``$aws/things/+/jobs/#`` and sends the
+notifications that committed execution changes call for.
+
+The worker connects to the broker through a :class:`WorkerLink` (subscribed without receiving its own
+publishes, MQTT 5 no-local) and ignores reply and notification topics, so no worker answers another's
+replies. The thing is the one in the topic: the broker lets a device publish only under its own
+``$aws/things/<thing>/``. The store work runs in a thread. Replies go to the request topic plus ``/accepted`` or ``/rejected``, with the request's
+``clientToken`` echoed. Each thing may send ``burst`` requests at once and ``requests_per_second`` after that;
+beyond, requests are answered ``RequestThrottled``.
+
+Notifications: the worker listens to :class:`JobEvents` of its session factory and, for every batch of
+committed execution changes (from the API, the engine or its own answers), publishes what
+:mod:`edgewise.cloud.jobs.notifications` plans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.db import utcnow
+from edgewise.cloud.jobs import executions, notifications, protocol
+from edgewise.cloud.jobs.engine import Clock
+from edgewise.cloud.jobs.events import JobChange, JobEvents
+from edgewise.cloud.jobs.protocol import JobsRejection, Operation
+from edgewise.cloud.workerlink import WorkerLink
+
+logger = logging.getLogger(__name__)
+
+REQUEST_FILTER = "$aws/things/+/jobs/#"
+_CLIENT_ID = "edgewise-jobs"
+_MAX_BUCKETS = 10_000
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class ThingThrottle:
+    """A token bucket per thing: ``burst`` requests at once, refilled at ``rate`` a second."""
+
+    def __init__(self, rate: float, burst: int, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._monotonic = monotonic
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, thing_name: str) -> bool:
+        """Take a token for ``thing_name`` if it has one."""
+        now = self._monotonic()
+        bucket = self._buckets.get(thing_name)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_BUCKETS:
+                self._forget_full(now)
+            bucket = self._buckets[thing_name] = _Bucket(float(self._burst), now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        for name, bucket in list(self._buckets.items()):
+            if bucket.tokens + (now - bucket.updated) * self._rate >= self._burst:
+                del self._buckets[name]
+
+
+class JobsWorker:
+    """Serves the jobs MQTT protocol and sends notifications until closed."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: BrokerConnection,
+        *,
+        clock: Clock = utcnow,
+        requests_per_second: float = 20.0,
+        burst: int = 40,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._throttle = ThingThrottle(requests_per_second, burst)
+        self._changes: list[JobChange] = []
+        self._notifying: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._link = WorkerLink(
+            connection, client_id=_CLIENT_ID, filters=(REQUEST_FILTER,), on_message=self._answer
+        )
+
+    async def start(self) -> None:
+        """Connect, subscribe to the request topics and start listening for execution changes.
+
+        Raises:
+            OSError: the broker cannot be reached or its TLS certificate does not verify.
+            ConnectionError: the broker refused or did not answer within 10 s.
+        """
+        await self._link.start()
+        self._unsubscribe = JobEvents.for_sessions(self._sessions).subscribe(
+            self._on_changes, loop=asyncio.get_running_loop()
+        )
+
+    async def close(self) -> None:
+        """Stop listening and disconnect; requests being answered are abandoned."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._notifying is not None:
+            self._notifying.cancel()
+            await asyncio.gather(self._notifying, return_exceptions=True)
+        await self._link.close()
+
+    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+        self._link.publish(topic, json.dumps(body, separators=(",", ":")))
+
+    async def _answer(self, topic: str, payload: bytes) -> None:
+        token = protocol.client_token_of(payload)
+        try:
+            operation = protocol.parse_topic(topic)
+            if operation is None:
+                return
+            if not self._throttle.allow(operation.thing_name):
+                raise JobsRejection(
+                    "RequestThrottled", f"Thing {operation.thing_name!r} sends requests too fast; slow down"
+                )
+            request = protocol.parse_request(operation.kind, payload)
+            reply = await asyncio.to_thread(self._handle, operation, request)
+            outcome = "accepted"
+        except JobsRejection as exc:
+            reply, outcome = (
+                exc.payload(client_token=token, timestamp=protocol.timestamp(self._clock())),
+                "rejected",
+            )
+            logger.info("jobs-request-rejected topic=%s code=%s: %s", topic, exc.code, exc)
+        except Exception:
+            logger.exception("jobs-request-failed topic=%s", topic)
+            rejection = JobsRejection("InternalError", "The request failed; see the cloud log")
+            reply = rejection.payload(client_token=token, timestamp=protocol.timestamp(self._clock()))
+            outcome = "rejected"
+        self._publish(f"{topic}/{outcome}", reply)
+
+    def _handle(self, operation: Operation, request: protocol.Request) -> dict[str, Any]:
+        """The accepted reply to ``request``. Blocks."""
+        now = self._clock()
+        thing, namespace = operation.thing_name, operation.namespace_id
+        with self._sessions() as session:
+            if operation.kind == "get_pending":
+                body = executions.get_pending(session, thing, namespace)
+            elif operation.kind == "start_next":
+                body = executions.start_next(session, thing, namespace, request, now=now)
+            elif operation.kind == "describe":
+                assert operation.job_id is not None
+                body = executions.describe(session, thing, namespace, operation.job_id, request)
+            else:
+                assert operation.job_id is not None
+                body = executions.update(session, thing, namespace, operation.job_id, request, now=now)
+        return protocol.with_token({**body, "timestamp": protocol.timestamp(now)}, request.client_token)
+
+    def _on_changes(self, changes: Sequence[JobChange]) -> None:
+        self._changes.extend(changes)
+        if self._notifying is None or self._notifying.done():
+            self._notifying = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        while self._changes:
+            batch, self._changes = self._changes, []
+            try:
+                messages = await asyncio.to_thread(self._plan, batch)
+            except Exception:
+                logger.exception("jobs-notifications-failed changes=%d", len(batch))
+                continue
+            for message in messages:
+                self._publish(message.topic, message.payload)
+
+    def _plan(self, changes: Sequence[JobChange]) -> list[notifications.Message]:
+        with self._sessions() as session:
+            return notifications.plan_from_store(session, changes, now=self._clock())

@@ -1,0 +1,34 @@
+"""Errors of the device agent. Each is a :class:`DeploymentError`: a fleet deployment that meets one fails with
+``FAILED_NO_STATE_CHANGE``, its message as the failure cause and its error types reported to the cloud.
+
+    DeploymentError
+    ├── ComponentResolveError   the cloud did not give usable recipes (no answer, malformed, none published)
+    ├── ArtifactDownloadError   an artifact could not be downloaded or its digest does not match
+    └── FleetDeploymentCanceled the job was cancelled in the cloud before activation
+"""
+
+from __future__ import annotations
+
+from edgewise.runtime.deployment.errors import DeploymentError
+
+
+class ComponentResolveError(DeploymentError):
+    """Recipes for a deployment could not be obtained from the cloud."""
+
+    def __init__(self, message: str, *, error_types: tuple[str, ...] = ("CLOUD_SERVICE_ERROR",)) -> None:
+        super().__init__(message, error_types=error_types)
+
+
+class ArtifactDownloadError(DeploymentError):
+    """An artifact could not be downloaded, or what arrived is not what the recipe promised."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_types=("ARTIFACT_DOWNLOAD_ERROR",))
+
+
+class FleetDeploymentCanceled(DeploymentError):
+    """The deployment's job was cancelled in the cloud while it was being prepared."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id} was cancelled in the cloud before activation")
+        self.job_id = job_id

@@ -1,0 +1,85 @@
+"""The jobs protocol's payloads: executions, notifications and the statusDetails a deployment reports."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgewise.runtime.fleet.jobs import (
+    MAX_DETAIL_LENGTH,
+    deployment_status_details,
+    detail_value,
+    parse_execution,
+    parse_notify,
+)
+
+
+def test_an_execution_is_read_with_its_document() -> None:
+    execution = parse_execution(
+        {
+            "jobId": "job-1",
+            "status": "QUEUED",
+            "versionNumber": 1,
+            "executionNumber": 2,
+            "jobDocument": {"deploymentId": "d"},
+        }
+    )
+
+    assert execution is not None
+    assert (execution.job_id, execution.status, execution.version) == ("job-1", "QUEUED", 1)
+    assert execution.key == "job-1#2"
+    assert execution.document == {"deploymentId": "d"}
+
+
+def test_a_malformed_execution_is_ignored() -> None:
+    assert parse_execution(None) is None
+    assert parse_execution([]) is None
+    assert parse_execution({"jobId": "job/1", "status": "QUEUED", "versionNumber": 1}) is None
+    assert parse_execution({"jobId": "job-1", "status": "QUEUED", "versionNumber": True}) is None
+    assert (
+        parse_execution({"jobId": "job-1", "status": "QUEUED", "versionNumber": 1, "executionNumber": "1"})
+        is None
+    )
+
+
+def test_a_notification_lists_the_pending_job_ids_by_status() -> None:
+    payload = json.dumps(
+        {"timestamp": 1, "jobs": {"QUEUED": [{"jobId": "b"}], "IN_PROGRESS": [{"jobId": "a"}]}}
+    ).encode()
+
+    assert parse_notify(payload) == {"QUEUED": ["b"], "IN_PROGRESS": ["a"]}
+    assert parse_notify(b'{"timestamp": 1, "jobs": {}}') == {}
+
+
+@given(st.binary(max_size=200))
+def test_any_notification_payload_is_read_or_ignored(payload: bytes) -> None:
+    result = parse_notify(payload)
+    assert result is None or all(isinstance(job, str) for ids in result.values() for job in ids)
+
+
+def test_a_success_reports_only_its_detailed_status() -> None:
+    assert deployment_status_details("SUCCESSFUL") == {"detailed-deployment-status": "SUCCESSFUL"}
+
+
+def test_a_failure_reports_cause_and_error_types_within_the_service_limits() -> None:
+    details = deployment_status_details(
+        "FAILED_ROLLBACK_COMPLETE",
+        cause="line one\nline two\t" + "x" * 3000,
+        error_types=("COMPONENT_BROKEN",),
+        error_stack=("first", "second"),
+    )
+
+    assert details["detailed-deployment-status"] == "FAILED_ROLLBACK_COMPLETE"
+    assert details["deployment-failure-cause"].startswith("line one line two x")
+    assert json.loads(details["deployment-error-types"]) == ["COMPONENT_BROKEN"]
+    assert json.loads(details["deployment-error-stack"]) == ["first", "second"]
+    assert all(1 <= len(value) <= MAX_DETAIL_LENGTH for value in details.values())
+
+
+@given(st.text(max_size=3000))
+def test_a_detail_value_never_holds_control_characters_or_exceeds_the_limit(text: str) -> None:
+    value = detail_value(text)
+    assert len(value) <= MAX_DETAIL_LENGTH
+    assert not any(ord(char) < 0x20 or ord(char) == 0x7F for char in value)

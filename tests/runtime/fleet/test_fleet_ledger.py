@@ -1,0 +1,63 @@
+"""The agent's records of job executions survive a restart; finished ones are pruned, unreadable ones set aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgewise.runtime.fleet.ledger import FINISHED_LIMIT, JobEntry, JobLedger, JobStage
+
+
+def entry(key: str, stage: JobStage = JobStage.PREPARING) -> JobEntry:
+    job_id = key.split("#")[0]
+    return JobEntry(key=key, job_id=job_id, execution_number=1, version=1, stage=stage)
+
+
+def test_entries_and_group_configurations_survive_a_restart(tmp_path: Path) -> None:
+    ledger = JobLedger(tmp_path / "fleet.json")
+    first = ledger.begin(entry("job-1#1"))
+    ledger.update(
+        first, stage=JobStage.APPLYING, deployment_id="d-1", group="thinggroup/a", configuration_arn="arn"
+    )
+    done = ledger.begin(entry("job-2#1"))
+    ledger.update(done, stage=JobStage.REPORTED, status="FAILED", details={"detailed-deployment-status": "X"})
+    ledger.deployment_finished(
+        group="thinggroup/a", configuration_arn="arn:1", information={"status": "SUCCEEDED"}, succeeded=True
+    )
+    ledger.deployment_finished(
+        group="thinggroup/a", configuration_arn="arn:2", information={"status": "FAILED"}, succeeded=False
+    )
+
+    reread = JobLedger(tmp_path / "fleet.json")
+    reread.load()
+
+    assert [(e.key, e.stage, e.deployment_id) for e in reread.unfinished()] == [
+        ("job-1#1", JobStage.APPLYING, "d-1")
+    ]
+    finished = reread.get("job-2#1")
+    assert finished is not None
+    assert finished.details == {"detailed-deployment-status": "X"}
+    assert reread.group_arns == {"thinggroup/a": "arn:1"}  # a failed deployment changes nothing
+    assert reread.last_deployment == {"status": "FAILED"}
+
+
+def test_only_the_newest_finished_entries_are_kept(tmp_path: Path) -> None:
+    ledger = JobLedger(tmp_path / "fleet.json")
+    ledger.begin(entry("open#1"))
+    for index in range(FINISHED_LIMIT + 5):
+        ledger.begin(entry(f"job-{index}#1", JobStage.REPORTED))
+    ledger.begin(entry("last#1"))
+
+    assert ledger.get("job-0#1") is None
+    assert ledger.get(f"job-{FINISHED_LIMIT + 4}#1") is not None
+    assert [e.key for e in ledger.unfinished()] == ["open#1", "last#1"]
+
+
+def test_an_unreadable_file_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.json"
+    path.write_text("{not json")
+    ledger = JobLedger(path)
+
+    ledger.load()
+
+    assert ledger.unfinished() == []
+    assert (tmp_path / "fleet.json.unreadable").read_text() == "{not json"
