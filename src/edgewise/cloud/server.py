@@ -56,6 +56,7 @@ import uvicorn
 from cryptography import x509
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgewise.cloud import listening
 from edgewise.cloud.app import create_app, initialize
 from edgewise.cloud.broker import (
     BrokerConfigError,
@@ -363,25 +364,10 @@ def _external_broker(
 
 def _bind(host: str, port: int) -> socket.socket:
     """The API's listening socket, bound here so a port in use is our error, not uvicorn's exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        return listening.bind(host, port)
     except OSError as exc:
-        sock.close()
         raise CloudStartError(f"The API cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.setblocking(False)
-    return sock
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: :func:`serve` owns SIGTERM/SIGINT and stops in stages."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @contextmanager
@@ -455,7 +441,7 @@ async def serve(
     """
     settings = cloud.settings
     stop = stop or asyncio.Event()
-    listening = _bind(settings.api_host, settings.api_port)
+    api_socket = _bind(settings.api_host, settings.api_port)
     broker = MosquittoBroker(cloud.broker) if cloud.broker is not None else None
     api_app = create_app(settings)
     sync: AuthorizationSync | None = None
@@ -465,7 +451,7 @@ async def serve(
     resolver: ResolveWorker | None = None
     jobs_worker: JobsWorker | None = None
     jobs_engine = JobEngine(api_app.state.sessions)
-    with listening, _stop_on_signals(asyncio.get_running_loop(), stop):
+    with api_socket, _stop_on_signals(asyncio.get_running_loop(), stop):
         if broker is not None:
             sync = AuthorizationSync(api_app.state.sessions, broker, api_app.state.certificate_authority)
             await sync.start()
@@ -495,9 +481,9 @@ async def serve(
                 lifespan="on",
                 timeout_graceful_shutdown=5,
             )
-            api = _ApiServer(config)
+            api = listening.ServerWithoutSignals(config)
             async with asyncio.TaskGroup() as tasks:
-                serving = tasks.create_task(api.serve(sockets=[listening]), name="api")
+                serving = tasks.create_task(api.serve(sockets=[api_socket]), name="api")
                 await _wait_api_started(api, serving)
                 logger.info(
                     "cloud-ready api=%s mqtt=%s", cloud.endpoints.api_url, cloud.endpoints.mqtt_endpoint

@@ -18,13 +18,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
+from edgewise.cloud import listening
 from edgewise.cloud.components.store import ArtifactStore
 from edgewise.cloud.dataplane.app import create_data_plane_app
 from edgewise.cloud.dataplane.signing import UrlSigner, load_or_create_signing_key
@@ -55,26 +54,11 @@ class DataPlaneSettings:
     key_dir: Path
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the cloud's ``serve`` owns SIGTERM and SIGINT."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        return listening.bind(host, port)
     except OSError as exc:
-        sock.close()
         raise DataPlaneStartError(f"The data plane cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.setblocking(False)
-    return sock
 
 
 class DataPlaneServer:
@@ -92,7 +76,7 @@ class DataPlaneServer:
             lifespan="off",
             timeout_graceful_shutdown=5,
         )
-        self._server = _Server(config)
+        self._server = listening.ServerWithoutSignals(config)
         self._socket: socket.socket | None = None
         self._serving: asyncio.Task[None] | None = None
 

@@ -9,13 +9,12 @@ too.
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from edgewise.cloud.jobs.schemas import AbortConfig, RetryConfig, RolloutConfig, TimeoutConfig
+from edgewise.cloud.jobs.schemas import AbortConfig, RetryConfig, RolloutConfig, TimeoutConfig, json_object
 
 ComponentName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9._-]+$")]
 DeploymentStatus = Literal["ACTIVE", "COMPLETED", "CANCELED", "FAILED", "INACTIVE"]
@@ -31,21 +30,10 @@ class _Request(_Shape):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _merge_document(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ValueError(f"is a string but not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError("must be a JSON object, or a string holding one")
-    return value
-
-
 class ConfigurationUpdate(_Request):
     """Reset these JSON pointers, then merge this document into the component's configuration."""
 
-    merge: Annotated[dict[str, Any], BeforeValidator(_merge_document)] | None = None
+    merge: Annotated[dict[str, Any], BeforeValidator(json_object)] | None = None
     reset: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=1000)
 
     @field_validator("reset")

@@ -164,8 +164,9 @@ class RetryConfig(_Request):
         return criteria
 
 
-def _document_object(value: object) -> object:
-    # AWS's CreateJob takes the document as a JSON string; an object is accepted as well.
+def json_object(value: object) -> object:
+    """A JSON object given as one or as a string holding one (AWS's APIs take JSON documents as strings: a
+    job document, a deployment's configuration merge); a pydantic before-validator."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -181,7 +182,7 @@ class JobCreate(_Request):
 
     job_id: JobId
     targets: list[Target] = Field(min_length=1, max_length=rules.TARGETS_MAX)
-    document: Annotated[dict[str, Any], BeforeValidator(_document_object)]
+    document: Annotated[dict[str, Any], BeforeValidator(json_object)]
     description: Description = ""
     namespace_id: NamespaceId | None = None
     target_selection: Annotated[TargetSelection, Field(strict=False)] = TargetSelection.SNAPSHOT

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import Recipe
+from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.versions import Requirement, Version, VersionError
 
 AWS_PREFIX = "aws.greengrass."
@@ -226,3 +227,23 @@ def _needs(name: str, constraints: Sequence[_Constraint]) -> str:
     return ", ".join(
         f"{constraint.label} needs {name} {constraint.requirement}" for constraint in constraints
     )
+
+
+def union_group_roots(groups: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The root components of every group together (reference §3.5).
+
+    Raises:
+        DeploymentError: two groups deploy one component at different versions; the message names both.
+    """
+    roots: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for group, members in sorted(groups.items()):
+        for name, version in members.items():
+            if name in roots and roots[name] != version:
+                raise DeploymentError(
+                    f"{name} is deployed at {roots[name]} by {owners[name]} and at {version} by {group}",
+                    error_types=("COMPONENT_VERSION_CONFLICT",),
+                )
+            roots[name] = version
+            owners.setdefault(name, group)
+    return roots

@@ -33,7 +33,7 @@ from edgewise.runtime.deployment.history import (
 from edgewise.runtime.deployment.hooks import DeploymentHook
 from edgewise.runtime.deployment.packages import ComponentStore, read_recipe_dir
 from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS, plan_services
-from edgewise.runtime.deployment.resolution import ResolutionError, resolve
+from edgewise.runtime.deployment.resolution import ResolutionError, resolve, union_group_roots
 from edgewise.runtime.lifecycle import LifecycleSupervisor
 from edgewise.runtime.lifecycle.states import ComponentState
 from edgewise.runtime.paths import RootPaths
@@ -352,7 +352,7 @@ class DeploymentService:
                 error_types=("REQUEST_ERROR",),
             )
         groups[document.group] = group_roots
-        roots = self._union_roots(groups)
+        roots = union_group_roots(groups)
         offered = read_recipe_dir(document.recipe_dir) if document.recipe_dir else {}
         candidates: dict[str, list[Recipe]] = {
             name: list(recipes) for name, recipes in self._packages.recipes().items()
@@ -377,21 +377,6 @@ class DeploymentService:
             previous.get("services") or {}, resolution, document, roots=roots, platform=self._platform
         )
         return {**copy.deepcopy(dict(previous)), "services": services, "groups": groups}
-
-    @staticmethod
-    def _union_roots(groups: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-        roots: dict[str, str] = {}
-        owners: dict[str, str] = {}
-        for group, members in sorted(groups.items()):
-            for name, version in members.items():
-                if name in roots and roots[name] != version:
-                    raise DeploymentError(
-                        f"{name} is deployed at {roots[name]} by {owners[name]} and at {version} by {group}",
-                        error_types=("COMPONENT_VERSION_CONFLICT",),
-                    )
-                roots[name] = version
-                owners[name] = group
-        return roots
 
     # -- the stored tree ------------------------------------------------------------------------------
 

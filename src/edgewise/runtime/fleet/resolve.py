@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgewise.recipe import Recipe, RecipeError, parse_recipe
 from edgewise.runtime.deployment.errors import DeploymentError
-from edgewise.runtime.deployment.resolution import Resolution, ResolutionError, resolve
+from edgewise.runtime.deployment.resolution import Resolution, ResolutionError, resolve, union_group_roots
 from edgewise.runtime.fleet.errors import ComponentResolveError
 
 if TYPE_CHECKING:
@@ -285,17 +285,7 @@ def resolve_groups(
         DeploymentError: two groups deploy one component at different versions, or no version set satisfies
             every requirement; the message names the groups involved.
     """
-    roots: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    for group, members in sorted(groups.items()):
-        for name, version in members.items():
-            if name in roots and roots[name] != version:
-                raise DeploymentError(
-                    f"{name} is deployed at {roots[name]} by {owners[name]} and at {version} by {group}",
-                    error_types=("COMPONENT_VERSION_CONFLICT",),
-                )
-            roots[name] = version
-            owners.setdefault(name, group)
+    roots = union_group_roots(groups)
     try:
         return resolve(roots, candidates, builtins=builtins)
     except ResolutionError as exc:
