@@ -1,10 +1,11 @@
-# Edgewise: `make demo` sets everything up and runs the runtime demo; `make test` sets up and runs every check.
+# Edgewise: `make demo` sets everything up and runs the fleet demo; `make test` sets up and runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ROOT ?= .demo
 SYSTEM_PACKAGES := python3-venv python3-dev gcc
 TEST_PACKAGES := mosquitto postgresql
+DEMO_PACKAGES := mosquitto
 
 .PHONY: demo test setup lint typecheck imports pytest bench clean
 
@@ -18,13 +19,16 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+# The dev extra includes the cloud extra, so a current dev install needs nothing more.
+$(VENV)/.installed-cloud: $(BIN)/python pyproject.toml
+	@if [ ! $(VENV)/.installed-dev -nt pyproject.toml ]; then $(BIN)/python -m pip install --quiet -e '.[cloud]'; fi
 	@touch $@
 
 setup: $(VENV)/.installed-dev
 
-demo: $(VENV)/.installed
+# A cloud, three devices and a staged fleet deployment; Ctrl-C stops them all.
+demo: $(VENV)/.installed-cloud
+	@./scripts/system-packages.sh $(DEMO_PACKAGES)
 	$(BIN)/edgewise demo --root $(DEMO_ROOT)
 
 lint: setup

@@ -1,14 +1,18 @@
-"""``edgewise demo``: a runtime in a local folder running the components that ship with Edgewise.
+"""``edgewise demo``: the whole product on this machine, or with ``--runtime-only`` one runtime.
 
-It starts the runtime, deploys three components (one with configuration, one depending on another, one
-that crashes now and then), and shows their states live until Ctrl-C, which stops the runtime cleanly.
+By default it runs a cloud, three devices and a staged fleet deployment of the components that ship with
+Edgewise (:mod:`edgewise.cli.demo_fleet`); that needs the ``cloud`` extra and Mosquitto. ``--runtime-only``
+needs neither: it starts one runtime and deploys the same components locally (one with configuration, one
+depending on another, one that crashes now and then). Either shows everything live until Ctrl-C, which stops
+every process the demo started; ``--exit-after-converged`` stops once everything runs, for scripts::
+
+    edgewise demo --root /tmp/demo --exit-after-converged && echo "the demo works"
 """
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
+import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,95 +24,162 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from edgewise.cli.api import TOKEN_VARIABLE
 from edgewise.cli.connection import call, fail
+from edgewise.cli.demo_fleet import FleetDemo
+from edgewise.cli.demo_supervisor import DemoSupervisor, interrupts_stop_the_demo
+from edgewise.cli.demo_view import AGGREGATOR, DEMO_COMPONENTS, FLAKY, tail
 from edgewise.cli.runtime import FINAL_STATUSES, components_table
 from edgewise.components import ARTIFACTS_DIR, RECIPES_DIR
 from edgewise.runtime.paths import RootPaths
 
 console = Console()
 
-DEMO_COMPONENTS = {
-    "com.edgewise.demo.SensorSimulator": "1.0.0",
-    "com.edgewise.demo.Aggregator": "1.0.0",
-    "com.edgewise.demo.Flaky": "1.0.0",
-}
+#: Modules of the ``cloud`` extra that ``edgewise cloud up`` imports.
+CLOUD_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic", "httpx")
+_START_TIMEOUT = 30.0
+#: How long ``--exit-after-converged`` waits for the runtime before it gives up.
+_CONVERGE_TIMEOUT = 120.0
+_REFRESH = 1.0
 
 
-def _wait_for_runtime(paths: RootPaths, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (paths.ipc_socket.exists() and paths.cli_token_file.exists()):
-        if process.poll() is not None:
-            fail(f"The runtime exited with code {process.returncode}; see {paths.runtime_log}")
-        if time.monotonic() > deadline:
-            fail(f"The runtime did not start within {timeout:.0f} s; see {paths.runtime_log}")
-        time.sleep(0.1)
+def _check_cloud_installed() -> None:
+    missing = [name for name in CLOUD_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(
+            f"The fleet demo runs the cloud, which needs the cloud extra (missing: {', '.join(missing)}): "
+            "pip install 'edgewise[cloud]' (or run `make demo`). "
+            "`edgewise demo --runtime-only` runs one runtime without it."
+        )
+    from edgewise.cloud.broker.process import MOSQUITTO
 
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "".join(path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-lines:])
-    except FileNotFoundError:
-        return ""
-
-
-def _view(root: Path, paths: RootPaths, deployment: dict[str, Any]) -> Group:
-    components = call(root, "ListComponents")["components"]
-    logs = [
-        Panel(Text(_tail(paths.component_log(name), 4).rstrip()), title=name, title_align="left")
-        for name in ("com.edgewise.demo.Aggregator", "com.edgewise.demo.Flaky")
-    ]
-    header = Text(f"Deployment {deployment['deploymentId'][:8]}: {deployment['status']}   (Ctrl-C to stop)")
-    return Group(header, components_table(components), *logs)
+    if not MOSQUITTO.is_file():
+        fail(
+            f"The fleet demo runs the cloud, which needs Mosquitto 2 at {MOSQUITTO}: "
+            "apt-get install mosquitto (or run `make demo`)"
+        )
 
 
 def demo(
-    root: Annotated[Path, typer.Option(help="Folder for the demo runtime.")] = Path(".demo"),
-    duration: Annotated[float | None, typer.Option(help="Stop by itself after this many seconds.")] = None,
+    root: Annotated[
+        Path, typer.Option(help="Folder for everything the demo makes (cleared on each run).")
+    ] = Path(".demo"),
+    runtime_only: Annotated[
+        bool, typer.Option("--runtime-only", help="One runtime with local deployments; no cloud.")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop by itself after this many seconds.", show_default=False)
+    ] = None,
+    exit_after_converged: Annotated[
+        bool,
+        typer.Option(
+            "--exit-after-converged",
+            help="For scripts: stop as soon as every device runs the deployment (exit 0), or exit 1 when it "
+            "cannot.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a runtime with the demo components and show them live."""
-    paths = RootPaths.at(root)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    console.print(f"Starting the Edgewise runtime in {paths.root}")
-    runtime = subprocess.Popen(
-        [sys.executable, "-m", "edgewise.runtime", "--root", str(paths.root), "--thing-name", "demo-device"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """Run a cloud, three devices and a staged fleet deployment (or --runtime-only: one runtime), live."""
+    if not runtime_only:
+        _check_cloud_installed()
+    supervisor = DemoSupervisor(root, console)
+    supervisor.prepare()
+    interrupted = False
+    with interrupts_stop_the_demo():
+        try:
+            if runtime_only:
+                _run_runtime_only(supervisor, duration=duration, exit_after_converged=exit_after_converged)
+            else:
+                _run_fleet(supervisor, duration=duration, exit_after_converged=exit_after_converged)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            # The live view may leave the cursor at the end of its last line.
+            console.print()
+            if interrupted:
+                console.print("Interrupted: stopping every process the demo started")
+            supervisor.stop()
+            console.print(
+                f"Stopped. Logs: {supervisor.logs_dir} and each runtime's logs/ folder", highlight=False
+            )
+
+
+def _run_fleet(supervisor: DemoSupervisor, *, duration: float | None, exit_after_converged: bool) -> None:
+    # The demo's own cloud, not one that EDGEWISE_API_TOKEN may be meant for.
+    os.environ.pop(TOKEN_VARIABLE, None)
+    fleet = FleetDemo(supervisor, console)
     try:
-        _wait_for_runtime(paths, runtime)
-        request = {
-            "recipeDirectoryPath": str(RECIPES_DIR),
-            "artifactsDirectoryPath": str(ARTIFACTS_DIR),
-            "rootComponentVersionsToAdd": DEMO_COMPONENTS,
-            "componentToConfiguration": {
-                "com.edgewise.demo.SensorSimulator": {
-                    "MERGE": {"intervalSeconds": "1", "sensorId": "greenhouse"}
-                }
-            },
-        }
-        deployment_id = call(root, "CreateLocalDeployment", request)["deploymentId"]
-        console.print(f"Deploying {', '.join(DEMO_COMPONENTS)} (deployment {deployment_id})")
-        console.print(f"Try: edgewise runtime component list --root {root}")
-        deadline = time.monotonic() + duration if duration is not None else None
-        with Live(console=console, refresh_per_second=2) as live:
-            while deadline is None or time.monotonic() < deadline:
-                deployment = call(root, "GetLocalDeploymentStatus", {"deploymentId": deployment_id})[
-                    "deployment"
-                ]
-                live.update(_view(root, paths, deployment))
-                if runtime.poll() is not None:
-                    fail(f"The runtime exited with code {runtime.returncode}; see {paths.runtime_log}")
-                time.sleep(1.0)
-        if deployment["status"] in FINAL_STATUSES and deployment["status"] != "SUCCEEDED":
-            console.print(json.dumps(deployment, indent=2))
-    except KeyboardInterrupt:
-        console.print("Ctrl-C: stopping")
+        fleet.run(duration=duration, exit_after_converged=exit_after_converged)
     finally:
-        if runtime.poll() is None:
-            runtime.send_signal(signal.SIGTERM)
-            try:
-                runtime.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                runtime.kill()
-                runtime.wait()
-        console.print(f"Runtime stopped (exit code {runtime.returncode}). Logs: {paths.logs_dir}")
+        fleet.close()
+
+
+def _view(paths: RootPaths, components: list[dict[str, Any]], deployment: dict[str, Any]) -> Group:
+    logs = [
+        Panel(Text(tail(paths.component_log(name), 4)), title=name, title_align="left")
+        for name in (AGGREGATOR, FLAKY)
+    ]
+    header = Text(f"Deployment {deployment['deploymentId'][:8]}: {deployment['status']}   (Ctrl-C stops it)")
+    return Group(header, components_table(components), *logs)
+
+
+def _run_runtime_only(
+    supervisor: DemoSupervisor, *, duration: float | None, exit_after_converged: bool
+) -> None:
+    paths = RootPaths.at(supervisor.root / "runtime")
+    paths.root.mkdir(parents=True)
+    console.print(f"Starting the Edgewise runtime in {paths.root}", highlight=False)
+    command = [
+        sys.executable,
+        "-m",
+        "edgewise.runtime",
+        "--root",
+        str(paths.root),
+        "--thing-name",
+        "demo-device",
+    ]
+    supervisor.start("runtime", command)
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not (paths.ipc_socket.exists() and paths.cli_token_file.exists()):
+        supervisor.check_children()
+        if time.monotonic() > deadline:
+            fail(f"The runtime did not start within {_START_TIMEOUT:.0f} s; see {paths.runtime_log}")
+        time.sleep(0.1)
+    request = {
+        "recipeDirectoryPath": str(RECIPES_DIR),
+        "artifactsDirectoryPath": str(ARTIFACTS_DIR),
+        "rootComponentVersionsToAdd": DEMO_COMPONENTS,
+        "componentToConfiguration": {
+            "com.edgewise.demo.SensorSimulator": {"MERGE": {"intervalSeconds": "1", "sensorId": "greenhouse"}}
+        },
+    }
+    deployment_id = call(paths.root, "CreateLocalDeployment", request)["deploymentId"]
+    console.print(f"Deploying {', '.join(DEMO_COMPONENTS)} (deployment {deployment_id})", highlight=False)
+    console.print(f"Try: edgewise runtime component list --root {paths.root}", highlight=False)
+    started = time.monotonic()
+    stop_at = started + duration if duration is not None else None
+    with Live(console=console, refresh_per_second=2) as live:
+        while stop_at is None or time.monotonic() < stop_at:
+            supervisor.check_children()
+            deployment = call(paths.root, "GetLocalDeploymentStatus", {"deploymentId": deployment_id})[
+                "deployment"
+            ]
+            components = call(paths.root, "ListComponents")["components"]
+            live.update(_view(paths, components, deployment))
+            states = {component["componentName"]: component["state"] for component in components}
+            if exit_after_converged:
+                if deployment["status"] == "SUCCEEDED" and all(
+                    states.get(name) == "RUNNING" for name in DEMO_COMPONENTS
+                ):
+                    live.console.print(
+                        f"[green]Converged after {time.monotonic() - started:.0f} s[/]: every component runs"
+                    )
+                    return
+                if deployment["status"] in FINAL_STATUSES and deployment["status"] != "SUCCEEDED":
+                    cause = (deployment.get("deploymentStatusDetails") or {}).get(
+                        "deploymentFailureCause", ""
+                    )
+                    fail(f"Deployment {deployment_id} ended {deployment['status']}: {cause}")
+                if time.monotonic() - started > _CONVERGE_TIMEOUT:
+                    fail(f"The runtime did not converge within {_CONVERGE_TIMEOUT:.0f} s")
+            time.sleep(_REFRESH)

@@ -85,6 +85,27 @@ def test_the_chunks_of_a_split_complete_message_add_up(session: Session, thing: 
     assert set(status.get_core_device(session, thing).status.components) == {"x", "y"}
 
 
+def test_a_message_that_loses_the_race_to_create_the_row_is_still_stored(
+    session: Session, thing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert status.record_presence(session, thing, status.PresenceReport(connected=True, timestamp=5))
+    session.expunge_all()
+    real_get = session.get
+    calls: list[object] = []
+
+    def stale_get(*args: Any, **kwargs: Any) -> Any:
+        # The first look happens before the other writer's row is committed: it sees none.
+        calls.append(args)
+        return None if len(calls) == 1 else real_get(*args, **kwargs)
+
+    monkeypatch.setattr(session, "get", stale_get)
+    assert status.record_health(session, thing, status.parse_health(_health(overallDeviceStatus="UNHEALTHY")))
+    monkeypatch.undo()
+    stored = status.get_core_device(session, thing).status
+    assert stored.connected is True
+    assert stored.overall_status == "UNHEALTHY"
+
+
 def test_a_message_older_than_the_stored_one_is_ignored(session: Session, thing: str) -> None:
     assert status.record_health(session, thing, status.parse_health(_health(timestamp=5_000)))
     late = _health(timestamp=4_000, overallDeviceStatus="UNHEALTHY")

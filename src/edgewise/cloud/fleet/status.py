@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.db import utcnow
@@ -175,18 +176,25 @@ def _row(session: Session, thing_name: str) -> DeviceStatus:
     if thing_id is None:
         raise NotFoundError("thing", thing_name)
     row = session.get(DeviceStatus, thing_id)
-    if row is None:
-        row = DeviceStatus(
-            thing_id=thing_id,
-            components={},
-            overall_status="UNKNOWN",
-            connectivity_timestamp=0,
-            status_timestamp=0,
-            core_version="",
-            platform="",
-            architecture="",
-        )
-        session.add(row)
+    if row is not None:
+        return row
+    try:
+        # A device's first health and presence messages arrive together: one of the two inserts the row.
+        with session.begin_nested():
+            row = DeviceStatus(
+                thing_id=thing_id,
+                components={},
+                overall_status="UNKNOWN",
+                connectivity_timestamp=0,
+                status_timestamp=0,
+                core_version="",
+                platform="",
+                architecture="",
+            )
+            session.add(row)
+    except IntegrityError:
+        row = session.get(DeviceStatus, thing_id)
+        assert row is not None, "the row another writer inserted"
     return row
 
 
