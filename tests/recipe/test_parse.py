@@ -316,6 +316,8 @@ VALIDATION_CASES = [
         "ComponentName",
         "is longer than 128 characters (129)",
     ),
+    ("name is a directory", change("ComponentName", ".."), "ComponentName", "names a directory"),
+    ("name is this directory", change("ComponentName", "."), "ComponentName", "names a directory"),
     ("version missing", change("ComponentVersion", _DELETE), "ComponentVersion", "is required"),
     ("version short", change("ComponentVersion", "1.0"), "ComponentVersion", "is not a semantic version"),
     ("version v", change("ComponentVersion", "v1.0.0"), "ComponentVersion", "must not start with 'v'"),

@@ -136,6 +136,10 @@ class _RecipeReader:
         if not _NAME.fullmatch(name):
             self.problems.add(path, f"may only hold letters, digits, '-', '_' and '.', got {describe(name)}")
             return None
+        if name in (".", ".."):
+            # Names become directory names on the device and in the cloud's registry.
+            self.problems.add(path, f"{name!r} names a directory, not a component")
+            return None
         return name
 
     def _version(self, text: str | None) -> str | None:
