@@ -1,5 +1,6 @@
-"""Run every runtime, MQTT gateway and artifact download benchmark with its default parameters and print
-the results (``make bench``, about 10 minutes; ``--quick`` shortens the pub/sub memory run).
+"""Run every runtime, MQTT gateway, artifact download and fleet fan-out benchmark with its default parameters
+and print the results (``make bench``, about 15 minutes; ``--quick`` shortens the pub/sub memory run and
+deploys to 10 and 100 devices only).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import artifact_download
+import fleet_fanout
 import gateway_connect
 import gateway_publish
 import pubsub_fanout
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="run the 1-million-message memory benchmark with 100,000 messages",
+        help="run the 1-million-message memory benchmark with 100,000 messages, and the fleet fan-out "
+        "with 10 and 100 devices",
     )
     args = parser.parse_args(argv)
     for benchmark in (runtime_memory, runtime_startup, restart_latency, pubsub_throughput, pubsub_fanout):
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     for benchmark in (gateway_connect, gateway_publish, artifact_download):
         print()
         benchmark.main([])
+    print()
+    fleet_fanout.main(["--devices", "10", "100", "--extra-rates"] if args.quick else [])
 
 
 if __name__ == "__main__":

@@ -107,6 +107,31 @@ async def test_three_crashes_break_component(
     assert "3 errors" in str(status.last_failure)
 
 
+async def test_a_run_step_that_dies_soon_after_starting_is_not_taken_for_running(
+    supervisor: LifecycleSupervisor, make_spec: SpecBuilder
+) -> None:
+    supervisor.apply({"a": make_spec("a", Run="sleep 1; exit 1")})
+
+    # Without a stability window the component counts as up the moment its process starts.
+    assert await supervisor.wait_settled(["a"], timeout=10) == {"a": S.RUNNING}
+    # With one, it has to stay up: this one keeps dying until it is BROKEN.
+    assert await supervisor.wait_settled(["a"], timeout=60, stable_for=3.0) == {"a": S.BROKEN}
+
+
+async def test_a_component_that_stays_up_counts_once_the_window_has_passed(
+    supervisor: LifecycleSupervisor, make_spec: SpecBuilder
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    supervisor.apply({"a": make_spec("a", Run="sleep 30"), "b": make_spec("b", Install="true")})
+
+    assert await supervisor.wait_settled(["a", "b"], timeout=10, stable_for=0.5) == {
+        "a": S.RUNNING,
+        "b": S.FINISHED,
+    }
+    assert loop.time() - started >= 0.5
+
+
 async def test_broken_component_stays_broken_until_reinstalled(
     supervisor: LifecycleSupervisor, make_spec: SpecBuilder, tmp_path: Path, wait_for: Waiter
 ) -> None:

@@ -158,6 +158,11 @@ class ComponentService:
         return self._state_since
 
     @property
+    def watching_process(self) -> bool:
+        """True while a Startup or Run process of the component runs and its exit would change the state."""
+        return self._main is not None
+
+    @property
     def spec(self) -> ComponentSpec:
         """The spec in effect (a newer one may be pending)."""
         return self._spec

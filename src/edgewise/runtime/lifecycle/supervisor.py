@@ -102,8 +102,9 @@ class LifecycleSupervisor:
         until ``timeout`` seconds pass; return their states either way. Components that are not (or no
         longer) supervised count as settled and are left out of the result. Components being removed must
         be gone too: a deployment is not done while a component it removed still runs. A RUNNING component
-        counts only once it has been RUNNING for ``stable_for`` seconds, so that a process that dies right
-        after it started is seen failing rather than taken for a success."""
+        whose Run process is being watched counts only once it has been RUNNING for ``stable_for`` seconds, so
+        that a process that dies right after it started is seen failing rather than taken for a success.
+        (Built-in services and components without a Run process count at once.)"""
         wanted = list(names)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -117,9 +118,11 @@ class LifecycleSupervisor:
             """How long until the last RUNNING component has been RUNNING for ``stable_for`` seconds."""
             now = self._clock()
             running = [
-                self._services[name].state_since
-                for name in wanted
-                if name in self._services and self._services[name].state is ComponentState.RUNNING
+                service.state_since
+                for service in (self._services.get(name) for name in wanted)
+                if service is not None
+                and service.state is ComponentState.RUNNING
+                and service.watching_process
             ]
             return max((since + stable_for - now for since in running), default=0.0)
 

@@ -1,0 +1,1142 @@
+"""Benchmark: fleet deployment fan-out. The time from creating a deployment to a thing group of N devices
+(``POST /api/v1/deployments``) until the cloud has accepted every device's SUCCEEDED report, for N = 10, 100
+and 1000, beside a bare MQTT publish to the same N devices on the same broker, measured in the same run.
+
+The cloud is a real ``edgewise cloud up`` (API, jobs engine and workers in one process, its managed Mosquitto
+with mutual TLS and per-device ACLs, SQLite). Each device is the runtime's own device agent
+(``edgewise.runtime.fleet.FleetAgent``) with its own certificate (issued through the API), its own
+``CloudLink`` (one MQTT connection, its own spool) and its own root with the pieces the agent drives: a
+``ConfigStore``, a ``LifecycleSupervisor`` and a ``DeploymentService``. Worker processes run the devices,
+``--per-process`` (100) in each, on one asyncio loop. Not more: paho-mqtt's network loop uses ``select()``,
+which cannot watch a descriptor numbered 1024 or above, and each agent holds about seven (its MQTT socket,
+paho's wake-up socket pair, the spool database with its WAL and shared memory, the configuration log).
+
+No IPC server and no component processes: the deployed component has no lifecycle and no artifacts, so each
+device does the whole fleet path (notification, describe the job, IN_PROGRESS, resolve the recipe over MQTT,
+install it, apply the deployment, report SUCCEEDED and its fleet status) and starts nothing.
+
+Each repeat deploys a new version of that component to the group (a new revision of the group's
+deployment). The workers see each device's job notification, and the cloud's ``update/accepted`` answers to
+its IN_PROGRESS and SUCCEEDED reports, on the device's own connection; the end of a run is the last
+SUCCEEDED accepted, checked afterwards against ``GET /api/v1/deployments/{id}/devices``.
+
+Baseline: the same N device identities connected as plain paho-mqtt clients (MQTT 5, mutual TLS, the same
+worker processes), all subscribed at QoS 1 to one topic their policy allows; one QoS 1 publish from
+another device, timed from the publish to the last receipt.
+
+Everything runs on this machine: the cloud, Mosquitto and the devices share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from _harness import exit_on_sigterm, median, print_machine, print_table, process_group, run_main, wait_for
+from edgewise.recipe import detect_platform
+from edgewise.runtime.cloudlink import (
+    CloudLink,
+    CloudMessage,
+    CloudSettings,
+    MessageProperties,
+    ReconnectSettings,
+)
+from edgewise.runtime.config import ConfigStore
+from edgewise.runtime.deployment import DeploymentService
+from edgewise.runtime.deployment.service import SERVICES
+from edgewise.runtime.fleet import FleetAgent, presence_messages
+from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
+from edgewise.runtime.lifecycle.spec import ComponentSpec
+from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.specs import build_specs
+from pubsub_common import cpu_seconds
+
+COMPONENT = "com.example.FanoutMarker"
+POLICY = "EdgewiseFanoutBenchmark"
+DEVICE_POLICY = "EdgewiseDefaultDevicePolicy"
+BASELINE_TOPIC = "edgewise-bench/fanout"
+PUBLISHER = "fanout-publisher"
+JOBS_NAMESPACE = "namespace-aws-gg-deployment"
+#: How long one run may take before its stragglers count as missing.
+RUN_TIMEOUT_S = 300.0
+#: Setup steps (starting devices, the cloud catching up) that take longer than this are errors.
+SETUP_TIMEOUT_S = 180.0
+
+
+# -- the cloud ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Cloud:
+    """A running ``edgewise cloud up``."""
+
+    process: subprocess.Popen[str]
+    data_dir: Path
+    api_url: str
+    mqtt_host: str
+    mqtt_port: int
+    token: str
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "ca" / "ca.pem"
+
+    def api(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=f"{self.api_url}/api/v1", headers=headers, timeout=60)
+
+    def mosquitto_pid(self) -> int:
+        for child in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split():
+            if b"mosquitto" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+        raise RuntimeError("edgewise cloud up runs no Mosquitto")
+
+
+@contextmanager
+def cloud_up(data_dir: Path) -> Iterator[Cloud]:
+    """``python -m edgewise.cli cloud up`` on free loopback ports, stopped with SIGTERM (then killed) on exit."""
+    api_port, mqtt_port, data_plane_port = free_port(), free_port(), free_port()
+    data_dir.mkdir(parents=True)
+    command = [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir)]
+    command += ["--api-port", str(api_port), "--mqtt-port", str(mqtt_port)]
+    command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(data_plane_port)]
+    log = data_dir.parent / "cloud.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Ready"):
+                break
+        else:
+            raise RuntimeError(f"edgewise cloud up exited with {process.wait()}: {log.read_text()[-2000:]}")
+        # Keep reading, or cloud up blocks once the pipe is full.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        endpoint = urlsplit(json.loads((data_dir / "cloud.json").read_text())["mqttEndpoint"])
+        assert endpoint.hostname is not None
+        assert endpoint.port is not None
+        token = (data_dir / "admin-token").read_text().strip()
+        yield Cloud(
+            process, data_dir, f"http://127.0.0.1:{api_port}", endpoint.hostname, endpoint.port, token
+        )
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print("edgewise cloud up did not stop in 30 s; killing it")
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def call(api: httpx.Client, method: str, path: str, body: Any = None) -> Any:
+    """One API request that must succeed; its JSON answer (None for 204)."""
+    answer = api.request(method, path, json=body)
+    if answer.status_code >= 400:
+        raise RuntimeError(f"{method} {path} answered {answer.status_code}: {answer.text}")
+    return answer.json() if answer.content else None
+
+
+# -- identities -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    thing: str
+    certificate: Path
+    private_key: Path
+
+
+def benchmark_policy() -> dict[str, Any]:
+    """Lets a device subscribe to, receive and publish the baseline's one topic."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": f"arn:aws:iot:*:*:topic/{BASELINE_TOPIC}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": f"arn:aws:iot:*:*:topicfilter/{BASELINE_TOPIC}",
+            },
+        ],
+    }
+
+
+def issue(api: httpx.Client, thing: str, directory: Path) -> tuple[Identity, str]:
+    """Register ``thing`` and issue it a certificate with a key the cloud generates; the identity's files
+    and the certificate id."""
+    call(api, "POST", "/things", {"thingName": thing})
+    issued = call(api, "POST", "/certificates", {"thingName": thing, "generateKeyPair": True})
+    identity = Identity(thing, directory / f"{thing}.crt", directory / f"{thing}.key")
+    identity.certificate.write_text(issued["certificatePem"])
+    identity.private_key.write_text(issued["privateKey"])
+    identity.private_key.chmod(0o600)
+    return identity, str(issued["certificateId"])
+
+
+def enroll_group(
+    cloud: Cloud, group: str, count: int, directory: Path, *, threads: int = 4
+) -> list[Identity]:
+    """A thing group of ``count`` new things, each with a certificate; the device policy and the
+    benchmark's are attached to the group."""
+    with cloud.api() as api:
+        call(api, "POST", "/thing-groups", {"thingGroupName": group})
+        for policy in (DEVICE_POLICY, POLICY):
+            call(api, "PUT", f"/policies/{policy}/targets/thing-groups/{group}")
+    names = [f"{group}-{index:04d}" for index in range(count)]
+
+    def enroll(part: Sequence[str]) -> list[Identity]:
+        with cloud.api() as api:
+            identities = []
+            for name in part:
+                identities.append(issue(api, name, directory)[0])
+                call(api, "PUT", f"/thing-groups/{group}/things/{name}")
+            return identities
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = [names[start::threads] for start in range(threads)]
+        enrolled = [identity for part in pool.map(enroll, parts) for identity in part]
+    return sorted(enrolled, key=lambda identity: identity.thing)
+
+
+def publish_versions(cloud: Cloud, count: int) -> list[str]:
+    """``count`` versions of the benchmark's component: no lifecycle, no artifacts, one configuration value."""
+    versions = [f"1.0.{revision}" for revision in range(count)]
+    with cloud.api() as api:
+        for revision, version in enumerate(versions):
+            recipe = {
+                "RecipeFormatVersion": "2020-01-25",
+                "ComponentName": COMPONENT,
+                "ComponentVersion": version,
+                "ComponentDescription": "Fan-out benchmark: nothing to run, nothing to download.",
+                "ComponentPublisher": "Edgewise benchmarks",
+                "ComponentConfiguration": {"DefaultConfiguration": {"revision": revision}},
+                "Manifests": [{"Platform": {"os": "*"}}],
+            }
+            call(api, "POST", "/components", {"recipe": recipe})
+    return versions
+
+
+# -- worker processes (coordinator side) ------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    """A worker process, the folder it works in (spec, ready file, answers) and its log."""
+
+    process: subprocess.Popen[bytes]
+    directory: Path
+    log: Path
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"A benchmark worker exited with code {code}:\n{tail}")
+
+
+def split(items: Sequence[Any], most: int) -> list[list[Any]]:
+    """``items`` cut into nearly equal consecutive slices of at most ``most`` items each."""
+    parts = max(1, -(-len(items) // most))
+    bounds = [len(items) * part // parts for part in range(parts + 1)]
+    return [list(items[bounds[part] : bounds[part + 1]]) for part in range(parts)]
+
+
+@contextmanager
+def start_workers(role: str, specs: Sequence[dict[str, Any]], directory: Path) -> Iterator[list[Worker]]:
+    """One worker process per spec; returns once each has written its ``ready`` file. Each is asked to stop
+    (``stop`` on its stdin) on the way out and killed if it does not within a minute."""
+    workers: list[Worker] = []
+    with ExitStack() as stack:
+        for index, spec in enumerate(specs):
+            folder = directory / f"{role}{index}"
+            folder.mkdir(parents=True)
+            (folder / "spec.json").write_text(json.dumps(spec))
+            log = folder / "worker.log"
+            stream = stack.enter_context(log.open("ab"))
+            process = stack.enter_context(
+                process_group(
+                    [sys.executable, __file__, role, str(folder)],
+                    stdin=subprocess.PIPE,
+                    stdout=stream,
+                    stderr=stream,
+                )
+            )
+            worker = Worker(process, folder, log)
+            workers.append(worker)
+            stack.callback(_stop_worker, worker)
+
+        def all_ready() -> bool:
+            for worker in workers:
+                worker.check_alive()
+            return all((worker.directory / "ready").exists() for worker in workers)
+
+        wait_for(all_ready, timeout=SETUP_TIMEOUT_S, what=f"{len(workers)} {role} workers", interval=0.05)
+        yield workers
+
+
+def _stop_worker(worker: Worker) -> None:
+    if worker.process.poll() is not None or not (worker.directory / "ready").exists():
+        return  # a worker still setting up does not read its commands: it is killed
+    with suppress(BrokenPipeError):
+        worker.send("stop")
+    with suppress(subprocess.TimeoutExpired):
+        worker.process.wait(timeout=60)
+
+
+def ask_all(workers: Sequence[Worker], command: str, name: str) -> list[dict[str, Any]]:
+    """Send ``command name`` to every worker and collect the ``name.json`` each writes in answer."""
+    for worker in workers:
+        worker.send(f"{command} {name}")
+
+    def answered() -> bool:
+        for worker in workers:
+            worker.check_alive()
+        return all((worker.directory / f"{name}.json").exists() for worker in workers)
+
+    wait_for(answered, timeout=RUN_TIMEOUT_S + 60, what=f"the workers' answers to {command}", interval=0.01)
+    return [json.loads((worker.directory / f"{name}.json").read_text()) for worker in workers]
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result))
+    temporary.replace(path)
+
+
+# -- the devices (agents worker side) ------------------------------------------------------------------------
+
+
+@dataclass
+class JobTimes:
+    """When a device saw its job's notification and the cloud's acceptance of its reports (monotonic ns)."""
+
+    notified: int | None = None
+    in_progress: int | None = None
+    finished: int | None = None
+    status: str | None = None
+    rejected: list[str] = field(default_factory=list)
+
+
+class ObservedLink(CloudLink):
+    """The cloud link, noting the client token and status of each job update it publishes, so that the
+    cloud's ``update/accepted`` answer can be matched to it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.updates: dict[str, tuple[str, str]] = {}
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        *,
+        retain: bool = False,
+        properties: MessageProperties | None = None,
+    ) -> None:
+        if topic.endswith(f"/{JOBS_NAMESPACE}/update"):
+            request = json.loads(payload)
+            job_id = topic.split("/")[-3]
+            self.updates[request["clientToken"]] = (job_id, request["status"])
+        await super().publish(topic, payload, qos, retain=retain, properties=properties)
+
+
+class BenchDevice:
+    """One device: the runtime pieces the fleet agent needs, on their own root, and the agent itself."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        root: Path,
+        spec: dict[str, Any],
+        platform: dict[str, str],
+        progress: asyncio.Event,
+    ) -> None:
+        self.thing = identity.thing
+        self.paths = RootPaths.at(root)
+        self.platform = platform
+        self.settings = CloudSettings(
+            endpoint=spec["host"],
+            port=spec["port"],
+            certificate=identity.certificate,
+            private_key=identity.private_key,
+            root_ca=Path(spec["ca"]),
+            reconnect=ReconnectSettings(min_delay=0.5, max_delay=5.0),
+        )
+        self.jobs: dict[str, JobTimes] = {}
+        self._progress = progress
+        self.link = ObservedLink(
+            self.settings,
+            client_id=self.thing,
+            spool_dir=self.paths.root / "spool",
+            connection_messages=presence_messages(self.thing),
+        )
+        self.store: ConfigStore | None = None
+        self.supervisor: LifecycleSupervisor | None = None
+        self.deployments: DeploymentService | None = None
+        self.agent: FleetAgent | None = None
+
+    def _environment(self, spec: ComponentSpec) -> dict[str, str]:
+        return {"AWS_IOT_THING_NAME": self.thing}
+
+    def _reconcile(self, reinstall: Collection[str] = ()) -> None:
+        assert self.store is not None
+        assert self.supervisor is not None
+        specs = build_specs(self.store.get(SERVICES) or {}, self.paths, thing_name=self.thing)
+        self.supervisor.apply(specs, reinstall=reinstall)
+
+    async def start(self) -> None:
+        """Wired as the kernel wires them: link first, deployment recovery, then the agent."""
+        await asyncio.to_thread(self.paths.create)
+        self.store = await asyncio.to_thread(ConfigStore.open, self.paths.config_dir)
+        self.supervisor = LifecycleSupervisor(
+            LifecycleSettings(work_dir=self.paths.work_dir, log_dir=self.paths.logs_dir),
+            environment=self._environment,
+        )
+        self.deployments = DeploymentService(
+            self.paths,
+            store=self.store,
+            supervisor=self.supervisor,
+            platform=self.platform,
+            reconcile=self._reconcile,
+        )
+        await self.link.start()
+        self.deployments.recover()
+        self._reconcile()
+        self.deployments.start()
+        self.agent = FleetAgent(
+            self.link,
+            thing=self.thing,
+            settings=self.settings,
+            paths=self.paths,
+            store=self.store,
+            supervisor=self.supervisor,
+            deployments=self.deployments,
+            platform=self.platform,
+        )
+        # The agent's own filters: the link shares one broker subscription between the two subscribers.
+        jobs = f"$aws/things/{self.thing}/jobs"
+        await self.link.subscribe(f"{jobs}/notify-{JOBS_NAMESPACE}", self._notified, qos=1)
+        await self.link.subscribe(f"{jobs}/+/{JOBS_NAMESPACE}/update/+", self._answered, qos=1)
+        await self.agent.start()
+
+    def _notified(self, message: CloudMessage) -> None:
+        now = time.monotonic_ns()
+        jobs = json.loads(message.payload).get("jobs", {})
+        for summaries in jobs.values():
+            for summary in summaries:
+                times = self.jobs.setdefault(summary["jobId"], JobTimes())
+                if times.notified is None:
+                    times.notified = now
+
+    def _answered(self, message: CloudMessage) -> None:
+        now = time.monotonic_ns()
+        outcome = message.topic.rsplit("/", 1)[1]
+        token = json.loads(message.payload).get("clientToken")
+        if token not in self.link.updates:
+            return
+        job_id, status = self.link.updates.pop(token)
+        times = self.jobs.setdefault(job_id, JobTimes())
+        if outcome == "rejected":
+            times.rejected.append(f"{status}: {message.payload.decode(errors='replace')[:300]}")
+        elif status == "IN_PROGRESS":
+            times.in_progress = now
+        else:
+            times.finished, times.status = now, status
+        self._progress.set()
+
+    def settled(self) -> bool:
+        """Connected, and nothing left in the spool: the cloud has every message sent so far."""
+        return self.link.connected and self.link.statistics().spooled == 0
+
+    async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.close()
+        if self.deployments is not None:
+            await self.deployments.close()
+        if self.supervisor is not None:
+            await self.supervisor.shutdown()
+        await self.link.close()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+
+
+async def _until(condition: Callable[[], bool], progress: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``condition`` (checked on every progress event and every 50 ms); False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        progress.clear()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(progress.wait(), min(remaining, 0.05))
+    return True
+
+
+async def run_agents(folder: Path) -> None:
+    """The agents worker: start every device, report ready, then answer the coordinator's commands."""
+    spec = json.loads((folder / "spec.json").read_text())
+    logging.basicConfig(
+        filename=folder / "agents.log", level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
+    loop = asyncio.get_running_loop()
+    # One runtime has its own small thread pool; here the devices share one, sized for many.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=spec["threads"], thread_name_prefix="devices"))
+    progress = asyncio.Event()
+    platform = detect_platform()
+    devices = [
+        BenchDevice(
+            Identity(thing, Path(certificate), Path(key)), folder / "roots" / thing, spec, platform, progress
+        )
+        for thing, certificate, key in spec["devices"]
+    ]
+    try:
+        await asyncio.gather(*(device.start() for device in devices))
+        if not await _until(partial(_all_settled, devices), progress, SETUP_TIMEOUT_S):
+            late = [device.thing for device in devices if not device.settled()]
+            raise RuntimeError(f"{len(late)} device(s) did not connect and settle: {late[:5]}")
+        (folder / "ready").touch()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := (await reader.readline()).decode().strip():
+            command, *arguments = line.split()
+            if command == "stop":
+                break
+            if command == "report":
+                (job_id,) = arguments
+                await _until(partial(_all_done, devices, job_id), progress, RUN_TIMEOUT_S)
+                write_result(
+                    folder / f"{job_id}.json", {"devices": [_times(device, job_id) for device in devices]}
+                )
+    finally:
+        await asyncio.gather(*(device.close() for device in devices), return_exceptions=True)
+
+
+def _all_settled(devices: Sequence[BenchDevice]) -> bool:
+    return all(device.settled() for device in devices)
+
+
+def _all_done(devices: Sequence[BenchDevice], job_id: str) -> bool:
+    """Whether the cloud has accepted every device's final report on the job."""
+    return all(
+        (times := device.jobs.get(job_id)) is not None and times.finished is not None for device in devices
+    )
+
+
+def _times(device: BenchDevice, job_id: str) -> dict[str, Any]:
+    times = device.jobs.get(job_id, JobTimes())
+    return {
+        "thing": device.thing,
+        "notified": times.notified,
+        "in_progress": times.in_progress,
+        "finished": times.finished,
+        "status": times.status,
+        "rejected": times.rejected,
+    }
+
+
+# -- the baseline's subscribers (subscribers worker side) ------------------------------------------------------
+
+
+def _all_received(received: Sequence[dict[str, int]], sequence: str) -> bool:
+    return all(sequence in times for times in received)
+
+
+def tls_client(thing: str, ca: str, certificate: str, key: str) -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=thing, protocol=MQTTProtocolVersion.MQTTv5)
+    client.tls_set(ca_certs=ca, certfile=certificate, keyfile=key)
+    return client
+
+
+def run_subscribers(folder: Path) -> None:
+    """The subscribers worker: connect and subscribe every device, report ready, then answer ``report SEQ``
+    with when each device received message SEQ (monotonic ns)."""
+    spec = json.loads((folder / "spec.json").read_text())
+    devices: list[list[str]] = spec["devices"]
+    received: list[dict[str, int]] = [{} for _ in devices]
+    errors: list[str | None] = [None] * len(devices)
+    subscribed = [False] * len(devices)
+    changed = threading.Condition()
+    clients = []
+    for index, (thing, certificate, key) in enumerate(devices):
+        client = tls_client(thing, spec["ca"], certificate, key)
+
+        def on_connect(
+            client: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object, index: int = index
+        ) -> None:
+            if reason.is_failure:
+                with changed:
+                    errors[index] = f"connection refused: {reason}"
+                    changed.notify_all()
+            else:
+                client.subscribe(BASELINE_TOPIC, qos=1)
+
+        def on_subscribe(
+            _c: paho.Client, _u: object, _m: int, reasons: list[ReasonCode], _p: object, index: int = index
+        ) -> None:
+            with changed:
+                if any(reason.is_failure for reason in reasons):
+                    errors[index] = f"subscription refused: {reasons}"
+                subscribed[index] = True
+                changed.notify_all()
+
+        def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage, index: int = index) -> None:
+            now = time.monotonic_ns()
+            with changed:
+                received[index].setdefault(message.payload.decode(), now)
+                changed.notify_all()
+
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+        client.connect_async(spec["host"], spec["port"], keepalive=120, clean_start=True)
+        client.loop_start()
+        clients.append(client)
+    try:
+        with changed:
+            if not changed.wait_for(lambda: all(subscribed) or any(errors), timeout=SETUP_TIMEOUT_S):
+                raise RuntimeError(f"{subscribed.count(False)} subscriber(s) did not subscribe in time")
+        if any(errors):
+            raise RuntimeError(f"subscribers failed: {[error for error in errors if error][:5]}")
+        (folder / "ready").touch()
+        for line in sys.stdin:
+            command, *arguments = line.split()
+            if command == "stop":
+                break
+            if command == "report":
+                (sequence,) = arguments
+                with changed:
+                    changed.wait_for(partial(_all_received, received, sequence), timeout=RUN_TIMEOUT_S)
+                    times = [entry.get(sequence) for entry in received]
+                write_result(folder / f"{sequence}.json", {"received": times})
+    finally:
+        for client in clients:
+            client.disconnect()
+        for client in clients:
+            client.loop_stop()
+
+
+# -- runs (coordinator side) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The devices of one group size, and where their files are."""
+
+    group: str
+    identities: list[Identity]
+    publisher: Identity
+    directory: Path
+
+
+@dataclass(frozen=True)
+class Run:
+    """The outcome of one deployment, or of one baseline publish."""
+
+    devices: int
+    seconds: float  #: to the last device SUCCEEDED (or the last receipt)
+    succeeded: int
+    notified_s: float = float("nan")  #: to the last device notified
+    in_progress_s: float = float("nan")  #: to the last device's IN_PROGRESS accepted
+    device_s: float = float("nan")  #: median, per device, from its notification to its SUCCEEDED accepted
+    api_s: float = float("nan")  #: how long POST /deployments took to answer
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+class CpuMeter:
+    """CPU time used by each named process between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        return {name: value - self._before[name] for name, value in self._now().items()}
+
+
+def wait_quiet(pids: Sequence[int], *, share: float = 0.15, timeout: float = 60.0) -> None:
+    """Wait until the processes together use less than ``share`` of a core over half a second, so that a run
+    does not start while the cloud still digests what the devices said on connecting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(cpu_seconds(pid) for pid in pids) - before < share * 0.5:
+            return
+    print(f"  (the cloud was still busy after {timeout:g} s; starting anyway)")
+
+
+def wait_reported(cloud: Cloud, things: Sequence[str]) -> None:
+    """Until every one of ``things`` is a core device in the cloud: it has taken in what each said on connecting
+    (presence or fleet status)."""
+    wanted = set(things)
+
+    def reported() -> bool:
+        seen: set[str] = set()
+        offset = 0
+        with cloud.api() as api:
+            while True:
+                page = call(api, "GET", f"/core-devices?limit=1000&offset={offset}")
+                seen.update(device["coreDeviceThingName"] for device in page["data"])
+                offset += len(page["data"])
+                if not page["data"] or offset >= page["count"]:
+                    return wanted <= seen
+
+    wait_for(
+        reported, timeout=SETUP_TIMEOUT_S, what=f"{len(wanted)} devices reported in the cloud", interval=0.25
+    )
+
+
+def device_statuses(cloud: Cloud, deployment_id: str) -> dict[str, str]:
+    """Each thing's latest execution status of the deployment, from the API."""
+    statuses: dict[str, str] = {}
+    with cloud.api() as api:
+        offset = 0
+        while True:
+            page = call(api, "GET", f"/deployments/{deployment_id}/devices?limit=1000&offset={offset}")
+            for execution in page["data"]:
+                statuses[execution["thingName"]] = execution["status"]
+            offset += len(page["data"])
+            if not page["data"] or offset >= page["count"]:
+                return statuses
+
+
+def deploy_and_wait(
+    cloud: Cloud, fleet: Fleet, workers: Sequence[Worker], version: str, rate: int, meter: CpuMeter
+) -> Run:
+    body = {
+        "targetArn": fleet.group,
+        "deploymentName": f"{fleet.group} {version}",
+        "components": {COMPONENT: {"componentVersion": version}},
+        "iotJobConfiguration": {"jobExecutionsRolloutConfig": {"maximumPerMinute": rate}},
+    }
+    with cloud.api() as api:
+        meter.start()
+        started = time.monotonic_ns()
+        created = call(api, "POST", "/deployments", body)
+        answered = time.monotonic_ns()
+    devices = [
+        device for answer in ask_all(workers, "report", created["iotJobId"]) for device in answer["devices"]
+    ]
+    cpu = meter.stop()
+    problems = []
+    statuses = device_statuses(cloud, created["deploymentId"])
+    wrong = {thing: status for thing, status in statuses.items() if status != "SUCCEEDED"}
+    missing = len(fleet.identities) - len(statuses)
+    if wrong or missing:
+        problems.append(
+            f"the API shows {len(wrong)} not SUCCEEDED {dict(list(wrong.items())[:3])}, {missing} missing"
+        )
+    for device in devices:
+        if device["rejected"]:
+            problems.append(f"{device['thing']}: the cloud rejected {device['rejected'][:2]}")
+        if device["status"] != "SUCCEEDED":
+            problems.append(f"{device['thing']}: {device['status'] or 'no final report seen'}")
+
+    def last(key: str) -> float:
+        values = [device[key] for device in devices if device[key] is not None]
+        return (max(values) - started) / 1e9 if values else float("nan")
+
+    succeeded = [device for device in devices if device["status"] == "SUCCEEDED"]
+    per_device = [
+        (device["finished"] - device["notified"]) / 1e9
+        for device in succeeded
+        if device["notified"] is not None
+    ]
+    return Run(
+        devices=len(devices),
+        seconds=last("finished"),
+        succeeded=len(succeeded),
+        notified_s=last("notified"),
+        in_progress_s=last("in_progress"),
+        device_s=median(per_device) if per_device else float("nan"),
+        api_s=(answered - started) / 1e9,
+        cpu_s=cpu,
+        problems=problems,
+    )
+
+
+@contextmanager
+def connected_publisher(cloud: Cloud, identity: Identity) -> Iterator[paho.Client]:
+    client = tls_client(
+        identity.thing, str(cloud.ca_file), str(identity.certificate), str(identity.private_key)
+    )
+    connected = threading.Event()
+    reasons: list[ReasonCode] = []
+
+    def on_connect(_c: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        reasons.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect_async(cloud.mqtt_host, cloud.mqtt_port, keepalive=120)
+    client.loop_start()
+    try:
+        if not connected.wait(60) or reasons[0].is_failure:
+            raise RuntimeError(f"the baseline's publisher could not connect: {reasons}")
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_and_wait(
+    publisher: paho.Client, workers: Sequence[Worker], sequence: int, meter: CpuMeter
+) -> Run:
+    meter.start()
+    started = time.monotonic_ns()
+    publisher.publish(BASELINE_TOPIC, str(sequence).encode(), qos=1)
+    received = [time for answer in ask_all(workers, "report", str(sequence)) for time in answer["received"]]
+    cpu = meter.stop()
+    arrived = [time for time in received if time is not None]
+    problems = (
+        [f"{len(received) - len(arrived)} subscriber(s) got nothing"] if len(arrived) < len(received) else []
+    )
+    return Run(
+        devices=len(received),
+        seconds=(max(arrived) - started) / 1e9 if arrived else float("nan"),
+        succeeded=len(arrived),
+        cpu_s=cpu,
+        problems=problems,
+    )
+
+
+def worker_specs(cloud: Cloud, fleet: Fleet, per_process: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "host": cloud.mqtt_host,
+            "port": cloud.mqtt_port,
+            "ca": str(cloud.ca_file),
+            "devices": [[i.thing, str(i.certificate), str(i.private_key)] for i in part],
+            **extra,
+        }
+        for part in split(fleet.identities, per_process)
+    ]
+
+
+@dataclass
+class Results:
+    first: dict[int, Run] = field(default_factory=dict)  #: the first deployment to fresh devices
+    deployments: dict[int, list[Run]] = field(default_factory=dict)  #: the later ones, timed
+    rates: dict[tuple[int, int], Run] = field(default_factory=dict)  #: at other rates, by (N, rate)
+    baselines: dict[int, list[Run]] = field(default_factory=dict)
+    setup_s: dict[int, float] = field(default_factory=dict)
+
+
+def measure(
+    cloud: Cloud,
+    fleet: Fleet,
+    versions: Sequence[str],
+    rates: Sequence[int],
+    args: argparse.Namespace,
+    results: Results,
+) -> None:
+    """The baseline publishes, then the deployments, to the fleet's N devices: the first one, ``--repeat``
+    timed ones at ``--rate``, then one at each of ``rates``; each a new version."""
+    n = len(fleet.identities)
+    cloud_pids = {"cloud": [cloud.process.pid], "mosquitto": [cloud.mosquitto_pid()]}
+    with start_workers(
+        "subscribers", worker_specs(cloud, fleet, args.per_process), fleet.directory
+    ) as workers:
+        meter = CpuMeter({**cloud_pids, "devices": [worker.process.pid for worker in workers]})
+        with connected_publisher(cloud, fleet.publisher) as publisher:
+            wait_quiet([cloud.process.pid, cloud.mosquitto_pid()])
+            for sequence in range(args.repeat):
+                run = publish_and_wait(publisher, workers, sequence, meter)
+                results.baselines.setdefault(n, []).append(run)
+                print(
+                    f"  N={n} baseline: {run.succeeded}/{run.devices} received in {run.seconds * 1e3:.1f} ms",
+                    flush=True,
+                )
+    started = time.monotonic()
+    specs = worker_specs(cloud, fleet, args.per_process, threads=args.threads)
+    with start_workers("agents", specs, fleet.directory) as workers:
+        wait_reported(cloud, [identity.thing for identity in fleet.identities])
+        results.setup_s[n] = time.monotonic() - started
+        print(f"  N={n}: {n} device agents started and online in {results.setup_s[n]:.1f} s", flush=True)
+        meter = CpuMeter({**cloud_pids, "devices": [worker.process.pid for worker in workers]})
+        plan = [args.rate] * (args.repeat + 1) + list(rates)
+        for index, (version, rate) in enumerate(zip(versions, plan, strict=False)):
+            wait_quiet([cloud.process.pid, cloud.mosquitto_pid()])
+            run = deploy_and_wait(cloud, fleet, workers, version, rate, meter)
+            if index == 0:
+                results.first[n] = run
+            elif index <= args.repeat:
+                results.deployments.setdefault(n, []).append(run)
+            else:
+                results.rates[n, rate] = run
+            print(
+                f"  N={n} {'first ' if index == 0 else ''}deployment of {version} at {rate}/min: "
+                f"{run.succeeded}/{run.devices} SUCCEEDED in {run.seconds:.2f} s "
+                f"(last notified at {run.notified_s:.2f} s)",
+                flush=True,
+            )
+            for problem in run.problems[:10]:
+                print(f"    problem: {problem}")
+
+
+def _median_run(runs: list[Run]) -> Run:
+    """The run with the median time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
+
+
+def slope(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares fit ``seconds = a + b * N``; returns (a, b)."""
+    if len({n for n, _ in points}) < 2:
+        return float("nan"), float("nan")
+    fit = statistics.linear_regression([float(n) for n, _ in points], [s for _, s in points])
+    return fit.intercept, fit.slope
+
+
+def report(results: Results, args: argparse.Namespace) -> None:
+    times, breakdown = [], []
+    for n, runs in results.deployments.items():
+        shown = _median_run(runs)
+        baseline = _median_run(results.baselines[n])
+        first = results.first[n]
+        times.append(
+            [
+                str(n),
+                f"{shown.succeeded}/{shown.devices}",
+                f"{shown.seconds:.2f}",
+                ", ".join(f"{run.seconds:.2f}" for run in runs),
+                f"{baseline.seconds * 1e3:.1f}",
+                f"{shown.seconds / baseline.seconds:,.0f}" if baseline.seconds else "n/a",
+                f"{shown.seconds / n * 1e3:.1f}",
+                f"{first.seconds:.2f}",
+            ]
+        )
+        cpu = {name: median([run.cpu_s[name] for run in runs]) for name in shown.cpu_s}
+        breakdown.append(
+            [
+                str(n),
+                f"{shown.api_s * 1e3:.0f}",
+                f"{shown.notified_s:.2f}",
+                f"{shown.in_progress_s:.2f}",
+                f"{shown.device_s:.2f}",
+                *(f"{cpu[name] / n * 1e3:.1f}" for name in ("cloud", "mosquitto", "devices")),
+                f"{sum(cpu.values()) / median([run.seconds for run in runs]):.2f}",
+            ]
+        )
+    print()
+    print(
+        f"Deployment (maximumPerMinute {args.rate}) until all N devices SUCCEEDED, beside one QoS 1 publish "
+        "to N subscribers (median of the runs after the first)"
+    )
+    print_table(
+        [
+            "N",
+            "succeeded",
+            "deployment s",
+            "all runs s",
+            "baseline ms",
+            "ratio",
+            "ms/device",
+            "first deployment s",
+        ],
+        times,
+    )
+    print()
+    print("Where the time goes (the same median runs; seconds from POST /deployments)")
+    print_table(
+        [
+            "N",
+            "POST ms",
+            "last notified s",
+            "last IN_PROGRESS s",
+            "notified→SUCCEEDED s (median device)",
+            "cloud CPU ms/device",
+            "Mosquitto CPU ms/device",
+            "agents CPU ms/device",
+            "cores busy",
+        ],
+        breakdown,
+    )
+    if results.rates:
+        print()
+        print("Other rollout rates (one deployment each, after the timed runs)")
+        print_table(
+            [
+                "N",
+                "maximumPerMinute",
+                "succeeded",
+                "deployment s",
+                "last notified s",
+                f"at {args.rate}/min s",
+            ],
+            [
+                [
+                    str(n),
+                    str(rate),
+                    f"{run.succeeded}/{run.devices}",
+                    f"{run.seconds:.2f}",
+                    f"{run.notified_s:.2f}",
+                    f"{_median_run(results.deployments[n]).seconds:.2f}",
+                ]
+                for (n, rate), run in results.rates.items()
+            ],
+        )
+    points = [(n, run.seconds) for n, runs in results.deployments.items() for run in runs]
+    base_points = [(n, run.seconds) for n, runs in results.baselines.items() for run in runs]
+    intercept, per_device = slope(points)
+    base_intercept, base_per_device = slope(base_points)
+    print()
+    print(
+        f"Growth (least squares over every run): deployment {intercept:.2f} s + {per_device * 1e3:.1f} ms x N; "
+        f"baseline {base_intercept * 1e3:.1f} ms + {base_per_device * 1e6:.1f} µs x N"
+    )
+    ns = sorted(results.deployments)
+    for smaller, larger in itertools.pairwise(ns):
+        a = _median_run(results.deployments[smaller]).seconds
+        b = _median_run(results.deployments[larger]).seconds
+        print(f"  N {smaller} -> {larger} ({larger / smaller:g}x devices): {b / a:.1f}x the time")
+    for n, seconds in results.setup_s.items():
+        print(f"  setup, N={n}: {seconds:.1f} s to start the agents and see them online")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--devices", type=int, nargs="+", default=[10, 100, 1000], help="group sizes (10 100 1000)"
+    )
+    parser.add_argument(
+        "--per-process",
+        type=int,
+        default=100,
+        help="most devices in one worker process (100; paho-mqtt's select() cannot watch the descriptors of "
+        "more than about 140 device agents)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="deployments (and baseline publishes) per size (3)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=1000,
+        help="the rollout's maximumPerMinute, 1-1000 (1000, the AWS maximum)",
+    )
+    parser.add_argument(
+        "--extra-rates",
+        type=int,
+        nargs="*",
+        default=[500],
+        help="after the timed runs, one more deployment to the largest group at each of these maximumPerMinute "
+        "(500), to show the rollout's one-minute windows",
+    )
+    parser.add_argument("--threads", type=int, default=32, help="thread pool of each agents worker (32)")
+    args = parser.parse_args(argv)
+    if min(*args.devices, args.per_process, args.repeat, args.threads) < 1 or not all(
+        1 <= rate <= 1000 for rate in [args.rate, *args.extra_rates]
+    ):
+        parser.error("--devices, --per-process, --repeat and --threads must be positive; rates 1-1000")
+    exit_on_sigterm()
+
+    print(
+        f"== fleet deployment fan-out to {', '.join(map(str, args.devices))} devices, {args.repeat} runs each =="
+    )
+    print_machine()
+    results = Results()
+    with (
+        tempfile.TemporaryDirectory(prefix="edgewise-bench-fanout-") as tmp,
+        cloud_up(Path(tmp) / "data") as cloud,
+    ):
+        directory = Path(tmp)
+        with cloud.api() as api:
+            call(
+                api,
+                "POST",
+                "/policies",
+                {"policyName": POLICY, "policyDocument": json.dumps(benchmark_policy())},
+            )
+            publisher, certificate_id = issue(api, PUBLISHER, directory)
+            call(api, "PUT", f"/policies/{POLICY}/targets/certificates/{certificate_id}")
+        versions = publish_versions(cloud, args.repeat + 1 + len(args.extra_rates))
+        for n in args.devices:
+            started = time.monotonic()
+            folder = directory / f"n{n}"
+            (folder / "pki").mkdir(parents=True)
+            identities = enroll_group(cloud, f"fanout-{n}", n, folder / "pki")
+            print(
+                f"  N={n}: {n} things with certificates in a new group in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+            rates = args.extra_rates if n == max(args.devices) else []
+            measure(
+                cloud, Fleet(f"fanout-{n}", identities, publisher, folder), versions, rates, args, results
+            )
+    report(results, args)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "agents":
+        asyncio.run(run_agents(Path(sys.argv[2])))
+    elif len(sys.argv) == 3 and sys.argv[1] == "subscribers":
+        run_subscribers(Path(sys.argv[2]))
+    else:
+        run_main(main)
