@@ -93,6 +93,8 @@ class DeploymentService:
         self._activating = False
         self._worker: asyncio.Task[None] | None = None
         self._hooks: list[DeploymentHook] = []
+        #: Set when a deployment ends, then replaced: what :meth:`wait_final` waits on.
+        self._ended = asyncio.Event()
 
     def add_hook(self, hook: DeploymentHook) -> None:
         """Attach a service to every later deployment (see :mod:`edgewise.runtime.deployment.hooks`)."""
@@ -170,10 +172,23 @@ class DeploymentService:
         self._cancelled.add(deployment_id)
         if deployment_id != self._active:
             self._history.save(record.with_status(DeploymentStatus.CANCELED))
+            self._announce_end()
         return f"Deployment {deployment_id} cancelled"
 
     def get(self, deployment_id: str) -> DeploymentRecord | None:
         return self._history.get(deployment_id)
+
+    async def wait_final(self, deployment_id: str) -> DeploymentRecord | None:
+        """The deployment's record once it has ended (succeeded, failed or cancelled); None if unknown."""
+        while True:
+            record = self._history.get(deployment_id)
+            if record is None or record.status.is_final:
+                return record
+            await self._ended.wait()
+
+    def _announce_end(self) -> None:
+        ended, self._ended = self._ended, asyncio.Event()
+        ended.set()
 
     def list(self) -> list[DeploymentRecord]:
         return self._history.list()
@@ -226,6 +241,7 @@ class DeploymentService:
     ) -> None:
         record = self._record(document).with_status(status, detailed, cause=cause, error_types=error_types)
         self._history.save(record)
+        self._announce_end()
         log = logger.info if status is DeploymentStatus.SUCCEEDED else logger.warning
         log(
             "Deployment %s %s%s",

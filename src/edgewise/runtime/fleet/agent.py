@@ -99,7 +99,6 @@ class FleetAgent:
         platform: Mapping[str, str],
         download_settings: DownloadSettings | None = None,
         resolve_timeout: float = 30.0,
-        poll_interval: float = 0.2,
     ) -> None:
         self._link = link
         self._settings = settings
@@ -108,7 +107,6 @@ class FleetAgent:
         self._deployments = deployments
         self._platform = dict(platform)
         self._download_settings = download_settings
-        self._poll_interval = poll_interval
         self._ledger = JobLedger(paths.deployments_dir / "fleet.json")
         self._jobs = JobsClient(
             link, thing, on_notify=self._notified, on_execution=self._described, on_rejected=self._rejected
@@ -359,19 +357,12 @@ class FleetAgent:
         if self._cancel_requested:
             raise FleetDeploymentCanceled(execution.job_id)
 
-    async def _wait_final(self, deployment_id: str) -> DeploymentRecord | None:
-        while True:
-            record = self._deployments.get(deployment_id)
-            if record is None or record.status.is_final:
-                return record
-            await asyncio.sleep(self._poll_interval)
-
     async def _finish(self, entry: JobEntry, execution: JobExecution, *, held: bool) -> None:
         """Wait for the submitted deployment to end, then report it."""
         if not held:
             self.status.hold()
         assert entry.deployment_id is not None
-        record = await self._wait_final(entry.deployment_id)
+        record = await self._deployments.wait_final(entry.deployment_id)
         if record is not None and record.status is DeploymentStatus.CANCELED:
             self._ledger.update(entry, stage=JobStage.CANCELED)
             self.status.deployment_finished(entry.group, None)

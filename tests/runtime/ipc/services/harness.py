@@ -185,12 +185,9 @@ def submit(kernel: Kernel, recipes: Path, roots: Mapping[str, str], **request: A
 
 async def wait_deployment(kernel: Kernel, deployment_id: str) -> DeploymentRecord:
     """The deployment's record once it has ended."""
-
-    def final() -> DeploymentRecord | None:
-        record = kernel.deployments.get(deployment_id)
-        return record if record is not None and record.status.is_final else None
-
-    record: DeploymentRecord = await wait_until(final, f"deployment {deployment_id} to end", deadline_s=60)
+    async with asyncio.timeout(60):
+        record = await kernel.deployments.wait_final(deployment_id)
+    assert record is not None, f"no deployment {deployment_id}"
     return record
 
 
