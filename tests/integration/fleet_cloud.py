@@ -143,6 +143,9 @@ class FleetCloud:
         self.described: list[str] = []  #: job ids of the describe requests answered, in order
         self.errors: list[str] = []  #: requests the stand-in could not handle (a test fails on any)
         self.answer_resolve = threading.Event()
+        #: How many final (terminal) reports to lose, as a broker restart racing the cloud's subscription would.
+        self.lose_final_reports = 0
+        self.lost_reports: list[dict[str, Any]] = []
         self.answer_resolve.set()
         self.lock = threading.RLock()
         self.prefix = f"$aws/things/{thing}/jobs"
@@ -302,6 +305,10 @@ class FleetCloud:
                 return
             if job is None:
                 self._reject(reply, token, "ResourceNotFound", f"no job {job_id}")
+                return
+            if self.lose_final_reports and body.get("status") in TERMINAL:
+                self.lose_final_reports -= 1
+                self.lost_reports.append(body)
                 return
             job.updates.append(body)
             if job.status in TERMINAL:

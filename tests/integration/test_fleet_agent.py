@@ -350,6 +350,17 @@ def test_a_device_offline_gets_its_deployment_on_reconnect_and_reports_what_it_d
     )
 
 
+def test_a_final_report_the_cloud_never_got_is_made_again(cloud: FleetCloud, runtime: RuntimeProcess) -> None:
+    cloud.publish_component(recipe("com.example.App", "1.0.0", "app.py"), {"app.py": SLEEPER})
+    cloud.lose_final_reports = 1
+
+    cloud.deploy("job-1", {"com.example.App": "1.0.0"})
+
+    job = cloud.wait_status("job-1", "SUCCEEDED")
+    assert [report["status"] for report in cloud.lost_reports] == ["SUCCEEDED"]
+    assert [update["status"] for update in job.updates] == ["IN_PROGRESS", "SUCCEEDED"]
+
+
 def test_a_job_cancelled_before_activation_is_not_applied(cloud: FleetCloud, runtime: RuntimeProcess) -> None:
     cloud.publish_component(recipe("com.example.App", "1.0.0", "app.py"), {"app.py": SLEEPER})
     cloud.publish_component(recipe("com.example.Other", "1.0.0", "other.py"), {"other.py": SLEEPER})

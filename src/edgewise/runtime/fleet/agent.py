@@ -8,7 +8,8 @@ deployments), then report SUCCEEDED or FAILED with Greengrass's ``statusDetails`
 
 What happens to an execution is kept in the :class:`JobLedger`, so that a runtime killed mid-deployment finishes
 it (the deployment service recovers it) and reports it after the restart, and a report made offline waits in
-the cloud link's spool. A job cancelled in the cloud before activation cancels the deployment.
+the cloud link's spool; should it still be lost (the cloud's jobs service was not listening yet when the spool
+was flushed), the cloud keeps the execution pending and the device reports again when it next asks. A job cancelled in the cloud before activation cancels the deployment.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgewise.recipe import Recipe
@@ -60,6 +62,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class _Resend:
+    """A final status to report again for an execution the cloud still shows as pending."""
+
+    execution: JobExecution
+    status: str
+    details: dict[str, str]
+
+
 #: Statuses with which the cloud takes an execution away from the device.
 _WITHDRAWN = ("CANCELED", "REMOVED")
 _GONE = ("ResourceNotFound", "TerminalStateReached")
@@ -99,6 +111,7 @@ class FleetAgent:
         platform: Mapping[str, str],
         download_settings: DownloadSettings | None = None,
         resolve_timeout: float = 30.0,
+        confirm_interval: float = 10.0,
     ) -> None:
         self._link = link
         self._settings = settings
@@ -109,7 +122,12 @@ class FleetAgent:
         self._download_settings = download_settings
         self._ledger = JobLedger(paths.deployments_dir / "fleet.json")
         self._jobs = JobsClient(
-            link, thing, on_notify=self._notified, on_execution=self._described, on_rejected=self._rejected
+            link,
+            thing,
+            on_notify=self._notified,
+            on_execution=self._described,
+            on_rejected=self._rejected,
+            on_updated=self._confirmed,
         )
         self._catalog = ComponentCatalog(link, thing, timeout=resolve_timeout)
         self._packages = ComponentStore(paths)
@@ -125,7 +143,11 @@ class FleetAgent:
         self._downloader: ArtifactDownloader | None = None
         self._offered: JobExecution | None = None
         self._wake = asyncio.Event()
-        self._requests: asyncio.Queue[str] = asyncio.Queue()
+        #: Job ids to describe (or NEXT), and final reports to send again, in order.
+        self._requests: asyncio.Queue[str | _Resend] = asyncio.Queue()
+        #: Final reports the cloud has not accepted yet: client token -> job id.
+        self._unconfirmed: dict[str, str] = {}
+        self._confirm_interval = confirm_interval
         self._current: JobEntry | None = None
         self._cancel_requested = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -148,6 +170,7 @@ class FleetAgent:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._run(), name="fleet-agent"))
         self._tasks.append(loop.create_task(self._ask_loop(), name="fleet-agent-requests"))
+        self._tasks.append(loop.create_task(self._confirm_loop(), name="fleet-agent-confirmations"))
         if self._link.connected:
             self._ask(NEXT)
         logger.info("Fleet agent started")
@@ -173,11 +196,48 @@ class FleetAgent:
 
     async def _ask_loop(self) -> None:
         while True:
-            job_id = await self._requests.get()
+            request = await self._requests.get()
             try:
-                await self._jobs.describe(job_id)
+                if isinstance(request, _Resend):
+                    logger.info(
+                        "Job %s is still pending in the cloud; reporting %s again",
+                        request.execution.job_id,
+                        request.status,
+                    )
+                    self._forget_report(request.execution.job_id)
+                    token = await self._jobs.update(request.execution, request.status, request.details)
+                    self._unconfirmed[token] = request.execution.job_id
+                else:
+                    await self._jobs.describe(request)
             except CloudLinkError as exc:
-                logger.warning("Cannot describe job %s: %s", job_id, exc)
+                logger.warning("Cannot ask the jobs service about %s: %s", request, exc)
+
+    def _check_reported(self, execution: JobExecution) -> None:
+        """Report again an execution whose final status we sent but the cloud still shows as pending: the
+        report was lost on its way (the cloud's jobs service was not subscribed yet when the spool was
+        flushed after a reconnect, for instance)."""
+        entry = self._ledger.get(execution.key)
+        if entry is None or entry.stage is not JobStage.REPORTED or entry.status is None:
+            return
+        if execution.status in PENDING:
+            self._requests.put_nowait(_Resend(execution, entry.status, dict(entry.details)))
+        else:
+            self._forget_report(execution.job_id)
+
+    def _confirmed(self, job_id: str, client_token: str) -> None:
+        self._unconfirmed.pop(client_token, None)
+
+    def _forget_report(self, job_id: str) -> None:
+        for token in [token for token, job in self._unconfirmed.items() if job == job_id]:
+            del self._unconfirmed[token]
+
+    async def _confirm_loop(self) -> None:
+        """Ask about every final report the cloud has not accepted within ``confirm_interval`` seconds."""
+        while True:
+            await asyncio.sleep(self._confirm_interval)
+            if self._link.connected:
+                for job_id in sorted(set(self._unconfirmed.values())):
+                    self._ask(job_id)
 
     def _connection_changed(self, connected: bool) -> None:
         if connected:
@@ -191,6 +251,8 @@ class FleetAgent:
 
     def _described(self, requested: str, execution: JobExecution | None) -> None:
         current = self._current
+        if requested != NEXT and execution is not None:
+            self._check_reported(execution)
         if requested != NEXT:
             withdrawn = execution.status if execution is not None and execution.status in _WITHDRAWN else None
             if current is not None and requested == current.job_id and withdrawn:
@@ -204,6 +266,7 @@ class FleetAgent:
             return
         entry = self._ledger.get(execution.key)
         if entry is not None and entry.stage.is_finished:
+            self._check_reported(execution)
             return
         if current is not None:
             self._ask(current.job_id)  # another execution is first now: is ours still wanted?
@@ -218,6 +281,11 @@ class FleetAgent:
             rejection.code,
             rejection.message,
         )
+        if rejection.job_id in self._unconfirmed.values():
+            if rejection.code in _GONE or rejection.code == "InvalidStateTransition":
+                self._forget_report(rejection.job_id)  # already final in the cloud: the report did arrive
+            elif rejection.operation == "update":
+                self._ask(rejection.job_id)  # see what the cloud holds; a pending execution is reported again
         current = self._current
         if current is None or rejection.job_id != current.job_id or current.stage is JobStage.REPORTED:
             return
@@ -409,7 +477,8 @@ class FleetAgent:
         details: dict[str, str],
         record: DeploymentRecord | None,
     ) -> None:
-        await self._jobs.update(execution, status, details)
+        token = await self._jobs.update(execution, status, details)
+        self._unconfirmed[token] = execution.job_id
         entry = self._ledger.update(entry, stage=JobStage.REPORTED, status=status, details=details)
         if self._current is not None and self._current.key == entry.key:
             self._current = entry  # what the cloud says about it from now on is about a finished execution

@@ -146,8 +146,10 @@ class JobsClient:
         on_notify: Callable[[dict[str, list[str]]], None],
         on_execution: Callable[[str, JobExecution | None], None],
         on_rejected: Callable[[JobsRejection], None],
+        on_updated: Callable[[str, str], None] | None = None,
     ) -> None:
         self._link = link
+        self._on_updated = on_updated
         self._prefix = f"$aws/things/{thing}/jobs"
         self._on_notify = on_notify
         self._on_execution = on_execution
@@ -188,10 +190,12 @@ class JobsClient:
         details: Mapping[str, str] | None = None,
         *,
         expected_version: int | None = None,
-    ) -> None:
-        """Report a status. Committed to the cloud link's spool before returning: it reaches the cloud
-        after a disconnect or a restart too."""
-        request: dict[str, Any] = {"status": status, "clientToken": uuid.uuid4().hex}
+    ) -> str:
+        """Report a status; returns the request's client token, which the ``update/accepted`` answer echoes.
+        Committed to the cloud link's spool before returning: it reaches the cloud after a disconnect or a
+        restart too."""
+        token = uuid.uuid4().hex
+        request: dict[str, Any] = {"status": status, "clientToken": token}
         if details:
             request["statusDetails"] = dict(details)
         if expected_version is not None:
@@ -200,6 +204,7 @@ class JobsClient:
             request["executionNumber"] = execution.execution_number
         await self._link.publish(self.topic(execution.job_id, "update"), json.dumps(request).encode(), qos=1)
         logger.info("Reported job %s %s %s", execution.job_id, status, dict(details or {}))
+        return token
 
     def _received(self, message: CloudMessage) -> None:
         parts = message.topic[len(self._prefix) + 1 :].split("/")
@@ -223,3 +228,7 @@ class JobsClient:
             self._on_rejected(JobsRejection(job_id, operation, str(code), str(text or "")))
         elif outcome == "accepted" and operation == "get":
             self._on_execution(job_id, parse_execution(body.get("execution")))
+        elif outcome == "accepted" and operation == "update" and self._on_updated is not None:
+            token = body.get("clientToken")
+            if isinstance(token, str):
+                self._on_updated(job_id, token)
