@@ -29,10 +29,10 @@ from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from edgewise.cloud.registry import service as registry
 from edgewise.cloud.server import PreparedCloud, ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient, try_connect
-from tests.cloud.broker.conftest import eventually
 from tests.cloud.broker.pki import Identity
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import free_port, wait_until
+from tests.integration.mosquitto import free_port
+from tests.waiting import eventually, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,9 @@ from edgewise.cloud.provisioning.worker import CREATE_TOPIC
 from edgewise.cloud.server import ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.pki import Identity
-from tests.integration.mosquitto import MOSQUITTO, free_port, wait_until
+from tests.integration.mosquitto import MOSQUITTO, free_port
 from tests.integration.mosquitto import CertificateAuthority as OtherAuthority
+from tests.waiting import wait_until
 
 
 class CloudProcess:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner, Result
 from edgewise.cli.main import app
 from edgewise.runtime.cloudlink import load_config_file
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.runtime_process import running, wait_for
+from tests.integration.runtime_process import running
+from tests.waiting import wait_until
 
 FILES = ("device.pem.crt", "private.pem.key", "root-ca.pem", "edgewise.yaml")
 
@@ -98,7 +99,7 @@ def test_runtime_with_the_bootstrapped_config_connects_to_the_cloud(
     result = bootstrap(cloud, "--thing", "boot-5", "--out", str(out))
     assert result.exit_code == 0, result.stderr
     with running(tmp_path / "root", "--config", str(out / "edgewise.yaml")) as runtime:
-        wait_for(
+        wait_until(
             lambda: "Connected to the cloud at" in runtime.stderr(),
             timeout=30,
             what="the runtime's cloud link to connect",

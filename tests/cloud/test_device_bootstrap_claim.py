@@ -33,7 +33,8 @@ from edgewise.cli.main import app
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from tests.cloud.test_cloud_up import CloudProcess, mtls_connect
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto, free_port
-from tests.integration.runtime_process import running, wait_for
+from tests.integration.runtime_process import running
+from tests.waiting import wait_until
 
 FILES = ("device.pem.crt", "private.pem.key", "root-ca.pem", "edgewise.yaml")
 TEMPLATE = "sensors"
@@ -207,13 +208,13 @@ def test_claim_bootstrap_provisions_the_device_and_its_runtime_connects(
     assert principal["status"] == "ACTIVE"
 
     # The broker learns of the activated certificate a moment after RegisterThing answers.
-    wait_for(
+    wait_until(
         lambda: echo_on_own_topic(cloud.mqtt_port, out, "sensor-100"),
         timeout=30,
         what="the provisioned device to use its own topic",
     )
     with running(tmp_path / "root", "--config", str(out / "edgewise.yaml")) as runtime:
-        wait_for(
+        wait_until(
             lambda: "Connected to the cloud at" in runtime.stderr(),
             timeout=30,
             what="the runtime's cloud link to connect",
@@ -237,7 +238,7 @@ def test_claim_bootstrap_with_csr_keeps_the_key_on_the_device(
     assert stat.S_IMODE((out / "private.pem.key").stat().st_mode) == 0o600
     assert yaml.safe_load((out / "edgewise.yaml").read_text())["thingName"] == "sensor-101"
     assert api_json(cloud, "/things/sensor-101")["attributes"] == {"site": "paris"}
-    wait_for(
+    wait_until(
         lambda: echo_on_own_topic(cloud.mqtt_port, out, "sensor-101"),
         timeout=30,
         what="the provisioned device to use its own topic",
@@ -394,7 +395,7 @@ def test_claim_bootstrap_with_a_revoked_claim_certificate_names_the_refusal(
         )
         return not (hasattr(reason, "is_failure") and not reason.is_failure)
 
-    wait_for(refused, timeout=30, what="the broker to refuse the revoked claim certificate")
+    wait_until(refused, timeout=30, what="the broker to refuse the revoked claim certificate")
     out = tmp_path / "device"
     message = failure(bootstrap(claim_dir, out, "--data", str(cloud.data_dir), "--template", TEMPLATE))
     assert (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 TEMPLATE = "fleet"
 
@@ -90,16 +89,6 @@ class Replies:
         return None
 
 
-def _poll(condition: Any, *, timeout: float, interval: float, what: str) -> Any:
-    """``condition()`` every ``interval`` seconds until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return result
-
-
 def _request_until_answered(send: Any, replies: Replies, *names: str) -> tuple[str, Any]:
     """Send until an answer comes: the claim certificate's ACL entry may still be on its way to the broker."""
     answer: list[tuple[str, Any]] = []
@@ -112,7 +101,7 @@ def _request_until_answered(send: Any, replies: Replies, *names: str) -> tuple[s
         send().result(10)
         return False
 
-    _poll(answered, timeout=30, interval=1.0, what=f"a reply on {names}")
+    wait_until(answered, timeout=30, interval=1.0, what=f"a reply on {names}")
     return answer[0]
 
 
@@ -183,7 +172,7 @@ def test_device_provisions_itself_by_claim_with_the_awsiotsdk(cloud: CloudProces
 
     device_certificate = _write(tmp_path / "device.pem", created.certificate_pem)
     device_key = _write(tmp_path / "device.key", created.private_key)
-    assert _poll(
+    assert wait_until(
         lambda: _echo_on_own_topic(cloud.mqtt_port, ca_file, device_certificate, device_key, "sensor-77"),
         timeout=30,
         interval=0.5,

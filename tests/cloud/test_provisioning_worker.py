@@ -32,9 +32,10 @@ from edgewise.cloud.provisioning.hook import PreProvisioningHook
 from edgewise.cloud.provisioning.worker import ProvisioningWorker
 from edgewise.cloud.registry import service as registry
 from tests.cloud.broker.clients import TestClient
-from tests.cloud.broker.conftest import authority, broker, eventually, settings  # noqa: F401
+from tests.cloud.broker.conftest import authority, broker, settings  # noqa: F401
 from tests.cloud.test_provisioning_service import DEVICE_POLICY, fleet_template
 from tests.cloud.test_provisioning_templates import HookServer
+from tests.waiting import eventually
 
 CREATE = "$aws/certificates/create/json"
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"

@@ -24,7 +24,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgewise.versions import Requirement, Version
-from tests.integration.mosquitto import HOST, CertificateAuthority, Mosquitto, wait_until
+from tests.integration.mosquitto import HOST, CertificateAuthority, Mosquitto
+from tests.waiting import wait_until
 
 NAMESPACE = "aws-gg-deployment"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED")

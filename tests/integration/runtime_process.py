@@ -9,29 +9,17 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from edgewise.runtime.ipc.client import IpcClient
 from edgewise.runtime.paths import RootPaths
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 CLIENTS = Path(__file__).parent / "clients"
-
-
-def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class RuntimeProcess:
@@ -53,7 +41,7 @@ class RuntimeProcess:
             stderr=stderr,
         )
         stderr.close()
-        wait_for(self._ready, what="the runtime to listen")
+        wait_until(self._ready, what="the runtime to listen")
         return self
 
     def _ready(self) -> bool:
@@ -101,10 +89,10 @@ class RuntimeProcess:
             deployment = self.call("GetLocalDeploymentStatus", {"deploymentId": deployment_id})["deployment"]
             return deployment if deployment["status"] in ("SUCCEEDED", "FAILED", "CANCELED") else None
 
-        return wait_for(final, timeout=timeout, what=f"deployment {deployment_id}")
+        return wait_until(final, timeout=timeout, what=f"deployment {deployment_id}")
 
     def wait_state(self, name: str, state: str, timeout: float = 30) -> None:
-        wait_for(lambda: self.states().get(name) == state, timeout=timeout, what=f"{name} {state}")
+        wait_until(lambda: self.states().get(name) == state, timeout=timeout, what=f"{name} {state}")
 
     def log(self, name: str) -> str:
         path = self.paths.component_log(name)

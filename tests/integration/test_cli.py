@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +72,9 @@ def test_cli_deploys_lists_inspects_restarts_and_stops(
     assert deployment_id in edgewise("runtime", "deployment", "list", "--root", root).stdout
     assert "SUCCEEDED" in edgewise("runtime", "deployment", "status", deployment_id, "--root", root).stdout
 
-    wait_for(lambda: "mode=fast" in runtime.log("test.Cli"), what="the component output")
+    wait_until(lambda: "mode=fast" in runtime.log("test.Cli"), what="the component output")
     edgewise("runtime", "component", "restart", "test.Cli", "--root", root)
-    wait_for(lambda: runtime.log("test.Cli").count("mode=fast") == 2, what="the restart")
+    wait_until(lambda: runtime.log("test.Cli").count("mode=fast") == 2, what="the restart")
     assert "mode=fast" in edgewise("runtime", "logs", "test.Cli", "--root", root).stdout
     edgewise("runtime", "component", "stop", "test.Cli", "--root", root)
     runtime.wait_state("test.Cli", "FINISHED")

@@ -18,7 +18,7 @@ from edgewise.cli import demo as demo_command
 from edgewise.cli.demo_fleet import THINGS
 from edgewise.cli.demo_supervisor import PIDS_FILE, ProcessRecord, start_time
 from edgewise.cli.main import app
-from tests.integration.runtime_process import wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +61,14 @@ class DemoRun:
                 raise AssertionError(f"the demo exited {self.process.returncode}:\n{self.output}")
             return text in self.output
 
-        wait_for(seen, timeout=_RUN_TIMEOUT, what=f"{text!r} in the demo's output")
+        wait_until(seen, timeout=_RUN_TIMEOUT, what=f"{text!r} in the demo's output")
 
     def wait_exit(self) -> int:
         def exited() -> bool:
             self._note_processes()
             return self.process.poll() is not None
 
-        wait_for(exited, timeout=_RUN_TIMEOUT, what="the demo to exit")
+        wait_until(exited, timeout=_RUN_TIMEOUT, what="the demo to exit")
         return self.process.returncode
 
 

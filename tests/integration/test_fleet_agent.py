@@ -15,7 +15,8 @@ import pytest
 
 from tests.integration.fleet_cloud import FleetCloud, fleet_cloud
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto, MqttClient
-from tests.integration.runtime_process import RuntimeProcess, running, wait_for
+from tests.integration.runtime_process import RuntimeProcess, running
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "edge-1"
@@ -148,7 +149,7 @@ def test_a_deployment_job_is_resolved_downloaded_applied_and_reported(
     assert asked == [{"com.example.App": "1.0.0"}, {"com.example.Lib": ">=1.0.0 <2.0.0"}]
 
     arn = job.document["configurationArn"]
-    after = wait_for(
+    after = wait_until(
         lambda: [m for m in health_messages(observer) if m["trigger"] == "THING_GROUP_DEPLOYMENT"],
         what="the fleet status message after the deployment",
     )[-1]
@@ -177,7 +178,7 @@ def test_a_deployment_job_is_resolved_downloaded_applied_and_reported(
 
     with broker.client("late-observer") as late:
         late.subscribe(PRESENCE)
-        retained = wait_for(lambda: late.received(PRESENCE), what="the retained presence")[0]
+        retained = wait_until(lambda: late.received(PRESENCE), what="the retained presence")[0]
     assert retained.retain
     assert json.loads(retained.payload)["state"] == "online"
     assert isinstance(json.loads(retained.payload)["timestamp"], int)
@@ -202,7 +203,7 @@ def test_a_component_that_breaks_is_rolled_back_and_the_job_fails(
     assert json.loads(job.status_details["deployment-error-types"]) == ["COMPONENT_BROKEN"]
     assert "com.example.App is BROKEN" in job.status_details["deployment-failure-cause"]
     assert all(len(value) <= 1024 for value in job.status_details.values())
-    wait_for(lambda: components(runtime)["com.example.App"] == ("1.0.0", "RUNNING"), what="the rollback")
+    wait_until(lambda: components(runtime)["com.example.App"] == ("1.0.0", "RUNNING"), what="the rollback")
 
 
 def test_an_artifact_whose_digest_does_not_match_fails_with_no_state_change(
@@ -282,19 +283,19 @@ def test_a_runtime_killed_mid_deployment_finishes_and_reports_after_restart(
     )
     runtime = RuntimeProcess(tmp_path / "root", "--config", str(config_file)).start()
     try:
-        wait_for(lambda: [p for p in presence(observer) if p["state"] == "online"], what="online presence")
+        wait_until(lambda: [p for p in presence(observer) if p["state"] == "online"], what="online presence")
         cloud.deploy("job-1", {"com.example.Slow": "1.0.0"})
-        wait_for(started.exists, what="the component's Install step")
+        wait_until(started.exists, what="the component's Install step")
         cloud.wait_status("job-1", "IN_PROGRESS")
 
         runtime.kill9()
-        offline = wait_for(
+        offline = wait_until(
             lambda: [p for p in presence(observer) if p["state"] == "offline"], what="the last will"
         )
         assert isinstance(offline[0]["timestamp"], int)
         started.unlink()
         runtime.start()
-        wait_for(started.exists, what="the Install step again after the restart")
+        wait_until(started.exists, what="the Install step again after the restart")
         go.touch()
 
         job = cloud.wait_status("job-1", "SUCCEEDED")
@@ -317,7 +318,7 @@ def test_a_device_offline_gets_its_deployment_on_reconnect_and_reports_what_it_d
         recipe("com.example.Slow", "1.0.0", "app.py", install=install),
         {"app.py": SLEEPER, "install.py": WAITER},
     )
-    wait_for(lambda: presence(observer), what="the device to connect")
+    wait_until(lambda: presence(observer), what="the device to connect")
 
     broker.stop()
     cloud.deploy("job-1", {"com.example.App": "1.0.0"})  # queued while the device cannot hear it
@@ -327,7 +328,7 @@ def test_a_device_offline_gets_its_deployment_on_reconnect_and_reports_what_it_d
     assert components(runtime)["com.example.App"] == ("1.0.0", "RUNNING")
 
     cloud.deploy("job-2", {"com.example.Slow": "1.0.0"}, group="second")
-    wait_for(started.exists, what="the component's Install step")
+    wait_until(started.exists, what="the component's Install step")
     broker.stop()
     go.touch()
     local = runtime.wait_deployment("deployment-job-2")
@@ -341,7 +342,7 @@ def test_a_device_offline_gets_its_deployment_on_reconnect_and_reports_what_it_d
     broker.stop()
     runtime.stop()
     runtime.start()
-    wait_for(
+    wait_until(
         lambda: (
             components(runtime).get("com.example.App") == ("1.0.0", "RUNNING")
             and components(runtime).get("com.example.Slow") == ("1.0.0", "RUNNING")
@@ -366,11 +367,11 @@ def test_a_job_cancelled_before_activation_is_not_applied(cloud: FleetCloud, run
     cloud.publish_component(recipe("com.example.Other", "1.0.0", "other.py"), {"other.py": SLEEPER})
     cloud.answer_resolve.clear()  # the device waits for its recipes
     cloud.deploy("job-1", {"com.example.Other": "1.0.0"})
-    wait_for(lambda: cloud.resolve_requests, what="the resolve request")
+    wait_until(lambda: cloud.resolve_requests, what="the resolve request")
 
     cloud.cancel("job-1")
     # The device asks about its job once it left the pending list; the answer reaches it before the recipes.
-    wait_for(lambda: "job-1" in cloud.described, what="the device to check on its job")
+    wait_until(lambda: "job-1" in cloud.described, what="the device to check on its job")
     cloud.answer_resolve.set()
     cloud.deploy("job-2", {"com.example.App": "1.0.0"})
     cloud.wait_status("job-2", "SUCCEEDED")
@@ -407,7 +408,7 @@ def test_a_runtime_with_the_fleet_agent_turned_off_runs_none_of_it(
 
     with running(tmp_path / "root", "--config", str(config_file)) as process:
         log = process.paths.runtime_log
-        wait_for(lambda: "Connected to the cloud" in log.read_text(), what="the cloud connection")
+        wait_until(lambda: "Connected to the cloud" in log.read_text(), what="the cloud connection")
 
         assert "Fleet agent started" not in log.read_text()
         assert not (process.paths.deployments_dir / "fleet.json").exists()

@@ -20,7 +20,8 @@ import pytest
 
 from tests.cloud.test_cli_registry import ok, run
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.runtime_process import RuntimeProcess, wait_for
+from tests.integration.runtime_process import RuntimeProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +149,7 @@ def wait_statuses(
         statuses = {thing: execution["status"] for thing, execution in latest.items()}
         return latest if statuses == expected else None
 
-    return wait_for(reached, timeout=_TIMEOUT, what=f"deployment {deployment_id} to reach {expected}")
+    return wait_until(reached, timeout=_TIMEOUT, what=f"deployment {deployment_id} to reach {expected}")
 
 
 def deployment_status(cloud: CloudProcess, deployment_id: str) -> str:
@@ -184,7 +185,7 @@ def test_a_group_deployment_reaches_every_device_and_a_thing_added_later(
             for c in listed["installedComponents"]
         )
 
-    wait_for(reported, timeout=_TIMEOUT, what="a-4's fleet status")
+    wait_until(reported, timeout=_TIMEOUT, what="a-4's fleet status")
 
 
 def test_a_failing_version_rolls_back_on_each_device_and_the_rollout_aborts(
@@ -226,7 +227,7 @@ def test_a_failing_version_rolls_back_on_each_device_and_the_rollout_aborts(
         return seen[0] == "FAILED"
 
     try:
-        wait_for(aborted, timeout=_TIMEOUT, what="the rollout to abort")
+        wait_until(aborted, timeout=_TIMEOUT, what="the rollout to abort")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last seen {seen}") from None
     latest = devices(cloud, bad)
@@ -262,7 +263,7 @@ def test_an_offline_device_catches_up_and_a_killed_one_finishes_after_restart(
     publish(cloud, tmp_path, "e2e.Late", "1.1.0", SLEEPER)
     killed = fleet.runtimes["c-2"]
     second = deploy(cloud, "plant-c", {"e2e.Late": "1.1.0"})
-    wait_for(
+    wait_until(
         lambda: devices(cloud, second).get("c-2", {}).get("status") in ("IN_PROGRESS", "SUCCEEDED"),
         timeout=_TIMEOUT,
         what="c-2 to start the second deployment",

@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def read_json(path: Path, what: str) -> Any:
     """The JSON a client script wrote to ``path`` (scripts write to a temporary name, then rename)."""
-    wait_for(path.exists, timeout=60, what=what)
+    wait_until(path.exists, timeout=60, what=what)
     return json.loads(path.read_text())
 
 
@@ -99,7 +100,7 @@ def test_a_component_rejecting_its_configuration_fails_the_deployment_and_accept
         )["status"]
         == "SUCCEEDED"
     )
-    wait_for(lambda: (out / "ready").exists(), timeout=60, what="the validator to subscribe")
+    wait_until(lambda: (out / "ready").exists(), timeout=60, what="the validator to subscribe")
 
     def deploy_mode(mode: str) -> dict[str, Any]:
         deployment = runtime.deploy(

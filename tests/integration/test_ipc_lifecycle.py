@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def read_json(path: Path, what: str) -> Any:
     """The JSON a client script wrote to ``path`` (scripts write to a temporary name, then rename)."""
-    wait_for(path.exists, timeout=60, what=what)
+    wait_until(path.exists, timeout=60, what=what)
     return json.loads(path.read_text())
 
 
@@ -38,7 +39,7 @@ def test_a_startup_step_that_keeps_running_reports_running_with_update_state(
 
     # Without the report the Startup step, which never exits, would keep the deployment waiting.
     assert runtime.wait_deployment(deployment, timeout=60)["status"] == "SUCCEEDED"
-    wait_for(lambda: marker.exists() and marker.read_text() == "reported", what="the client's marker")
+    wait_until(lambda: marker.exists() and marker.read_text() == "reported", what="the client's marker")
     assert runtime.states()["test.Service"] == "RUNNING"
 
 
@@ -61,7 +62,7 @@ def test_a_component_defers_an_update_and_hears_when_it_is_done(
     )
     first = runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd={"test.Careful": "1.0.0"})
     assert runtime.wait_deployment(first)["status"] == "SUCCEEDED"
-    wait_for(lambda: (out / "ready").exists(), timeout=60, what="the component to subscribe")
+    wait_until(lambda: (out / "ready").exists(), timeout=60, what="the component to subscribe")
 
     created = subprocess.run(
         [
@@ -98,7 +99,7 @@ def test_a_component_defers_an_update_and_hears_when_it_is_done(
     assert pre_second["at"] - pre_first["at"] >= 1.4
     # The new component starts only once the component has stopped deferring.
     assert (
-        float(wait_for(lambda: started.exists() and started.read_text(), what="the newcomer to start"))
+        float(wait_until(lambda: started.exists() and started.read_text(), what="the newcomer to start"))
         >= pre_second["at"]
     )
 
@@ -145,9 +146,13 @@ def test_a_component_pauses_and_resumes_another_one(
         runtime.wait_deployment(runtime.deploy(recipes, rootComponentVersionsToAdd=roots))["status"]
         == "SUCCEEDED"
     )
-    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleeper's pid"))
+    pid = int(
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleeper's pid")
+    )
     bystander = int(
-        wait_for(lambda: bystander_pid_file.exists() and bystander_pid_file.read_text().strip(), what="a pid")
+        wait_until(
+            lambda: bystander_pid_file.exists() and bystander_pid_file.read_text().strip(), what="a pid"
+        )
     )
     script_component(
         recipes,
@@ -162,7 +167,7 @@ def test_a_component_pauses_and_resumes_another_one(
 
     paused = read_json(out / "paused.json", "the pause")
     assert paused["pause"] == {"ok": True}
-    wait_for(lambda: process_state(pid) == "T", what="the sleeper to be stopped")
+    wait_until(lambda: process_state(pid) == "T", what="the sleeper to be stopped")
     assert runtime.states()["test.Sleeper"] == "RUNNING"
     assert paused["pause_outside_policy"]["error"] == "UnauthorizedError"
     assert "test.Bystander" in paused["pause_outside_policy"]["message"]
@@ -174,5 +179,5 @@ def test_a_component_pauses_and_resumes_another_one(
 
     resumed = read_json(out / "resumed.json", "the resume")
     assert resumed["resume"] == {"ok": True}
-    wait_for(lambda: process_state(pid) != "T", what="the sleeper to continue")
+    wait_until(lambda: process_state(pid) != "T", what="the sleeper to continue")
     assert runtime.states()["test.Sleeper"] == "RUNNING"

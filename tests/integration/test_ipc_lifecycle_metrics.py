@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"
@@ -59,7 +60,7 @@ def test_metrics_reported_by_a_component_are_read_back_with_the_cli(
 
     runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd={"test.Meter": "1.0.0"})
 
-    wait_for(out.exists, timeout=60, what="the component's results")
+    wait_until(out.exists, timeout=60, what="the component's results")
     results: dict[str, Any] = json.loads(out.read_text())
     assert all(results[f"requests_{value}"] == {"ok": True} for value in (5, 1, 9))
     assert results["latency"] == {"ok": True}
@@ -73,7 +74,7 @@ def test_metrics_reported_by_a_component_are_read_back_with_the_cli(
         found: list[dict[str, Any]] = json.loads(edgewise_metrics(root, "--json").stdout)
         return found if len(found) == 2 else []
 
-    latency, requests = wait_for(metrics, timeout=30, what="the metrics file")
+    latency, requests = wait_until(metrics, timeout=30, what="the metrics file")
     assert (latency["component"], latency["name"], latency["unit"], latency["latest"]) == (
         "test.Meter",
         "latency",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, script_component, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, script_component, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def test_every_cli_operation_works_from_the_awsiotsdk_client(
     deployment = runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd=roots)
     assert runtime.wait_deployment(deployment)["status"] == "SUCCEEDED"
     results = json.loads(
-        wait_for(lambda: out.exists() and out.read_text(), timeout=90, what="the client results")
+        wait_until(lambda: out.exists() and out.read_text(), timeout=90, what="the client results")
     )
 
     components = dict(map(tuple, results["list_components"]["ok"]))
@@ -97,7 +98,7 @@ def test_component_without_a_policy_is_refused(
         runtime.deploy(recipes, artifacts=artifacts, rootComponentVersionsToAdd={"test.Denied": "1.0.0"})
     )
     outcome = json.loads(
-        wait_for(lambda: out.exists() and out.read_text(), timeout=60, what="the client outcome")
+        wait_until(lambda: out.exists() and out.read_text(), timeout=60, what="the client outcome")
     )
     assert outcome["error"] == "UnauthorizedError"
     assert "test.Denied" in outcome["message"]

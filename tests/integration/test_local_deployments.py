@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, process_alive, running, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, process_alive, running, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,7 @@ def test_crashed_component_is_restarted(runtime: RuntimeProcess, recipes: Path, 
     )
     deployment_id = runtime.deploy(recipes, rootComponentVersionsToAdd={"test.CrashOnce": "1.0.0"})
     runtime.wait_deployment(deployment_id)
-    wait_for(lambda: "second life" in runtime.log("test.CrashOnce"), what="the restarted run")
+    wait_until(lambda: "second life" in runtime.log("test.CrashOnce"), what="the restarted run")
     runtime.wait_state("test.CrashOnce", "RUNNING")
     log = runtime.log("test.CrashOnce")
     assert "crashing" in log
@@ -181,11 +182,11 @@ def test_configuration_change_restarts_the_component_that_uses_it(
         runtime.wait_deployment(runtime.deploy(recipes, rootComponentVersionsToAdd=roots))["status"]
         == "SUCCEEDED"
     )
-    wait_for(lambda: out.exists() and out.read_text().split() == ["first"], what="first value")
+    wait_until(lambda: out.exists() and out.read_text().split() == ["first"], what="first value")
     update = {"test.Configured": {"MERGE": {"value": "second"}}}
     deployment = runtime.deploy(recipes, rootComponentVersionsToAdd=roots, componentToConfiguration=update)
     assert runtime.wait_deployment(deployment)["status"] == "SUCCEEDED"
-    wait_for(lambda: out.read_text().split() == ["first", "second"], what="restart with the new value")
+    wait_until(lambda: out.read_text().split() == ["first", "second"], what="restart with the new value")
     assert (tmp_path / "unrelated.txt").read_text().split() == ["started"]
 
 
@@ -219,7 +220,7 @@ def test_artifacts_are_copied_checked_and_unarchived(
         recipes, artifacts=artifacts, rootComponentVersionsToAdd={"test.Bundle": "1.0.0"}
     )
     assert runtime.wait_deployment(deployment)["status"] == "SUCCEEDED"
-    wait_for(lambda: "main ran" in runtime.log("test.Bundle"), what="the unarchived script")
+    wait_until(lambda: "main ran" in runtime.log("test.Bundle"), what="the unarchived script")
     assert "tool ran" in runtime.log("test.Bundle")
     installed = runtime.paths.component_artifacts("test.Bundle", "1.0.0") / "tool.sh"
     assert installed.stat().st_mode & 0o777 == 0o744
@@ -292,12 +293,12 @@ def test_removing_a_component_stops_its_processes(
         """,
     )
     runtime.wait_deployment(runtime.deploy(recipes, rootComponentVersionsToAdd={"test.Removable": "1.0.0"}))
-    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid"))
+    pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid"))
     assert process_alive(pid)
     result = runtime.wait_deployment(runtime.deploy(recipes, rootComponentsToRemove=["test.Removable"]))
     assert result["status"] == "SUCCEEDED"
     assert "test.Removable" not in runtime.states()
-    wait_for(lambda: not process_alive(pid), what="the removed component's process to end")
+    wait_until(lambda: not process_alive(pid), what="the removed component's process to end")
 
 
 def test_sigterm_stops_every_component_cleanly(tmp_path: Path, recipes: Path) -> None:
@@ -318,7 +319,7 @@ def test_sigterm_stops_every_component_cleanly(tmp_path: Path, recipes: Path) ->
         runtime.wait_deployment(
             runtime.deploy(recipes, rootComponentVersionsToAdd={"test.LongRunning": "1.0.0"})
         )
-        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid"))
+        pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid"))
         assert runtime.stop() == 0
     assert shutdown_marker.exists()
     assert not process_alive(pid)
@@ -376,7 +377,7 @@ def test_kill_9_mid_deployment_finishes_it_after_restart(tmp_path: Path, recipes
     try:
         runtime.wait_deployment(runtime.deploy(recipes, rootComponentVersionsToAdd={"test.Slow": "1.0.0"}))
         second = runtime.deploy(recipes, rootComponentVersionsToAdd={"test.Slow": "2.0.0"})
-        wait_for(installing.exists, what="the install step to begin")
+        wait_until(installing.exists, what="the install step to begin")
         runtime.kill9()
     finally:
         if runtime.process is not None and runtime.process.poll() is None:

@@ -13,7 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
-from tests.integration.runtime_process import RuntimeProcess, running, script_component, wait_for
+from tests.integration.runtime_process import RuntimeProcess, running, script_component
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "edge-1"
@@ -94,16 +95,16 @@ def test_a_component_publishes_and_subscribes_to_iot_core_within_its_policy(
         observer.subscribe("telemetry/#", qos=1)
         observer.subscribe("$aws/things/+/shadow/#", qos=1)
         _deploy(rt, recipes, artifacts, "test.Cloud")
-        wait_for(ready.exists, timeout=60, what="the component to subscribe")
+        wait_until(ready.exists, timeout=60, what="the component to subscribe")
         command = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         command.UserProperty = ("origin", "operator")
         command.CorrelationData = b"\x01\x02"
         command.ResponseTopic = f"telemetry/{THING}/reply"
         observer.publish(f"cmd/{THING}/reboot", b'{"delay": 5}', qos=1, properties=command)
         results = json.loads(
-            wait_for(lambda: out.exists() and out.read_text(), timeout=60, what="the results")
+            wait_until(lambda: out.exists() and out.read_text(), timeout=60, what="the results")
         )
-        wait_for(lambda: observer.received(f"telemetry/{THING}/reply"), what="the echoed command")
+        wait_until(lambda: observer.received(f"telemetry/{THING}/reply"), what="the echoed command")
 
     telemetry = observer.received(f"telemetry/{THING}/temperature")
     assert [json.loads(m.payload) for m in telemetry] == [{"index": index} for index in range(5)]
@@ -157,14 +158,14 @@ def test_publishes_spooled_while_offline_survive_a_runtime_kill_and_drain_in_ord
     runtime = RuntimeProcess(root, "--config", str(config_file)).start()
     try:
         _deploy(runtime, recipes, artifacts, "test.Cloud")
-        wait_for(done.exists, timeout=60, what="the component to publish while offline")
+        wait_until(done.exists, timeout=60, what="the component to publish while offline")
     finally:
         runtime.kill9()
     broker.start()
     with broker.client("cloud-observer") as observer:
         observer.subscribe("telemetry/#", qos=1)
         with running(root, "--config", str(config_file)):
-            wait_for(lambda: len(observer.received()) >= 20, timeout=30, what="the spool to drain")
+            wait_until(lambda: len(observer.received()) >= 20, timeout=30, what="the spool to drain")
     assert observer.payloads() == [str(index).encode() for index in range(20)]
 
 
@@ -181,7 +182,7 @@ def test_without_a_cloud_connection_the_operations_answer_service_error(
         configuration={"accessControl": POLICY},
     )
     _deploy(runtime, recipes, artifacts, "test.Cloud")
-    results = json.loads(wait_for(lambda: out.exists() and out.read_text(), timeout=60, what="the results"))
+    results = json.loads(wait_until(lambda: out.exists() and out.read_text(), timeout=60, what="the results"))
     for operation in ("publish", "subscribe", "status"):
         assert results[operation]["error"] == "ServiceError", results
         assert "no cloud connection is configured" in results[operation]["message"].lower()

@@ -21,7 +21,8 @@ from edgewise.runtime.kernel import Kernel
 from edgewise.runtime.settings import RuntimeSettings
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
 from tests.integration.runtime_process import write_recipe
-from tests.runtime.ipc.services.harness import connect, deploy, wait_until
+from tests.runtime.ipc.services.harness import connect, deploy
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 ANYTHING = "test.Anything"
@@ -140,7 +141,9 @@ async def test_thousands_of_subscriptions_are_bounded_and_released_without_distu
         event = await steady.next_event()
         assert base64.b64decode(event["message"]["payload"]) == b"still here"
         await greedy.close()
-        await wait_until(lambda: _link(kernel).statistics().subscriptions == 1, "the greedy client's release")
+        await eventually(
+            lambda: _link(kernel).statistics().subscriptions == 1, what="the greedy client's release"
+        )
         await asyncio.to_thread(commander.publish, "steady/b", b"and again", 1)
         event = await steady.next_event()
         assert event["message"]["topicName"] == "steady/b"
@@ -148,7 +151,7 @@ async def test_thousands_of_subscriptions_are_bounded_and_released_without_distu
 
 
 async def test_connection_status_events_follow_the_broker(kernel: Kernel, broker: Mosquitto) -> None:
-    await wait_until(lambda: _link(kernel).connected, "the first connection")
+    await eventually(lambda: _link(kernel).connected, what="the first connection")
     client = await connect(kernel, "test.NoPolicyNeeded")
     status = await client.subscribe("SubscribeToIoTCoreConnectionStatus", {})
     assert status.reply.error is None

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, wait_for
+from tests.integration.runtime_process import RuntimeProcess
 from tests.integration.test_pubsub_with_awsiotsdk import add_component, pubsub_policy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 HOSTILE_REQUESTS = 2000
@@ -33,7 +34,7 @@ def rss_mib(pid: int) -> float:
 
 
 def read_json(path: Path, what: str) -> Any:
-    return json.loads(wait_for(lambda: path.exists() and path.read_text(), timeout=120, what=what))
+    return json.loads(wait_until(lambda: path.exists() and path.read_text(), timeout=120, what=what))
 
 
 def test_a_stuck_client_with_thousands_of_subscriptions_does_not_hurt_others(

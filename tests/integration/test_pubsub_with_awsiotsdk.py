@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import running, wait_for
+from tests.integration.runtime_process import running
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"
@@ -59,7 +60,7 @@ def add_component(
 
 
 def read_json(path: Path, what: str) -> Any:
-    return json.loads(wait_for(lambda: path.exists() and path.read_text(), timeout=90, what=what))
+    return json.loads(wait_until(lambda: path.exists() and path.read_text(), timeout=90, what=what))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
-from tests.integration.runtime_process import RuntimeProcess, wait_for, write_recipe
+from tests.integration.runtime_process import RuntimeProcess, write_recipe
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"
@@ -124,7 +125,7 @@ def test_a_component_reads_the_secrets_its_policies_allow_and_no_plaintext_is_st
 
     assert deployment["status"] == "SUCCEEDED"
     results = json.loads(
-        wait_for(lambda: out.read_text() if out.exists() else "", timeout=90, what="the reader")
+        wait_until(lambda: out.read_text() if out.exists() else "", timeout=90, what="the reader")
     )
     assert results["db_by_name"]["ok"] == {
         "secretId": DB_ARN,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
-from tests.integration.runtime_process import RuntimeProcess, running, script_component, wait_for
+from tests.integration.runtime_process import RuntimeProcess, running, script_component
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "shadow-test-thing"
@@ -24,7 +25,7 @@ def _policy(service: str, policy_id: str, operations: list[str], resources: list
 
 
 def _results(path: Path) -> dict[str, Any]:
-    text = wait_for(lambda: path.read_text() if path.exists() else "", timeout=90, what=path.name)
+    text = wait_until(lambda: path.read_text() if path.exists() else "", timeout=90, what=path.name)
     results: dict[str, Any] = json.loads(text)
     return results
 

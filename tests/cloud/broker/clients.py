@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from tests.cloud.broker.pki import Identity
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 HOST = "127.0.0.1"
 

@@ -3,11 +3,9 @@ whose ACL grants devices ``A`` and ``B`` the default device policy, and clients 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.cloud.broker.clients import TestClient
@@ -31,19 +29,6 @@ def default_permissions(thing_name: str, *extra_read: str) -> DevicePermissions:
     """The default device policy: only its own shadow/jobs topics and ``dt/<thing>/...``."""
     own = (f"$aws/things/{thing_name}/#", f"dt/{thing_name}/#")
     return DevicePermissions(thing_name, publish=own, subscribe=own + extra_read, receive=own + extra_read)
-
-
-async def eventually(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``condition`` without blocking the event loop; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

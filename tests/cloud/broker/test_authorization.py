@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.pki import TestAuthority
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 from edgewise.cloud.broker import MosquittoBroker
 

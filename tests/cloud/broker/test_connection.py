@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.cloud.broker.pki import TestAuthority
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 from edgewise.cloud.broker import (
     BrokerConfigError,

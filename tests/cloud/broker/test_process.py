@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
-from tests.cloud.broker.conftest import default_permissions, eventually
+from tests.cloud.broker.conftest import default_permissions
 from tests.cloud.broker.pki import Identity, TestAuthority
+from tests.waiting import eventually
 
 from edgewise.cloud.broker import (
     BrokerConfigError,

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 
 from edgewise.cloud.app import create_app, initialize
 from tests.cloud.components.conftest import recipe, sha256_of
-from tests.integration.mosquitto import free_port, wait_until
+from tests.integration.mosquitto import free_port
+from tests.waiting import wait_until
 
 ApiClientFactory = Callable[[str | None], httpx.AsyncClient]
 APP = b"#!/bin/sh\necho hello\n" * 100

@@ -21,7 +21,7 @@ from edgewise.cli.main import app
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.pki import Identity
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 NAME = "com.example.Cli"
 APP = b"print('hello from the cloud')\n"

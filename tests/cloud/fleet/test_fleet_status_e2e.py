@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from tests.cloud.test_authorization_sync import acl_grants, enroll
 from tests.cloud.test_cli_registry import ok, run
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

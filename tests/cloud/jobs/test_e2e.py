@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import wait_until
+from tests.waiting import wait_until
 
 QOS = mqtt.QoS.AT_LEAST_ONCE
 DEADLINE = 20

@@ -13,8 +13,8 @@ from edgewise.cloud.jobs.events import JobChange, JobStatusChange
 from edgewise.cloud.jobs.models import JobStatus
 from edgewise.cloud.jobs.schemas import RolloutConfig
 from edgewise.cloud.registry import service as registry
-from tests.cloud.broker.conftest import eventually
 from tests.cloud.jobs.conftest import THINGS, FakeClock, create, latest, report, run_pass, start_next
+from tests.waiting import eventually
 
 
 def queued_count(sessions: sessionmaker[Session], job_id: str = "job-1") -> int:

@@ -23,11 +23,11 @@ from tests.cloud.broker.conftest import (  # noqa: F401
     authority,
     broker,
     device,
-    eventually,
     identities,
     settings,
 )
 from tests.cloud.jobs.conftest import FakeClock, create
+from tests.waiting import eventually
 
 J = "$aws/things/A/jobs"
 

@@ -3,9 +3,8 @@ bounded waiting on conditions from async tests."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,19 +12,6 @@ import pytest
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
 
 from edgewise.runtime.cloudlink import CloudSettings, ReconnectSettings, SpoolSettings
-
-
-async def eventually(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``condition`` without blocking the event loop; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class SettingsFactory(Protocol):

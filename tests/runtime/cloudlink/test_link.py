@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
-from tests.runtime.cloudlink.conftest import SettingsFactory, eventually
+from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.waiting import eventually
 
 from edgewise.runtime.cloudlink import (
     CloudLink,

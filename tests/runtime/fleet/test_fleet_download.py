@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from tests.integration.fleet_cloud import ArtifactServer
-from tests.integration.mosquitto import CertificateAuthority, wait_until
+from tests.integration.mosquitto import CertificateAuthority
+from tests.waiting import wait_until
 
 from edgewise.runtime.fleet.download import (
     ArtifactDownloader,

@@ -6,8 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.integration.mosquitto import Mosquitto, wait_until
+from tests.integration.mosquitto import Mosquitto
 from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.waiting import wait_until
 
 from edgewise.runtime.cloudlink import CloudLink, CloudMessage, ConnectionMessages
 from edgewise.runtime.fleet import presence_messages, presence_topic

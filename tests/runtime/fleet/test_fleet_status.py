@@ -9,6 +9,7 @@ from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
+from tests.waiting import eventually
 
 from edgewise.runtime.fleet.status import (
     MAX_PAYLOAD_BYTES,
@@ -116,13 +117,6 @@ class Store:
         return {"services": SERVICES, "groups": GROUPS}[key[0]]
 
 
-async def eventually(condition: Callable[[], Any], what: str) -> Any:
-    async with asyncio.timeout(10):
-        while not (result := condition()):
-            await asyncio.sleep(0.01)
-    return result
-
-
 @pytest.fixture
 async def reporter_parts() -> Any:
     """A reporter on stand-ins; its debounce is 0, so a burst of changes in one loop iteration is one message
@@ -143,7 +137,7 @@ async def reporter_parts() -> Any:
         debounce=0,
     )
     await reporter.start()
-    await eventually(lambda: link.published, "the launch message")
+    await eventually(lambda: link.published, what="the launch message")
     yield link, reporter, callbacks, states
     await reporter.close()
 
@@ -171,9 +165,9 @@ async def test_a_burst_of_state_changes_makes_one_partial_message(reporter_parts
     callbacks[0]("com.example.Lib", ComponentState.RUNNING, ComponentState.ERRORED)
     callbacks[0]("com.example.Lib", ComponentState.ERRORED, ComponentState.BROKEN)
     callbacks[0]("com.example.Lib", ComponentState.BROKEN, ComponentState.STOPPING)  # not reported
-    partial = (await eventually(lambda: link.published[1:], "the partial message"))[0]
+    partial = (await eventually(lambda: link.published[1:], what="the partial message"))[0]
     reporter.deployment_finished("thinggroup/a", None)  # a later message: nothing else came between
-    await eventually(lambda: len(link.published) >= 3, "the deployment message")
+    await eventually(lambda: len(link.published) >= 3, what="the deployment message")
 
     assert link.triggers() == ["NUCLEUS_LAUNCH", "COMPONENT_STATUS_CHANGE", "THING_GROUP_DEPLOYMENT"]
     assert partial["messageType"] == "PARTIAL"
@@ -188,10 +182,10 @@ async def test_changes_during_a_deployment_go_out_with_its_message(reporter_part
     callbacks[0]("com.example.App", ComponentState.STARTING, ComponentState.RUNNING)
     await asyncio.sleep(0)  # the debounce timer (0 s) runs, and keeps the change back
     reporter.deployment_finished("thinggroup/a", {"status": "SUCCEEDED", "deploymentId": "d"})
-    after = (await eventually(lambda: link.published[1:], "the deployment message"))[0]
+    after = (await eventually(lambda: link.published[1:], what="the deployment message"))[0]
     link.connect()  # the first connection: no message
     link.connect()
-    await eventually(lambda: len(link.published) >= 3, "the reconnect message")
+    await eventually(lambda: len(link.published) >= 3, what="the reconnect message")
 
     assert link.triggers() == ["NUCLEUS_LAUNCH", "THING_GROUP_DEPLOYMENT", "RECONNECT"]
     assert after["messageType"] == "COMPLETE"
@@ -206,7 +200,7 @@ async def test_reconnects_send_a_complete_message_at_most_once_a_minute(reporter
     link.connect()
     link.connect()
     reporter.deployment_finished("thing/edge-1", None)
-    await eventually(lambda: len(link.published) >= 3, "two more messages")
+    await eventually(lambda: len(link.published) >= 3, what="two more messages")
 
     assert link.triggers() == ["NUCLEUS_LAUNCH", "RECONNECT", "THING_DEPLOYMENT"]
     assert link.published[1]["messageType"] == "COMPLETE"
@@ -223,7 +217,7 @@ async def test_changes_kept_for_an_abandoned_deployment_are_sent_on_release(repo
     reporter.hold()
     callbacks[0]("com.example.App", ComponentState.STARTING, ComponentState.RUNNING)
     reporter.release()
-    partial = (await eventually(lambda: link.published[1:], "the kept changes"))[0]
+    partial = (await eventually(lambda: link.published[1:], what="the kept changes"))[0]
 
     assert partial["trigger"] == "COMPONENT_STATUS_CHANGE"
     assert [c["componentName"] for c in partial["components"]] == ["com.example.App"]

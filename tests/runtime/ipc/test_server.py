@@ -8,11 +8,12 @@ import json
 import logging
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from tests.waiting import eventually
 
 from edgewise.runtime.ipc import (
     CallContext,
@@ -36,16 +37,6 @@ COMPONENT = "com.example.Raw"
 OP = "aws.greengrass#"
 DEADLINE_S = 10.0
 TERMINATE = MessageFlag.TERMINATE_STREAM
-
-
-async def wait_until(condition: Callable[[], bool], *, deadline_s: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds, failing the test after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {deadline_s}s")
-        await asyncio.sleep(0.01)
 
 
 class RawClient:
@@ -538,7 +529,7 @@ async def test_calls_beyond_the_limit_wait_until_a_running_one_finishes(
     for stream_id in (1, 2, 3, 4):
         client.call(stream_id, "UpdateState")
 
-    await wait_until(lambda: server.statistics().calls_in_flight == 2)
+    await eventually(lambda: server.statistics().calls_in_flight == 2)
     handlers.release.set()
     replies = [await client.receive() for _ in range(4)]
 
@@ -587,7 +578,7 @@ async def test_client_terminate_closes_the_stream_and_fires_on_close(
     (stream,) = handlers.streams
 
     client.send(MessageType.APPLICATION_MESSAGE, 1, flags=TERMINATE)
-    await wait_until(lambda: stream.closed)
+    await eventually(lambda: stream.closed)
 
     assert handlers.closed == [1]
     assert stream.send_nowait({"n": 1}) is False
@@ -624,8 +615,8 @@ async def test_disconnect_fires_on_close_of_every_stream(
 
     client.close()
 
-    await wait_until(lambda: sorted(handlers.closed) == [1, 2, 3])
-    await wait_until(lambda: server.statistics().connections == 0)
+    await eventually(lambda: sorted(handlers.closed) == [1, 2, 3])
+    await eventually(lambda: server.statistics().connections == 0)
     assert server.statistics().streams == 0
 
 
@@ -664,7 +655,7 @@ async def test_client_that_never_reads_is_dropped_while_another_keeps_working(
         worker.call(stream_id, "GetConfiguration", {"n": stream_id})
         assert body(await worker.receive()) == {"echo": {"n": stream_id}}
 
-    await wait_until(lambda: server.statistics().connections_dropped == 1)
+    await eventually(lambda: server.statistics().connections_dropped == 1)
     assert server.statistics().connections == 1
     await server.close()
 
@@ -720,7 +711,7 @@ async def test_many_subscriptions_that_never_read_share_one_byte_budget(
     assert accepted * 8192 <= budget + 2 * 64 * 1024 + 50 * 8300
     assert server.statistics().events_dropped == 50 * 40 - accepted
     client.close()
-    await wait_until(lambda: server.statistics().connections == 0)
+    await eventually(lambda: server.statistics().connections == 0)
     await server.close()
 
 

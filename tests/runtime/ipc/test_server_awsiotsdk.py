@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.waiting import eventually
 
 from edgewise.runtime.ipc import (
     CallContext,
@@ -24,16 +25,6 @@ CLIENTS = Path(__file__).parent / "clients"
 COMPONENT = "com.example.Hello"
 OP = "aws.greengrass#"
 CLIENT_DEADLINE_S = 60.0
-
-
-async def wait_until(condition: Callable[[], bool], *, deadline_s: float = 10.0) -> None:
-    """Poll ``condition`` until it holds, failing the test after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {deadline_s}s")
-        await asyncio.sleep(0.01)
 
 
 class Services:
@@ -172,8 +163,8 @@ async def test_v2_client_calls_unary_streaming_and_failing_operations(
     assert result["updates_events"] == {"received": True, "deployments": ["d1", "d2", "d3"]}
     assert result["updates_closed"] == {"closed": True}
     assert result["topic"] == {"closed_by_server": True, "messages": [1, 2, 3, 4, 5]}
-    await wait_until(lambda: services.closed_update_streams == 1)
-    await wait_until(lambda: server.statistics().connections == 0)
+    await eventually(lambda: services.closed_update_streams == 1)
+    await eventually(lambda: server.statistics().connections == 0)
     statistics = server.statistics()
     assert statistics.streams == 0
     assert statistics.calls_in_flight == 0

@@ -12,12 +12,13 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from tests.waiting import eventually
 
 from edgewise.runtime.ipc import IpcServer, TokenTable
 from edgewise.runtime.ipc.authorization import Authorizer
@@ -28,16 +29,6 @@ from edgewise.runtime.pubsub import PubSubBus
 OP = "aws.greengrass#"
 DEADLINE_S = 10.0
 PUBSUB = "aws.greengrass.ipc.pubsub"
-
-
-async def wait_until(condition: Callable[[], bool], *, deadline_s: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds, failing the test after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {deadline_s}s")
-        await asyncio.sleep(0.01)
 
 
 def policy(operations: list[str], resources: list[str]) -> dict[str, Any]:
@@ -346,10 +337,10 @@ async def test_subscriptions_end_with_their_stream_or_connection(socket_path: Pa
         assert harness.bus.statistics().subscriptions == 300
 
         client.terminate(streams[0])
-        await wait_until(lambda: harness.bus.statistics().subscriptions == 299)
+        await eventually(lambda: harness.bus.statistics().subscriptions == 299)
 
         client.writer.close()
-        await wait_until(lambda: harness.bus.statistics().subscriptions == 0)
+        await eventually(lambda: harness.bus.statistics().subscriptions == 0)
         assert len(harness.bus._index._root.children) == 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,6 @@ from edgewise.runtime.kernel import Kernel
 
 OP = "aws.greengrass#"
 DEADLINE_S = 15.0
-
-
-async def wait_until(condition: Callable[[], Any], what: str, *, deadline_s: float = DEADLINE_S) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not (result := condition()):
-        if loop.time() > end:
-            raise AssertionError(f"not true within {deadline_s} s: {what}")
-        await asyncio.sleep(0.01)
-    return result
 
 
 @dataclass(frozen=True)

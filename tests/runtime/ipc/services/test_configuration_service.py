@@ -15,8 +15,8 @@ from tests.runtime.ipc.services.harness import (
     deploy,
     submit,
     wait_deployment,
-    wait_until,
 )
+from tests.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus, DetailedStatus
 from edgewise.runtime.kernel import Kernel
@@ -251,7 +251,7 @@ async def test_update_configuration_restarts_a_component_whose_lifecycle_uses_it
             now is not None and now.state.value == "RUNNING" and bool(now.pids) and now.pids[0] != first_pid
         )
 
-    await wait_until(restarted, "the owner to restart with its new mode")
+    await eventually(restarted, what="the owner to restart with its new mode")
     assert "mode=fast" in deployed.paths.component_log(OWNER).read_text()
     assert "mode: fast" in deployed.paths.effective_config.read_text()
 
@@ -337,7 +337,7 @@ async def test_subscriptions_past_the_connection_limit_are_refused_and_all_dropp
         event = await subscription.next_event()
         assert event["configurationUpdateEvent"]["keyPath"] == ["mode"]
     await hoarder.close()
-    await wait_until(lambda: deployed.server.statistics().streams == 0, "the streams to be dropped")
+    await eventually(lambda: deployed.server.statistics().streams == 0, what="the streams to be dropped")
     reply = await owner.call("UpdateConfiguration", {"timestamp": _now(), "valueToMerge": {"mode": "after"}})
     assert reply.error is None
 

@@ -17,8 +17,8 @@ from tests.runtime.ipc.services.harness import (
     deploy,
     submit,
     wait_deployment,
-    wait_until,
 )
+from tests.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus
 from edgewise.runtime.kernel import Kernel
@@ -112,7 +112,9 @@ async def test_update_state_running_makes_a_startup_component_that_keeps_running
 ) -> None:
     _component(recipes, "test.Service", "              Startup: exec sleep 600")
     deployment_id = submit(kernel, recipes, {"test.Service": "1.0.0"})
-    await wait_until(lambda: kernel.supervisor.state("test.Service") is ComponentState.STARTING, "STARTING")
+    await eventually(
+        lambda: kernel.supervisor.state("test.Service") is ComponentState.STARTING, what="STARTING"
+    )
     client = await connect(kernel, "test.Service")
 
     reply = await client.call("UpdateState", {"state": "RUNNING"})
@@ -136,7 +138,7 @@ async def test_update_state_errored_makes_the_component_errored(
     reply = await controller.call("UpdateState", {"state": "ERRORED"})
 
     assert reply.error is None
-    await wait_until(lambda: ComponentState.ERRORED in seen, "the controller to be ERRORED")
+    await eventually(lambda: ComponentState.ERRORED in seen, what="the controller to be ERRORED")
 
 
 @pytest.mark.parametrize("state", ["FINISHED", "running", None, 1])
@@ -154,12 +156,14 @@ async def test_pause_stops_every_process_of_the_component_and_resume_continues_t
     kernel: Kernel, controller: ComponentClient
 ) -> None:
     leader = _worker_leader(kernel)
-    await wait_until(lambda: len(_group_states(leader)) >= 2, "the worker's background sleep")
+    await eventually(lambda: len(_group_states(leader)) >= 2, what="the worker's background sleep")
 
     reply = await controller.call("PauseComponent", {"componentName": WORKER})
 
     assert reply.error is None
-    await wait_until(lambda: set(_group_states(leader).values()) == {"T"}, "every worker process stopped")
+    await eventually(
+        lambda: set(_group_states(leader).values()) == {"T"}, what="every worker process stopped"
+    )
     status = kernel.supervisor.status(WORKER)
     assert status is not None
     assert status.paused
@@ -168,7 +172,7 @@ async def test_pause_stops_every_process_of_the_component_and_resume_continues_t
     reply = await controller.call("ResumeComponent", {"componentName": WORKER})
 
     assert reply.error is None
-    await wait_until(lambda: "T" not in _group_states(leader).values(), "every worker process continued")
+    await eventually(lambda: "T" not in _group_states(leader).values(), what="every worker process continued")
     status = kernel.supervisor.status(WORKER)
     assert status is not None
     assert not status.paused

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from tests.integration.runtime_process import write_recipe
-from tests.runtime.ipc.services.harness import ComponentClient, connect, deploy, wait_until
+from tests.runtime.ipc.services.harness import ComponentClient, connect, deploy
+from tests.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus
 from edgewise.runtime.ipc.services.metrics import MetricsService
@@ -63,7 +64,9 @@ async def test_metrics_are_summarized_and_written_for_the_cli(
         assert reply.body == {}
     await reporter.call("PutComponentMetric", {"metrics": [_metric("latency", 0.25, "SECONDS")]})
 
-    written = await wait_until(lambda: len(_written(kernel)) == 2 and _written(kernel), "the metrics file")
+    written = await eventually(
+        lambda: len(_written(kernel)) == 2 and _written(kernel), what="the metrics file"
+    )
 
     latency, requests = written
     assert requests["component"] == REPORTER
