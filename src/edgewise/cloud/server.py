@@ -7,9 +7,10 @@ the managed Mosquitto and the API (uvicorn), until SIGTERM or SIGINT; it stops t
 is half-answered while the broker goes, then the broker.
 
 The broker enforces what the store says through :class:`AuthorizationSync`: it renders the ACL and CRL before
-Mosquitto starts, and the API notifies it after every successful write request (:class:`_NotifyOnWrite`, one
-wrapper around the whole API rather than a hook in each route: any write may change authorization, a thing's
-attributes too through dynamic groups, and a sync with nothing changed costs one reload). The provisioning
+Mosquitto starts, and the API notifies it after every successful write request to things, thing groups,
+certificates and policies (:class:`_NotifyOnWrite`, one wrapper around the API rather than a hook in each route:
+any of those writes may change authorization, a thing's attributes too through dynamic groups, and a sync with
+nothing changed costs one reload). The provisioning
 worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too. The jobs
 worker answers the AWS IoT Jobs topics and the jobs engine rolls jobs out; every successful API write also
 wakes the engine, so a thing that joins a group reaches continuous jobs at once.
@@ -85,6 +86,12 @@ BrokerMode = Literal["managed", "external"]
 ENDPOINTS_FILE = "cloud.json"
 CRL_FILE = "devices.crl"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The API paths whose writes can change what a device may do: only these re-sync the broker (an artifact
+#: upload, a published component, a job or a deployment never does).
+_AUTHORIZATION_PATHS = tuple(
+    f"/api/v1/{resource}"
+    for resource in ("things", "thing-groups", "certificates", "claim-certificates", "policies")
+)
 _API_START_TIMEOUT = 30.0
 _API_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
@@ -383,14 +390,20 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> It
 
 
 class _NotifyOnWrite:
-    """ASGI wrapper calling ``notify`` after each write request the API answered with success."""
+    """ASGI wrapper calling ``notify`` after each write request the API answered with success (only those
+    under one of ``paths``, when given)."""
 
-    def __init__(self, app: ASGIApp, notify: Callable[[], None]) -> None:
+    def __init__(self, app: ASGIApp, notify: Callable[[], None], *, paths: tuple[str, ...] = ("/",)) -> None:
         self._app = app
         self._notify = notify
+        self._paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _WRITE_METHODS
+            or not str(scope["path"]).startswith(self._paths)
+        ):
             await self._app(scope, receive, send)
             return
         statuses: list[int] = []
@@ -474,7 +487,10 @@ async def serve(
                 await _start_worker(resolver.start(), cloud.worker_connection)
             config = uvicorn.Config(
                 _NotifyOnWrite(
-                    api_app if sync is None else _NotifyOnWrite(api_app, sync.notify), jobs_engine.wake
+                    api_app
+                    if sync is None
+                    else _NotifyOnWrite(api_app, sync.notify, paths=_AUTHORIZATION_PATHS),
+                    jobs_engine.wake,
                 ),
                 log_config=None,
                 access_log=False,
