@@ -1,4 +1,4 @@
-"""API tokens and roles: who may call what, and the error bodies when they may not."""
+"""API tokens and roles: who may call what, the error bodies when they may not, and what a token may be called."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
+
+from edgewise.cloud.app import FirstStart
+from edgewise.cloud.auth import service
+from edgewise.cloud.auth.models import ApiToken
+from edgewise.cloud.auth.roles import Role
+from edgewise.cloud.db import create_database_engine, create_session_factory
+from edgewise.cloud.errors import InvalidRequestError
 
 ApiClientFactory = Callable[[str | None], httpx.AsyncClient]
 
@@ -102,3 +110,38 @@ async def test_unknown_role_names_the_field(admin_api: httpx.AsyncClient) -> Non
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
     assert "'role'" in response.json()["message"]
+
+
+@pytest.mark.parametrize("name", [".", "..", "ci.deploy", "a/b", "x" * 129])
+async def test_token_names_follow_the_registry_s_naming_rule(admin_api: httpx.AsyncClient, name: str) -> None:
+    response = await admin_api.post("/api/v1/tokens", json={"name": name, "role": "operator"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+    assert "'name'" in response.json()["message"]
+    listing = (await admin_api.get("/api/v1/tokens")).json()
+    assert [token["name"] for token in listing["data"]] == ["admin"]
+
+
+def test_the_service_refuses_a_dot_name_with_the_registry_s_message(session: Session) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        service.create_token(session, "..", role=Role.OPERATOR)
+    assert raised.value.field == "name"
+    assert str(raised.value) == (
+        "Field 'name' is invalid: '..' must be 1-128 characters of letters, digits, ':', '_' and '-'"
+    )
+    assert service.count_tokens(session) == 0
+
+
+async def test_a_token_named_before_the_rule_can_still_be_revoked(
+    admin_api: httpx.AsyncClient, first_start: FirstStart
+) -> None:
+    engine = create_database_engine(first_start.settings.database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            session.add(ApiToken(name="ci.deploy", role=Role.OPERATOR, secret_sha256="0" * 64))
+            session.commit()
+    finally:
+        engine.dispose()
+    assert (await admin_api.delete("/api/v1/tokens/ci.deploy")).status_code == 204
+    listing = (await admin_api.get("/api/v1/tokens")).json()
+    assert [token["name"] for token in listing["data"]] == ["admin"]

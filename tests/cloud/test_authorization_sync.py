@@ -1,7 +1,9 @@
 """The gateway enforces what the store says: policies attached through the API (to certificates or to thing
 groups, inherited down the hierarchy) reach the broker, and a revoked certificate's device is disconnected and
-kept out, in a real ``edgewise cloud up``. Then :class:`AuthorizationSync` on its own, with a real Mosquitto:
-back-off while the store or the broker fails, and the CRL renewed before it expires (injected clock)."""
+kept out, even once the certificate is deleted, in a real ``edgewise cloud up``. Then
+:class:`AuthorizationSync` on its own, with a real Mosquitto: back-off while the store or the broker fails,
+the CRL renewed before it expires (injected clock), and a name the store grants twice left out and reported
+while every other change still reaches the broker."""
 
 from __future__ import annotations
 
@@ -24,9 +26,13 @@ from edgewise.cloud.broker import BrokerConfigError, MosquittoBroker
 from edgewise.cloud.broker.sync import AuthorizationSnapshot, AuthorizationSync, SyncRetryPolicy
 from edgewise.cloud.db import create_database_engine, create_session_factory
 from edgewise.cloud.identity import CertificateAuthority
+from edgewise.cloud.identity import service as identity
 from edgewise.cloud.identity.certificates import CertificateStatus
+from edgewise.cloud.identity.models import ThingPrincipal
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
+from edgewise.cloud.provisioning import service as provisioning
 from edgewise.cloud.registry import service as registry
+from edgewise.cloud.registry.models import Thing
 from edgewise.cloud.server import PreparedCloud, ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.pki import Identity
@@ -46,6 +52,11 @@ def enroll(
 ) -> tuple[str, Identity]:
     """Create ``thing_name`` with a generated certificate carrying the default device policy."""
     assert admin.post("/things", json={"thingName": thing_name}).status_code == 201
+    return issue(cloud, admin, thing_name, directory)
+
+
+def issue(cloud: CloudProcess, admin: httpx.Client, thing_name: str, directory: Path) -> tuple[str, Identity]:
+    """Give thing ``thing_name`` another generated certificate carrying the default device policy."""
     created = admin.post("/certificates", json={"generateKeyPair": True, "thingName": thing_name})
     assert created.status_code == 201, created.text
     issued = created.json()
@@ -128,6 +139,45 @@ def test_an_inactive_certificate_is_refused_until_activated_again(
         wait_until(lambda: try_connect(cloud.mqtt_port, "C", identity), what="C to be accepted again")
 
 
+def crl_serials(cloud: CloudProcess) -> set[int]:
+    crl = x509.load_pem_x509_crl((cloud.data_dir / "broker" / "devices.crl").read_bytes())
+    return {entry.serial_number for entry in crl}
+
+
+@pytest.mark.parametrize("status", ["REVOKED", "INACTIVE"])
+def test_a_deleted_certificate_stays_refused_and_the_device_keeps_its_own(
+    cloud: CloudProcess, tmp_path: Path, status: str
+) -> None:
+    thing_name = f"deleted-{status.lower()}"
+    with cloud.api(cloud.admin_token) as admin:
+        _, device = enroll(cloud, admin, thing_name, tmp_path / "device")
+        second_id, second = issue(cloud, admin, thing_name, tmp_path / "second")
+        wait_until(lambda: acl_grants(cloud, thing_name), what=f"{thing_name} in the broker's ACL")
+        assert try_connect(cloud.mqtt_port, thing_name, second)
+
+        assert admin.patch(f"/certificates/{second_id}", json={"status": status}).status_code == 200
+        wait_until(
+            lambda: not try_connect(cloud.mqtt_port, thing_name, second), what="the second to be refused"
+        )
+        for detached in (
+            admin.delete(f"/things/{thing_name}/principals/{second_id}"),
+            admin.delete(f"/policies/{DEFAULT_DEVICE_POLICY_NAME}/targets/certificates/{second_id}"),
+            admin.delete(f"/certificates/{second_id}"),
+        ):
+            assert detached.status_code == 204, detached.text
+        # A later change whose effect shows: once it is refused, the broker has every file rendered since.
+        marker_id, marker = enroll(cloud, admin, f"{thing_name}-marker", tmp_path / "marker")
+        assert admin.patch(f"/certificates/{marker_id}", json={"status": "INACTIVE"}).status_code == 200
+        wait_until(
+            lambda: not try_connect(cloud.mqtt_port, f"{thing_name}-marker", marker),
+            what="the marker refused",
+        )
+
+        assert not try_connect(cloud.mqtt_port, thing_name, second)
+        assert try_connect(cloud.mqtt_port, thing_name, device)
+        assert second.serial in crl_serials(cloud)
+
+
 def test_detaching_the_policy_disconnects_the_device_and_takes_its_topics_away(
     cloud: CloudProcess, tmp_path: Path
 ) -> None:
@@ -163,6 +213,13 @@ def test_devices_that_lost_an_active_certificate_or_every_permission_are_dropped
     after = snapshot({"1": ("A", revoked), "2": ("B", active), "3": ("C", active)}, {"B", "C"})
     assert after.dropped_since(before) == ["A", "E"]
     assert after.dropped_since(after) == []
+
+
+def test_the_cloud_s_own_client_ids_are_never_disconnected_for_a_device() -> None:
+    active, revoked = CertificateStatus.ACTIVE, CertificateStatus.REVOKED
+    before = snapshot({"1": ("edgewise-jobs", active), "2": ("A", active)}, {"edgewise-provisioning", "A"})
+    after = snapshot({"1": ("edgewise-jobs", revoked), "2": ("A", revoked)}, set())
+    assert after.dropped_since(before) == ["A"]
 
 
 def fleet_policy(prefix: str) -> str:
@@ -401,3 +458,48 @@ async def test_crl_is_renewed_when_less_than_30_days_are_left(parts: SyncParts) 
         assert sync.statistics().syncs == 2
     finally:
         await sync.close()
+
+
+async def test_a_name_claimed_twice_is_skipped_and_reported_while_revocations_still_reach_the_broker(
+    parts: SyncParts, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edgewise.cloud.broker.sync")
+    with parts.store() as session:
+        identity.ensure_default_policy(session)
+        claim = provisioning.create_claim_certificate(session, parts.authority, [DEFAULT_DEVICE_POLICY_NAME])
+        claim_name = claim.certificate.common_name
+        # A thing registered before names were checked, named like the claim certificate.
+        thing = Thing(name=claim_name, attributes={})
+        session.add(thing)
+        legacy, _ = identity.issue_certificate(session, parts.authority, claim_name, CertificateStatus.ACTIVE)
+        session.add(ThingPrincipal(thing_id=thing.id, certificate_id=legacy.id))
+        session.commit()
+        identity.attach_policy_to_certificate(session, DEFAULT_DEVICE_POLICY_NAME, legacy.certificate_id)
+        registry.create_thing(session, "A")
+        device = identity.create_certificate(session, parts.authority, thing_name="A").certificate
+        identity.attach_policy_to_certificate(session, DEFAULT_DEVICE_POLICY_NAME, device.certificate_id)
+        device_id, device_serial = device.certificate_id, int(device.serial_hex, 16)
+    acl_file = parts.broker.settings.acl_file
+    sync = parts.sync(debounce=0.01)
+    await sync.start()
+    try:
+        assert "user A\n" in acl_file.read_text()
+        assert f"user {claim_name}" not in acl_file.read_text()
+        [skipped] = sync.statistics().skipped
+        assert skipped.name == claim_name
+        assert "none of them gets it" in skipped.reason
+
+        with parts.store() as session:
+            identity.update_certificate_status(session, device_id, CertificateStatus.REVOKED)
+        sync.notify()
+        await eventually(lambda: sync.statistics().syncs == 2, what="the revocation to be synced")
+    finally:
+        await sync.close()
+    assert "user A\n" not in acl_file.read_text()
+    crl_file = parts.broker.settings.devices.crlfile
+    assert crl_file is not None
+    assert device_serial in {entry.serial_number for entry in x509.load_pem_x509_crl(crl_file.read_bytes())}
+    assert sync.statistics().failures == 0
+    [warning] = sync_log(caplog, "authorization-skipped")
+    assert warning.levelno == logging.WARNING
+    assert claim_name in warning.getMessage()

@@ -238,13 +238,13 @@ def test_claim_and_provisioned_certificates_get_acl_entries_by_their_cn(
     claim = service.create_claim_certificate(fleet, authority, ["claim"]).certificate
     claimed = service.create_claimed_certificate(fleet, authority)
     assert claim.common_name.startswith("claim-")
-    by_name = {entry.thing_name: entry for entry in all_device_permissions(fleet)}
+    by_name = {entry.thing_name: entry for entry in all_device_permissions(fleet).devices}
     assert set(by_name) == {claim.common_name}, "an INACTIVE certificate must get no entry"
     assert by_name[claim.common_name].publish == ("$aws/certificates/create/#",)
 
     registration.register_thing(fleet, "fleet", claimed.ownership_token, {"SerialNumber": "5"})
 
-    by_name = {entry.thing_name: entry for entry in all_device_permissions(fleet)}
+    by_name = {entry.thing_name: entry for entry in all_device_permissions(fleet).devices}
     assert set(by_name) == {claim.common_name, "sensor-5", claimed.certificate.common_name}
     assert replace(by_name["sensor-5"], thing_name="x") == replace(
         by_name[claimed.certificate.common_name], thing_name="x"

@@ -1,6 +1,7 @@
 """The provisioning worker on a real Mosquitto: AWS's topics and payloads for create, create-from-csr and
-RegisterThing, rejections with AWS's error shape (a pre-provisioning hook's refusal too), the registration
-notice, and the cleanup of expired ownership tokens by the worker's clock.
+RegisterThing, rejections with AWS's error shape (a pre-provisioning hook's refusal too, and a thing name a
+claim certificate or the cloud itself holds), the registration notice, and the cleanup of expired ownership
+tokens by the worker's clock.
 
 The requesting client connects on the worker listener (password, every topic): the device-side ACL for
 claim certificates is not part of this slice.
@@ -215,6 +216,41 @@ async def test_a_hook_that_says_no_is_rejected_with_access_denied(
         assert registrations == []
     finally:
         hook_server.close()
+
+
+@pytest.mark.parametrize("taken", ["claim certificate", "edgewise-jobs", "edgewise-components"])
+async def test_a_thing_name_taken_by_a_claim_certificate_or_the_cloud_is_rejected_and_nothing_is_stored(
+    device: TestClient, registrations: list[None], sessions: sessionmaker[Session], taken: str
+) -> None:
+    with sessions() as session:
+        service.create_template(session, "named", fleet_template(ThingName={"Ref": "SerialNumber"}))
+        claim = service.create_claim_certificate(session, CertificateAuthority.create("CA"), ["device"])
+        name = claim.certificate.common_name if taken == "claim certificate" else taken
+    named = "$aws/provisioning-templates/named/provision/json"
+    await asyncio.to_thread(device.subscribe, f"{named}/accepted", f"{named}/rejected")
+    _, created = await request(device, CREATE, b"{}")
+
+    def register(thing_name: str) -> bytes:
+        token = created["certificateOwnershipToken"]
+        return json.dumps(
+            {"certificateOwnershipToken": token, "parameters": {"SerialNumber": thing_name}}
+        ).encode()
+
+    outcome, rejected = await request(device, named, register(name))
+
+    assert (outcome, rejected["statusCode"], rejected["errorCode"]) == ("rejected", 400, "InvalidParameters")
+    assert rejected["errorMessage"].startswith(
+        f"Field 'Resources.thing.Properties.ThingName' is invalid: {name!r} is reserved"
+    )
+    assert registrations == []
+    with sessions() as session:
+        assert registry.list_things(session).total == 0
+        assert (
+            identity.get_certificate(session, created["certificateId"]).status is CertificateStatus.INACTIVE
+        )
+    # The ownership token was not used up: the device can still register under a name of its own.
+    outcome, registered = await request(device, named, register("sensor-1"))
+    assert (outcome, registered["thingName"]) == ("accepted", "sensor-1")
 
 
 async def test_cleanup_runs_when_due_by_the_injected_clock(sessions: sessionmaker[Session]) -> None:

@@ -269,7 +269,7 @@ def test_default_policy_gives_a_device_its_own_topics_only(
         assert not _may(permissions, verb, "dt/thing-b/telemetry")
     # thing-b has a certificate but no policy: it may not even connect.
     assert device_permissions(session, "thing-b") is None
-    assert [p.thing_name for p in all_device_permissions(session)] == ["thing-a"]
+    assert [p.thing_name for p in all_device_permissions(session).devices] == ["thing-a"]
 
 
 def test_policies_of_a_parent_group_are_inherited(session: Session, authority: CertificateAuthority) -> None:
@@ -328,7 +328,7 @@ def test_revoked_certificate_removes_permissions_and_is_listed_for_the_crl(
     service.update_certificate_status(session, certificate_id, CertificateStatus.REVOKED)
     service.update_certificate_status(session, held_id, CertificateStatus.INACTIVE)
     assert device_permissions(session, "thing-a") is None
-    assert all_device_permissions(session) == []
+    assert all_device_permissions(session).devices == []
     revoked = int(service.get_certificate(session, certificate_id).serial_hex, 16)
     held = int(service.get_certificate(session, held_id).serial_hex, 16)
     assert service.revoked_serials(session) == [revoked]

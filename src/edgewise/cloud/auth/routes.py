@@ -13,10 +13,10 @@ from edgewise.cloud.auth.roles import Access, Role
 from edgewise.cloud.auth.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenPublic, ApiTokensPublic
 from edgewise.cloud.db import SessionDep
 from edgewise.cloud.errors import ERROR_RESPONSES
+from edgewise.cloud.registry import rules
 
-TokenNameInPath = Annotated[
-    str, Path(min_length=1, max_length=service.TOKEN_NAME_MAX_LENGTH, pattern=service.TOKEN_NAME_PATTERN)
-]
+# Only the length: a token named before names followed the registry's rule (with a '.') stays revocable.
+TokenNameInPath = Annotated[str, Path(min_length=1, max_length=rules.NAME_MAX_LENGTH)]
 
 router = APIRouter(
     prefix="/tokens",

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from edgewise.cloud.auth.service import TOKEN_NAME_MAX_LENGTH, TOKEN_NAME_PATTERN
+from edgewise.cloud.registry import rules
 
-TokenName = Annotated[str, Field(min_length=1, max_length=TOKEN_NAME_MAX_LENGTH, pattern=TOKEN_NAME_PATTERN)]
+TokenName = Annotated[str, Field(min_length=1, max_length=rules.NAME_MAX_LENGTH, pattern=rules.NAME_PATTERN)]
 RoleName = Literal["admin", "operator", "read-only"]
 
 

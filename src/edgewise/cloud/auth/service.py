@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 
@@ -23,15 +22,13 @@ from edgewise.cloud.errors import (
     AlreadyExistsError,
     AuthenticationError,
     ConflictError,
-    InvalidRequestError,
     NotFoundError,
 )
+from edgewise.cloud.registry import rules
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "ewt_"  # noqa: S105 - a public marker, not a secret
-TOKEN_NAME_PATTERN = r"^[a-zA-Z0-9:_.-]+$"  # noqa: S105 - the rule for token names
-TOKEN_NAME_MAX_LENGTH = 64
 # Recording every use would turn each read into a write; a minute's resolution is enough to spot stale tokens.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
 
@@ -48,18 +45,12 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def check_token_name(name: str) -> None:
-    """Raise :class:`InvalidRequestError` unless ``name`` is a valid token name."""
-    if not 1 <= len(name) <= TOKEN_NAME_MAX_LENGTH or re.fullmatch(TOKEN_NAME_PATTERN, name) is None:
-        raise InvalidRequestError(
-            "name",
-            f"token name {name!r} must be 1-{TOKEN_NAME_MAX_LENGTH} characters of letters, digits and :_.-",
-        )
-
-
 def create_token(session: Session, name: str, *, role: Role) -> IssuedToken:
-    """Create a token called ``name`` with ``role``; its secret is in the result and nowhere else."""
-    check_token_name(name)
+    """Create a token called ``name`` with ``role``; its secret is in the result and nowhere else.
+
+    Token names follow the registry's naming rule, so none is a path segment a client rewrites (``.``).
+    """
+    rules.check_name("name", name)
     if session.scalar(sa.select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise AlreadyExistsError("API token", name)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -2,10 +2,15 @@
 
 The API calls :meth:`AuthorizationSync.notify` after every successful write; bursts are coalesced, then one
 sync reads the store in a worker thread, rewrites the ACL (from :func:`all_device_permissions`) and the CRL
-(REVOKED certificates for good, INACTIVE ones on hold) atomically, has Mosquitto reload them, and finally
-disconnects every device that lost its standing since the last sync. Mosquitto checks the CRL only during
-the TLS handshake, so a device already connected with a certificate just revoked would otherwise stay
-connected; after the reload it cannot come back.
+(every certificate the CA issued that is not ACTIVE: REVOKED and deleted ones for good, INACTIVE ones on
+hold) atomically, has Mosquitto reload them, and finally disconnects every device that lost its standing
+since the last sync. Mosquitto checks the CRL only during the TLS handshake, so a device already connected
+with a certificate just revoked would otherwise stay connected; after the reload it cannot come back.
+
+A name the ACL cannot give (reserved for the cloud's own clients, claimed twice, or whose policies do not
+render) is left out rather than failing the sync for everyone: it is logged as a warning when it first
+appears and listed in :attr:`SyncStatistics.skipped` for as long as it lasts. The cloud's own client ids
+are never disconnected on a device's behalf.
 
 A device "loses its standing" when one of its certificates stopped being ACTIVE (or was deleted) or when it
 no longer has any permissions at all.
@@ -34,15 +39,16 @@ import sqlalchemy as sa
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker.acl import THING_NAME, DevicePermissions, render_acl
+from edgewise.cloud.broker.acl import THING_NAME, render_acl
 from edgewise.cloud.broker.config import write_file_atomically
 from edgewise.cloud.broker.errors import BrokerConfigError
 from edgewise.cloud.broker.process import MosquittoBroker
 from edgewise.cloud.identity.ca import CertificateAuthority
 from edgewise.cloud.identity.certificates import CertificateStatus
 from edgewise.cloud.identity.models import Certificate
-from edgewise.cloud.identity.permissions import all_device_permissions
+from edgewise.cloud.identity.permissions import SkippedIdentity, all_device_permissions
 from edgewise.cloud.identity.service import held_serials, revoked_serials
+from edgewise.cloud.registry.rules import is_reserved
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,8 @@ class SyncStatistics:
     failing: int
     #: When the CRL on disk expires; None before the first sync.
     crl_next_update: datetime.datetime | None
+    #: Names the last completed sync left out of the ACL, and why.
+    skipped: tuple[SkippedIdentity, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,8 @@ class AuthorizationSnapshot:
     certificates: dict[str, tuple[str, CertificateStatus]]
     #: Things that had permissions.
     permitted: frozenset[str]
+    #: Names left out of the ACL, and why.
+    skipped: tuple[SkippedIdentity, ...] = ()
 
     @property
     def crl_next_update(self) -> datetime.datetime:
@@ -121,20 +131,22 @@ class AuthorizationSnapshot:
             if status is CertificateStatus.ACTIVE and (now is None or now[1] is not CertificateStatus.ACTIVE):
                 dropped.add(common_name)
         # Certificates made for no thing have a CN no client id can be; the broker never knows them by it.
-        return sorted(name for name in dropped if THING_NAME.fullmatch(name))
+        # A reserved name is a worker's client id: taking over its session would cut the worker off.
+        return sorted(name for name in dropped if THING_NAME.fullmatch(name) and not is_reserved(name))
 
 
 def read_snapshot(session: Session, authority: CertificateAuthority) -> AuthorizationSnapshot:
     """The authorization the store holds now, rendered. Blocks (database and signing)."""
-    permissions: list[DevicePermissions] = all_device_permissions(session)
+    permissions = all_device_permissions(session)
     rows = session.execute(sa.select(Certificate.certificate_id, Certificate.common_name, Certificate.status))
     certificates = {certificate_id: (name, status) for certificate_id, name, status in rows}
     crl = authority.build_crl(revoked_serials(session), held_serials=held_serials(session))
     return AuthorizationSnapshot(
-        acl=render_acl(permissions),
+        acl=render_acl(permissions.devices),
         crl=crl,
         certificates=certificates,
-        permitted=frozenset(device.thing_name for device in permissions),
+        permitted=frozenset(device.thing_name for device in permissions.devices),
+        skipped=tuple(permissions.skipped),
     )
 
 
@@ -191,7 +203,9 @@ class AuthorizationSync:
         return self._syncs
 
     def statistics(self) -> SyncStatistics:
-        return SyncStatistics(self._syncs, self._failures, self._failing, self._crl_next_update)
+        """The sync's counters, and what the last completed sync left out of the ACL."""
+        skipped = self._last.skipped if self._last is not None else ()
+        return SyncStatistics(self._syncs, self._failures, self._failing, self._crl_next_update, skipped)
 
     async def start(self) -> None:
         """Write the ACL and CRL from the store, then start the broker (or reload it if it runs already).
@@ -274,6 +288,10 @@ class AuthorizationSync:
     def _completed(self, snapshot: AuthorizationSnapshot) -> None:
         if self._failing:
             logger.info("authorization-sync-recovered failures=%d", self._failing)
+        known = set(self._last.skipped) if self._last is not None else set()
+        for entry in snapshot.skipped:
+            if entry not in known:
+                logger.warning("authorization-skipped name=%s: %s", entry.name, entry.reason)
         self._last = snapshot
         self._crl_next_update = snapshot.crl_next_update
         self._syncs += 1

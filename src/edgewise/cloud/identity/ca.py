@@ -237,8 +237,8 @@ class CertificateAuthority:
     ) -> str:
         """A PEM certificate revocation list for Mosquitto's ``crlfile``.
 
-        ``revoked_serials`` (REVOKED certificates) are listed for good; ``held_serials`` (INACTIVE or
-        PENDING_TRANSFER) with the reversible reason ``certificateHold``. OpenSSL refuses every client
+        ``revoked_serials`` (REVOKED certificates, and deleted ones until they expire) are listed for good;
+        ``held_serials`` (INACTIVE or PENDING_TRANSFER) with the reversible reason ``certificateHold``. OpenSSL refuses every client
         once the CRL's next update has passed, so the default lifetime is long: rebuild it whenever a
         status changes and when the broker starts.
 

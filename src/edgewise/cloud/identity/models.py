@@ -1,7 +1,9 @@
 """Identity tables: device certificates, policies, and what they are attached to.
 
 Attachments cascade with the thing or group they name (the registry deletes those without knowing about
-identity); certificates and policies themselves refuse deletion while attached, as AWS IoT does.
+identity); certificates and policies themselves refuse deletion while attached, as AWS IoT does. A deleted
+certificate leaves a :class:`DeletedCertificate` behind until it expires: the CA signed it, so only the CRL
+keeps a device from presenting it again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ class Certificate(Base):
     )
     created_at: Mapped[datetime.datetime] = mapped_column(UTCDateTime, default=utcnow)
     not_after: Mapped[datetime.datetime] = mapped_column(UTCDateTime)
+
+
+class DeletedCertificate(Base):
+    """A deleted certificate, kept until it expires so the CRL goes on refusing it (it can never return)."""
+
+    __tablename__ = "deleted_certificates"
+
+    certificate_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    serial_hex: Mapped[str] = mapped_column(sa.String(64))
+    common_name: Mapped[str] = mapped_column(sa.String(128))
+    not_after: Mapped[datetime.datetime] = mapped_column(UTCDateTime, index=True)
+    deleted_at: Mapped[datetime.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Policy(Base):

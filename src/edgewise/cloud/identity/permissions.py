@@ -5,12 +5,17 @@ belongs to (static groups, their ancestors, and matching dynamic groups). A thin
 certificate, or whose policies do not let it connect with its own name as client id, gets no permissions.
 Certificates made before their thing existed (provisioning by claim) carry a CN other than the thing name;
 the broker knows such a device by that CN, so the ACL repeats the thing's permissions under it.
+
+One bad row must not cost every other device its authorization: :func:`all_device_permissions` leaves out
+(and reports as :class:`SkippedIdentity`) a name reserved for the cloud's own clients, a name two sources
+claim (a thing and a claim certificate, say: neither gets it, so neither gains the other's rights), and a
+thing or certificate whose permissions cannot be rendered.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,8 +30,10 @@ from edgewise.cloud.identity.models import (
     ThingPrincipal,
 )
 from edgewise.cloud.identity.policy import Action, ThingPermissions, parse_policy, render_for_thing
+from edgewise.cloud.registry import rules
 from edgewise.cloud.registry import service as registry
 from edgewise.cloud.registry.models import Thing
+from edgewise.errors import EdgewiseError
 from edgewise.topics import has_wildcards
 
 logger = logging.getLogger(__name__)
@@ -72,12 +79,37 @@ def device_permissions(session: Session, thing_name: str) -> DevicePermissions |
     return to_device_permissions(rendered)
 
 
-def all_device_permissions(session: Session) -> list[DevicePermissions]:
+@dataclass(frozen=True)
+class SkippedIdentity:
+    """A name the broker's ACL leaves out although the store would grant it something, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GatewayPermissions:
+    """What the broker's ACL holds: each device's permissions by the CN it connects with, and what was
+    left out of it."""
+
+    devices: list[DevicePermissions]
+    skipped: list[SkippedIdentity]
+
+
+@dataclass(frozen=True)
+class _Grant:
+    #: What the permissions come from, for a report: a thing or a certificate.
+    source: str
+    permissions: DevicePermissions
+
+
+def all_device_permissions(session: Session) -> GatewayPermissions:
     """The permissions of every device that may connect, by the CN it connects with (what the ACL holds).
 
     A thing's permissions go to its name and to the CN of each of its ACTIVE certificates issued before the
     thing existed (provisioning by claim); an ACTIVE certificate attached to no thing gets what its own
-    policies grant with its CN as client id and thing name (claim certificates).
+    policies grant with its CN as client id and thing name (claim certificates). A name that is reserved,
+    granted by more than one source, or whose source fails to render is skipped (see the module docstring).
     """
     names = session.scalars(
         sa.select(Thing.name)
@@ -90,58 +122,81 @@ def all_device_permissions(session: Session) -> list[DevicePermissions]:
         )
         .order_by(Thing.name)
     )
-    found: list[DevicePermissions] = []
+    grants: list[_Grant] = []
+    skipped: list[SkippedIdentity] = []
     for name in list(names):
-        permissions = device_permissions(session, name)
-        if permissions is None:
-            continue
-        found.append(permissions)
-        thing = registry.get_thing(session, name)
-        found += [
-            replace(permissions, thing_name=common_name)
-            for common_name in _active_common_names(session, thing)
-            if common_name != name and THING_NAME.fullmatch(common_name)
-        ]
-    found += _unattached_certificate_permissions(session)
+        try:
+            grants += _thing_grants(session, name)
+        except EdgewiseError as exc:
+            skipped.append(SkippedIdentity(name, f"thing {name!r} cannot be rendered: {exc}"))
+    for certificate in _unattached_active_certificates(session):
+        source = f"certificate {certificate.certificate_id} (attached to no thing)"
+        try:
+            grants += _certificate_grants(session, certificate, source)
+        except EdgewiseError as exc:
+            skipped.append(SkippedIdentity(certificate.common_name, f"{source} cannot be rendered: {exc}"))
+    by_name: dict[str, list[_Grant]] = {}
+    for grant in grants:
+        by_name.setdefault(grant.permissions.thing_name, []).append(grant)
+    devices: list[DevicePermissions] = []
+    for name, claimants in by_name.items():
+        if rules.is_reserved(name):
+            reason = f"is reserved for the cloud's own clients; {claimants[0].source} may not use it"
+            skipped.append(SkippedIdentity(name, reason))
+        elif len(claimants) > 1:
+            sources = " and ".join(grant.source for grant in claimants)
+            skipped.append(SkippedIdentity(name, f"is claimed by {sources}; none of them gets it"))
+        else:
+            devices.append(claimants[0].permissions)
+    return GatewayPermissions(devices, sorted(skipped, key=lambda entry: (entry.name, entry.reason)))
+
+
+def _thing_grants(session: Session, name: str) -> list[_Grant]:
+    permissions = device_permissions(session, name)
+    if permissions is None:
+        return []
+    source = f"thing {name!r}"
+    found = [_Grant(source, permissions)]
+    thing = registry.get_thing(session, name)
+    found += [
+        _Grant(f"certificate {certificate_id} of {source}", replace(permissions, thing_name=common_name))
+        for certificate_id, common_name in _active_common_names(session, thing)
+        if common_name != name and THING_NAME.fullmatch(common_name)
+    ]
     return found
 
 
-def _active_common_names(session: Session, thing: Thing) -> list[str]:
-    return list(
-        session.scalars(
-            sa.select(Certificate.common_name)
-            .join(ThingPrincipal, ThingPrincipal.certificate_id == Certificate.id)
-            .where(ThingPrincipal.thing_id == thing.id, Certificate.status == CertificateStatus.ACTIVE)
-            .order_by(Certificate.common_name)
-        )
+def _active_common_names(session: Session, thing: Thing) -> list[tuple[str, str]]:
+    rows = session.execute(
+        sa.select(Certificate.certificate_id, Certificate.common_name)
+        .join(ThingPrincipal, ThingPrincipal.certificate_id == Certificate.id)
+        .where(ThingPrincipal.thing_id == thing.id, Certificate.status == CertificateStatus.ACTIVE)
+        .order_by(Certificate.common_name, Certificate.certificate_id)
     )
+    return [(certificate_id, common_name) for certificate_id, common_name in rows]
 
 
-def _unattached_certificate_permissions(session: Session) -> list[DevicePermissions]:
+def _unattached_active_certificates(session: Session) -> list[Certificate]:
     certificates = session.scalars(
         sa.select(Certificate)
         .where(
             Certificate.status == CertificateStatus.ACTIVE,
             Certificate.id.not_in(sa.select(ThingPrincipal.certificate_id)),
         )
-        .order_by(Certificate.common_name)
+        .order_by(Certificate.common_name, Certificate.certificate_id)
     )
-    found: list[DevicePermissions] = []
-    for certificate in list(certificates):
-        if not THING_NAME.fullmatch(certificate.common_name):
-            continue
-        documents = session.scalars(
-            sa.select(Policy.document)
-            .join(PolicyCertificateAttachment, PolicyCertificateAttachment.policy_id == Policy.id)
-            .where(PolicyCertificateAttachment.certificate_id == certificate.id)
-            .order_by(Policy.name)
-        )
-        rendered = render_for_thing(
-            [parse_policy(document) for document in documents], certificate.common_name
-        )
-        if rendered.can_connect:
-            found.append(to_device_permissions(rendered))
-    return found
+    return [certificate for certificate in certificates if THING_NAME.fullmatch(certificate.common_name)]
+
+
+def _certificate_grants(session: Session, certificate: Certificate, source: str) -> list[_Grant]:
+    documents = session.scalars(
+        sa.select(Policy.document)
+        .join(PolicyCertificateAttachment, PolicyCertificateAttachment.policy_id == Policy.id)
+        .where(PolicyCertificateAttachment.certificate_id == certificate.id)
+        .order_by(Policy.name)
+    )
+    rendered = render_for_thing([parse_policy(document) for document in documents], certificate.common_name)
+    return [_Grant(source, to_device_permissions(rendered))] if rendered.can_connect else []
 
 
 def to_device_permissions(rendered: ThingPermissions) -> DevicePermissions:

@@ -155,7 +155,8 @@ def update_certificate(
     tags=["certificates"],
 )
 def delete_certificate(session: SessionDep, certificate_id: CertificateId) -> None:
-    """Delete an INACTIVE or REVOKED certificate attached to no thing and no policy."""
+    """Delete an INACTIVE or REVOKED certificate attached to no thing and no policy; it stays on the broker's
+    CRL until it expires."""
     service.delete_certificate(session, certificate_id)
 
 

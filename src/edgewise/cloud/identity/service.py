@@ -5,11 +5,15 @@ field) and commits its change. Errors of the pure identity layer are turned into
 a bad CSR or policy document is an invalid request, a status change the lifecycle forbids a conflict.
 
 The broker identifies a device by its certificate's CN (``use_identity_as_username``), so a certificate is
-issued with the thing name as CN and may only be attached to the thing of that name.
+issued with the thing name as CN and may only be attached to the thing of that name. The broker's CRL is
+what refuses a certificate, so it lists every certificate the CA issued that is not ACTIVE: REVOKED ones,
+INACTIVE and PENDING_TRANSFER ones (on hold), deleted ones until they expire (:class:`DeletedCertificate`),
+and any whose CN is reserved for the cloud's own clients.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -36,6 +40,7 @@ from edgewise.cloud.identity.certificates import CertificateStatus, change_statu
 from edgewise.cloud.identity.errors import CertificateError, CertificateStatusError, PolicyError
 from edgewise.cloud.identity.models import (
     Certificate,
+    DeletedCertificate,
     Policy,
     PolicyCertificateAttachment,
     PolicyGroupAttachment,
@@ -43,6 +48,7 @@ from edgewise.cloud.identity.models import (
 )
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME, default_device_policy, parse_policy
 from edgewise.cloud.identity.policy import Policy as PolicyDocument
+from edgewise.cloud.registry import rules
 from edgewise.cloud.registry import service as registry
 from edgewise.cloud.registry.models import Thing, ThingGroup
 from edgewise.cloud.registry.service import Page
@@ -140,6 +146,8 @@ def create_certificate(
     thing: Thing | None = None
     if thing_name is not None:
         thing = registry.get_thing(session, thing_name)
+        # A thing made before names were reserved must not get a certificate that acts as a cloud client.
+        rules.check_unreserved("thingName", thing.name)
         common_name = thing.name
     else:
         common_name = _UNASSIGNED_PREFIX + secrets.token_hex(8)
@@ -247,8 +255,14 @@ def update_certificate_status(
     return certificate
 
 
-def delete_certificate(session: Session, certificate_id: str) -> None:
-    """Delete an INACTIVE or REVOKED certificate that no thing or policy is attached to."""
+def delete_certificate(
+    session: Session, certificate_id: str, *, now: datetime.datetime | None = None
+) -> None:
+    """Delete an INACTIVE or REVOKED certificate that no thing or policy is attached to.
+
+    Its serial stays on the CRL until the certificate expires (the device still holds it), and the
+    tombstones of certificates that expired by ``now`` go.
+    """
     certificate = get_certificate(session, certificate_id)
     if certificate.status not in (CertificateStatus.INACTIVE, CertificateStatus.REVOKED):
         raise ConflictError(
@@ -269,23 +283,47 @@ def delete_certificate(session: Session, certificate_id: str) -> None:
     )
     if policy is not None:
         raise ConflictError(f"Certificate {certificate_id!r} has policy {policy!r} attached; detach it first")
+    now = now or utcnow()
+    session.execute(sa.delete(DeletedCertificate).where(DeletedCertificate.not_after <= now))
+    session.add(
+        DeletedCertificate(
+            certificate_id=certificate.certificate_id,
+            serial_hex=certificate.serial_hex,
+            common_name=certificate.common_name,
+            not_after=certificate.not_after,
+            deleted_at=now,
+        )
+    )
     session.delete(certificate)
     session.commit()
     logger.info("certificate-deleted", extra={"certificate_id": certificate_id})
 
 
-def revoked_serials(session: Session) -> list[int]:
-    """Serial numbers of the REVOKED certificates, for the CRL."""
-    return _serials(session, [CertificateStatus.REVOKED])
+def revoked_serials(session: Session, *, now: datetime.datetime | None = None) -> list[int]:
+    """Serial numbers refused for good, for the CRL: REVOKED certificates, and deleted ones that have not
+    expired by ``now`` (after that the device's TLS handshake fails on the date alone)."""
+    now = now or utcnow()
+    revoked = session.scalars(
+        sa.select(Certificate.serial_hex).where(Certificate.status == CertificateStatus.REVOKED)
+    )
+    deleted = session.scalars(
+        sa.select(DeletedCertificate.serial_hex).where(DeletedCertificate.not_after > now)
+    )
+    return sorted({int(serial, 16) for serial in [*revoked, *deleted]})
 
 
 def held_serials(session: Session) -> list[int]:
-    """Serial numbers of certificates on hold (INACTIVE, PENDING_TRANSFER), for the CRL."""
-    return _serials(session, [CertificateStatus.INACTIVE, CertificateStatus.PENDING_TRANSFER])
-
-
-def _serials(session: Session, statuses: list[CertificateStatus]) -> list[int]:
-    hex_serials = session.scalars(sa.select(Certificate.serial_hex).where(Certificate.status.in_(statuses)))
+    """Serial numbers refused for now, for the CRL: certificates on hold (INACTIVE, PENDING_TRANSFER), and
+    any other but REVOKED whose CN is reserved for the cloud's own clients (issued before names were)."""
+    hex_serials = session.scalars(
+        sa.select(Certificate.serial_hex).where(
+            Certificate.status.in_([CertificateStatus.INACTIVE, CertificateStatus.PENDING_TRANSFER])
+            | (
+                Certificate.common_name.startswith(rules.RESERVED_PREFIX, autoescape=True)
+                & (Certificate.status != CertificateStatus.REVOKED)
+            )
+        )
+    )
     return sorted(int(serial, 16) for serial in hex_serials)
 
 

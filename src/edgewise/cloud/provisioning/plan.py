@@ -75,6 +75,7 @@ def plan_provisioning(
     where = join_path(template.path, f"Resources.{thing.name}.Properties")
     thing_name = evaluator.string(join_path(where, "ThingName"), thing.properties["ThingName"])
     rules.check_name(join_path(where, "ThingName"), thing_name)
+    rules.check_unreserved(join_path(where, "ThingName"), thing_name)
     attributes = _optional(evaluator, where, thing.properties, "AttributePayload")
     if attributes is not None:
         if not isinstance(attributes, dict):

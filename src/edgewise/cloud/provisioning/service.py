@@ -4,8 +4,9 @@ ownership tokens nobody redeemed (RegisterThing itself is :mod:`.registration`).
 Template bodies are checked by :mod:`.template`; this module stores them with their pre-provisioning hook.
 Certificates created for a claiming device start INACTIVE (on the CRL, so they cannot connect) and carry an
 ownership token; RegisterThing redeems the token once, before it expires. AWS deletes a certificate whose
-token expired before it was activated or attached; here the CRL is what keeps a certificate out, and a
-deleted row would fall off it, so :func:`clean_up_ownership_tokens` revokes such a certificate instead.
+token expired before it was activated or attached; :func:`clean_up_ownership_tokens` revokes such a
+certificate instead, so an operator still sees it (listed on the CRL either way: a deleted certificate stays
+there until it expires).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from edgewise.cloud.provisioning.template import (
     parse_template,
     policy_document,
 )
+from edgewise.cloud.registry.rules import CLAIM_PREFIX, DEVICE_PREFIX, GENERATED_NAME_BYTES
 from edgewise.cloud.registry.service import Page
 
 logger = logging.getLogger(__name__)
@@ -50,9 +52,6 @@ TEMPLATE_NAME_MAX_LENGTH = 36
 DESCRIPTION_MAX_LENGTH = 500
 #: How long a certificate ownership token can be redeemed with RegisterThing.
 OWNERSHIP_TOKEN_LIFETIME = datetime.timedelta(minutes=5)
-#: CN prefixes of certificates made without a thing; both stay within the broker's user name characters.
-CLAIM_PREFIX = "claim-"
-DEVICE_PREFIX = "device-"
 # One cleanup run handles at most this many expired tokens; the next run takes the rest.
 _CLEANUP_BATCH = 500
 
@@ -254,7 +253,7 @@ def create_claim_certificate(
     certificate, private_key_pem = identity.issue_certificate(
         session,
         authority,
-        CLAIM_PREFIX + secrets.token_hex(12),
+        CLAIM_PREFIX + secrets.token_hex(GENERATED_NAME_BYTES),
         CertificateStatus.ACTIVE,
         valid_days=valid_days,
     )
@@ -280,7 +279,7 @@ def create_claimed_certificate(
     certificate, private_key_pem = identity.issue_certificate(
         session,
         authority,
-        DEVICE_PREFIX + secrets.token_hex(12),
+        DEVICE_PREFIX + secrets.token_hex(GENERATED_NAME_BYTES),
         CertificateStatus.INACTIVE,
         csr_pem=csr_pem,
         fields={"csr": "certificateSigningRequest"},
@@ -300,7 +299,7 @@ def create_claimed_certificate(
 
 def clean_up_ownership_tokens(session: Session, *, now: datetime.datetime | None = None) -> Cleanup:
     """Delete expired ownership tokens, and revoke each one's certificate if it is still INACTIVE and
-    attached to no thing and no policy (AWS deletes it; here a deleted row would fall off the CRL).
+    attached to no thing and no policy (AWS deletes it; revoked, it stays visible to operators).
 
     Each token is deleted and its certificate revoked by statements that re-check the conditions, so a
     RegisterThing that redeems a token at the moment it expires either wins whole or loses whole.

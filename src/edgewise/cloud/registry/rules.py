@@ -2,6 +2,12 @@
 
 The patterns are anchored and use only syntax that Python, pydantic and JSON Schema (ECMA 262) read alike, so
 the same constants drive the service's checks and the OpenAPI schema.
+
+A thing name is also an identity on the gateway: the managed broker takes a device's certificate CN as its
+user name and client id. So some names are reserved (:func:`check_unreserved`): those starting
+``edgewise-``, the client ids of the cloud's own MQTT workers, and those shaped like the CNs the cloud gives
+certificates made before their thing (``claim-`` or ``device-`` and 24 hex digits, fleet provisioning).
+A thing holding one could take a worker's session or share a provisioning identity's ACL entry.
 """
 
 from __future__ import annotations
@@ -21,6 +27,17 @@ DESCRIPTION_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 DESCRIPTION_MAX_LENGTH = 2028
 QUERY_MAX_LENGTH = 1000
 
+#: Client ids and names of the cloud's own MQTT clients start with this; no device identity may.
+RESERVED_PREFIX = "edgewise-"
+#: CN prefixes of the certificates fleet provisioning makes: claim certificates, and device certificates
+#: issued before their thing is named; each is followed by ``GENERATED_NAME_BYTES`` random bytes in hex.
+CLAIM_PREFIX = "claim-"
+DEVICE_PREFIX = "device-"
+GENERATED_NAME_BYTES = 12
+_GENERATED_NAME = re.compile(
+    rf"(?:{re.escape(CLAIM_PREFIX)}|{re.escape(DEVICE_PREFIX)})[0-9a-f]{{{2 * GENERATED_NAME_BYTES}}}"
+)
+
 MAX_ATTRIBUTES = 50
 MAX_GROUP_DEPTH = 7
 MAX_CHILD_GROUPS = 100
@@ -33,6 +50,27 @@ def check_name(field: str, name: str) -> None:
     if not 1 <= len(name) <= NAME_MAX_LENGTH or re.fullmatch(NAME_PATTERN, name) is None:
         raise InvalidRequestError(
             field, f"{name!r} must be 1-{NAME_MAX_LENGTH} characters of letters, digits, ':', '_' and '-'"
+        )
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` belongs to the cloud's own clients, which no device identity may take."""
+    return name.startswith(RESERVED_PREFIX)
+
+
+def check_unreserved(field: str, name: str) -> None:
+    """Raise unless ``name`` may be a device's identity: not the cloud's own, not shaped like a generated CN."""
+    if is_reserved(name):
+        raise InvalidRequestError(
+            field,
+            f"{name!r} is reserved: names starting {RESERVED_PREFIX!r} belong to the cloud's own clients",
+        )
+    if _GENERATED_NAME.fullmatch(name):
+        raise InvalidRequestError(
+            field,
+            f"{name!r} is reserved: {CLAIM_PREFIX!r} or {DEVICE_PREFIX!r} followed by"
+            f" {2 * GENERATED_NAME_BYTES} hex digits is the common name of a certificate made by fleet"
+            " provisioning",
         )
 
 

@@ -87,8 +87,9 @@ def create_thing(
     thing_type_name: str | None = None,
     attributes: Mapping[str, str] | None = None,
 ) -> Thing:
-    """Register a thing called ``name``."""
+    """Register a thing called ``name`` (not a reserved one, see :func:`.rules.check_unreserved`)."""
     rules.check_name("thingName", name)
+    rules.check_unreserved("thingName", name)
     if thing_type_name is not None:
         rules.check_name("thingTypeName", thing_type_name)
     attributes = dict(attributes or {})
