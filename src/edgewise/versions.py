@@ -195,6 +195,29 @@ class Requirement:
             version = Version.parse(version)
         return bool(self._range.test(_semver(str(version))))
 
+    def admits_major(self, major: int) -> bool:
+        """True when some version ``major.x.y`` is inside the range: ``2.4.0``, ``^2.0.0``, ``>=2.5.0 <2.11.0``
+        and ``*`` admit major 2; ``^1.0.0``, ``<2.0.0`` and ``3.x`` do not (npm semantics, prereleases included).
+        """
+        # The lowest version of the major line that a range admits is the line's first version, or a version
+        # one of its comparators names, or the one right after it (for ``>``): trying those is enough.
+        candidates = [Version(major, 0, 0), Version(major, 0, 0, ("0",))]
+        for comparators in self._range.set:
+            for comparator in comparators:
+                if comparator.operator is None:
+                    continue
+                version = Version.parse(str(comparator.semver))
+                if version.major != major:
+                    continue
+                candidates.append(version)
+                if version.is_prerelease:
+                    candidates.append(
+                        Version(major, version.minor, version.patch, (*version.prerelease, "0"))
+                    )
+                elif version.patch < MAX_VERSION_NUMBER:
+                    candidates.append(Version(major, version.minor, version.patch + 1))
+        return any(self.allows(candidate) for candidate in candidates)
+
     def __str__(self) -> str:
         return self._text
 

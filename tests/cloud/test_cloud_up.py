@@ -35,12 +35,15 @@ from tests.waiting import wait_until
 
 
 class CloudProcess:
-    """``python -m edgewise.cli cloud up`` on free ports in ``data_dir``; stops it with SIGTERM on exit."""
+    """``python -m edgewise.cli cloud up`` on free ports (or the given MQTT port) in ``data_dir``; stops it with
+    SIGTERM on exit."""
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *extra: str, env: dict[str, str] | None = None, mqtt_port: int | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.api_port = free_port()
-        self.mqtt_port = free_port()
+        self.mqtt_port = free_port() if mqtt_port is None else mqtt_port
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._stderr = (data_dir.parent / f"{data_dir.name}.stderr").open("w")
         self.data_plane_port = free_port()

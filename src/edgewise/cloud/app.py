@@ -2,7 +2,9 @@
 
 Every error leaves the API as ``{"code": ..., "message": ...}``: domain errors map to a status by type (in
 :data:`ERROR_STATUS`, the one place that does it), request validation errors become 422 ``invalid_request``
-naming the field, and routing errors keep their status.
+naming the field, and routing errors keep their status. A request body is authenticated and capped before it is
+read (:mod:`edgewise.cloud.limits`): ``api_upload_max_bytes`` for artifact uploads, ``api_body_max_bytes``
+for every other route.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from edgewise.cloud.fleet import routes as fleet_routes
 from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
 from edgewise.cloud.jobs import routes as job_routes
+from edgewise.cloud.jobs.secrets import SecretSealer
+from edgewise.cloud.limits import NO_TOKEN, PAYLOAD_TOO_LARGE, BodyLimits, RouteLimit
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.settings import CloudSettings
@@ -62,7 +66,9 @@ ERROR_STATUS: dict[type[CloudError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
 }
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: PAYLOAD_TOO_LARGE}
+#: The one route whose body may be large: an artifact's bytes, streamed to disk.
+_UPLOAD_PATH = re.compile(re.escape(API_PREFIX) + "/artifacts/[^/]+")
 
 
 class HealthPublic(BaseModel):
@@ -196,8 +202,22 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = create_session_factory(engine)
     app.state.certificate_authority = identity_service.load_or_create_ca(settings.data_dir)
+    app.state.secret_sealer = SecretSealer.load_or_create(settings.data_dir)
     app.state.artifact_store = open_artifact_store(
         settings.artifact_store, data_dir=settings.data_dir, endpoint_url=settings.artifact_store_endpoint_url
+    )
+
+    def authenticate(secret: str | None) -> None:
+        if secret is None:
+            raise AuthenticationError(NO_TOKEN)
+        with app.state.sessions() as session:
+            auth_service.authenticate(session, secret)
+
+    app.add_middleware(
+        BodyLimits,
+        authenticate=authenticate,
+        default=settings.api_body_max_bytes,
+        routes=[RouteLimit("PUT", _UPLOAD_PATH, settings.api_upload_max_bytes)],
     )
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

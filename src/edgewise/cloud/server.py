@@ -25,7 +25,8 @@ Data directory layout::
     DIR/edgewise.db          the SQLite store (unless --database-url)
     DIR/admin-token          the first admin API token (0600)
     DIR/ca/ca.pem, ca.key    the certificate authority (key 0600)
-    DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600)
+    DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600),
+                             and mosquitto.pid while it runs (a broker an earlier run left is stopped at start)
     DIR/dataplane/           the data plane's server.pem, server.key and URL signing.key (keys 0600)
     DIR/artifacts/           the artifact store (unless --artifact-store s3://...); DIR/uploads/ stages uploads
     DIR/cloud.json           the API URL, the MQTT endpoint and the CA file, for the CLI and for devices
@@ -450,7 +451,8 @@ async def serve(
 
     Raises:
         CloudStartError: the API port is in use or the API did not start.
-        BrokerStartError: Mosquitto did not start.
+        BrokerStartError: Mosquitto did not start: another process holds one of its ports, another live cloud
+            runs the broker of this data directory, or Mosquitto exited or did not listen in time.
     """
     settings = cloud.settings
     stop = stop or asyncio.Event()
@@ -478,7 +480,9 @@ async def serve(
             await _start_worker(provisioning.start(), cloud.worker_connection)
             fleet_status = FleetStatusWorker(api_app.state.sessions, cloud.worker_connection)
             await _start_worker(fleet_status.start(), cloud.worker_connection)
-            jobs_worker = JobsWorker(api_app.state.sessions, cloud.worker_connection)
+            jobs_worker = JobsWorker(
+                api_app.state.sessions, cloud.worker_connection, sealer=api_app.state.secret_sealer
+            )
             await _start_worker(jobs_worker.start(), cloud.worker_connection)
             await jobs_engine.start()
             if data_plane is not None:

@@ -35,6 +35,16 @@ class CloudSettings(BaseModel):
     artifact_store_endpoint_url: str | None = Field(
         default=None, description="The endpoint of an S3-compatible store (default: AWS S3)"
     )
+    api_body_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        description="The largest request body the API reads (JSON requests)",
+    )
+    api_upload_max_bytes: int = Field(
+        default=8 * 1024**3,
+        ge=1024 * 1024,
+        description="The largest artifact the API takes (streamed to disk)",
+    )
 
     @model_validator(mode="before")
     @classmethod

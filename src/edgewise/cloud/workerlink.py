@@ -3,6 +3,12 @@
 A worker (fleet status, provisioning, jobs...) subscribes to device topics and answers or records what arrives.
 paho's network thread hands each message to the event loop, where ``on_message`` runs as a task; the task set
 is tracked so that :meth:`WorkerLink.close` can abandon what is still running.
+
+Sizes are bounded both ways. A worker takes device payloads of at most ``max_payload`` bytes (AWS IoT Core's
+128 KiB per message by default): it tells the broker so in its CONNECT (Maximum Packet Size), so an MQTT 5
+broker drops larger messages instead of sending them, and drops any that still arrive before parsing them. It
+never sends a packet larger than the Maximum Packet Size the broker announced in its CONNACK: the broker would
+disconnect it, and paho would send the same message again on reconnecting, forever.
 """
 
 from __future__ import annotations
@@ -14,15 +20,42 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.errors import EdgewiseError
 
 logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
+#: The largest payload a worker takes from a device: AWS IoT Core's limit per message.
+DEVICE_PAYLOAD_MAX_BYTES = 128 * 1024
+#: What a PUBLISH packet holds besides its payload, at most: fixed header, topic (65,535 bytes at most in MQTT),
+#: packet identifier and properties.
+PACKET_OVERHEAD_MAX_BYTES = 5 + 2 + 65_535 + 2 + 1024
 _CONNECT_TIMEOUT = 10.0
 _KEEPALIVE = 30
+
+
+class MessageTooLargeError(EdgewiseError):
+    """A message larger than the broker's Maximum Packet Size; sending it would get the worker disconnected."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"A {size}-byte message on {topic!r} is larger than the {limit}-byte packets the broker accepts"
+        )
+        self.topic = topic
+        self.size = size
+        self.limit = limit
+
+
+def publish_packet_size(topic: str, payload: bytes) -> int:
+    """The size of a QoS 1 PUBLISH packet without properties carrying ``payload`` on ``topic``."""
+    remaining = 2 + len(topic.encode()) + 2 + 1 + len(payload)
+    length_bytes = 1 + (remaining >= 128) + (remaining >= 16_384) + (remaining >= 2_097_152)
+    return 1 + length_bytes + remaining
 
 
 class WorkerLink:
@@ -35,11 +68,15 @@ class WorkerLink:
         client_id: str,
         filters: Sequence[str],
         on_message: MessageHandler,
+        max_payload: int = DEVICE_PAYLOAD_MAX_BYTES,
     ) -> None:
         self._connection = connection
         self._client_id = client_id
         self._filters = list(filters)
         self._on_message = on_message
+        self._max_payload = max_payload
+        #: The broker's Maximum Packet Size from its CONNACK; None when it announced none.
+        self._max_packet: int | None = None
         self._ready = threading.Event()
         self._failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,8 +94,14 @@ class WorkerLink:
             ConnectionError: the broker refused the connection or a subscription, or did not answer in 10 s.
         """
         self._loop = asyncio.get_running_loop()
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.MaximumPacketSize = self._max_payload + PACKET_OVERHEAD_MAX_BYTES
         await asyncio.to_thread(
-            self._client.connect, self._connection.host, self._connection.port, _KEEPALIVE
+            self._client.connect,
+            self._connection.host,
+            self._connection.port,
+            _KEEPALIVE,
+            properties=properties,
         )
         self._client.loop_start()
         if not await asyncio.to_thread(self._ready.wait, _CONNECT_TIMEOUT) or self._failure is not None:
@@ -79,16 +122,25 @@ class WorkerLink:
         await asyncio.to_thread(self._client.loop_stop)
 
     def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
-        """Queue a publish (paho sends it from its thread; safe to call from the loop)."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        """Queue a publish (paho sends it from its thread; safe to call from the loop).
+
+        Raises:
+            MessageTooLargeError: the packet would be larger than the broker's Maximum Packet Size.
+        """
+        data = payload.encode() if isinstance(payload, str) else payload
+        size = publish_packet_size(topic, data)
+        if self._max_packet is not None and size > self._max_packet:
+            raise MessageTooLargeError(topic, size, self._max_packet)
+        self._client.publish(topic, data, qos=qos, retain=retain)
 
     def _thread_connected(
-        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
             self._failure = f"the broker refused the connection: {reason}"
             self._ready.set()
             return
+        self._max_packet = getattr(props, "MaximumPacketSize", None)
         # No-local: a worker never receives what it publishes itself, so no reply reaches a request handler.
         client.subscribe(
             [(topic_filter, SubscribeOptions(qos=1, noLocal=True)) for topic_filter in self._filters]
@@ -104,6 +156,15 @@ class WorkerLink:
 
     def _thread_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         assert self._loop is not None
+        if len(message.payload) > self._max_payload:
+            logger.warning(
+                "worker-message-too-large client=%s topic=%s size=%d limit=%d: dropped",
+                self._client_id,
+                message.topic,
+                len(message.payload),
+                self._max_payload,
+            )
+            return
         self._loop.call_soon_threadsafe(self._dispatch, message.topic, bytes(message.payload))
 
     def _dispatch(self, topic: str, payload: bytes) -> None:

@@ -92,3 +92,19 @@ def test_settings_when_invalid_names_the_field(tmp_path: Path, field: str, build
 def test_settings_when_workers_share_the_devices_port_raises(tmp_path: Path) -> None:
     with pytest.raises(BrokerConfigError, match=r"workers\.port"):
         _settings(tmp_path, workers=WorkerListenerSettings.generate(8883))
+
+
+def test_config_caps_every_packet_at_the_max_packet_size(tmp_path: Path) -> None:
+    assert "max_packet_size 4194304" in render_config(_settings(tmp_path)).splitlines()
+    text = render_config(
+        _settings(tmp_path, max_packet_size=200_000, workers=WorkerListenerSettings.generate(1))
+    )
+    # Global: before the first listener, so it binds the workers' listener as much as the devices'.
+    assert text.index("max_packet_size 200000\n") < text.index("listener ")
+
+
+@pytest.mark.parametrize("size", [20, 65_535, 268_435_456])
+def test_a_max_packet_size_out_of_range_names_the_field(tmp_path: Path, size: int) -> None:
+    with pytest.raises(BrokerConfigError, match=f"{size} bytes is not between 65536 and 268435455") as raised:
+        _settings(tmp_path, max_packet_size=size)
+    assert raised.value.field == "max_packet_size"

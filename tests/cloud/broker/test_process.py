@@ -1,17 +1,25 @@
-"""The managed Mosquitto process: start, stop, reload without dropping clients, revocation, restart."""
+"""The managed Mosquitto process: start, stop, reload without dropping clients, revocation, restart, and what
+an earlier run left (a broker, its pid file) or another process holds (a port)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pickle
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.conftest import default_permissions
+from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, running, write_pid_file
 from tests.cloud.broker.pki import Identity, TestAuthority
+from tests.integration.mosquitto import MOSQUITTO
 from tests.waiting import eventually
 
 from edgewise.cloud.broker import (
@@ -24,9 +32,12 @@ from edgewise.cloud.broker import (
     MosquittoBroker,
     RestartPolicy,
     write_acl,
+    write_config,
 )
 
 DeviceFactory = Callable[..., TestClient]
+#: Where the broker records its pid and its owner's, next to its configuration.
+PID_FILE = "mosquitto.pid"
 
 
 def _alive(pid: int) -> bool:
@@ -148,3 +159,119 @@ async def test_disconnect_refuses_a_client_id_that_is_not_a_thing_name(broker: M
 async def test_disconnect_when_stopped_raises(settings: BrokerSettings) -> None:
     with pytest.raises(BrokerNotRunningError):
         await MosquittoBroker(settings).disconnect("A")
+
+
+async def test_start_stops_a_broker_an_earlier_run_left_and_takes_its_ports(settings: BrokerSettings) -> None:
+    assert settings.workers is not None
+    write_config(settings)
+    broker = MosquittoBroker(settings)
+    pid_file = settings.data_dir / PID_FILE
+    with orphan_mosquitto(settings.config_file, settings.devices.port, settings.workers.port) as (
+        orphan,
+        owner,
+    ):
+        write_pid_file(pid_file, pid=orphan, owner=owner)
+        async with broker:
+            assert not running(orphan)
+            pid = broker.statistics().pid
+            assert pid is not None
+            assert pid != orphan
+            assert json.loads(pid_file.read_text())["pid"] == pid
+            # The new broker, not the orphan, answers: a reload is logged by the process we started.
+            await broker.reload()
+        assert not running(pid)
+        assert not pid_file.exists()
+
+
+async def test_start_leaves_a_pid_file_naming_an_unrelated_process_alone(settings: BrokerSettings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    broker = MosquittoBroker(settings)
+    pid_file = settings.data_dir / PID_FILE
+    with subprocess.Popen(["sleep", "600"]) as unrelated:
+        try:
+            write_pid_file(pid_file, pid=unrelated.pid, owner=1)
+            async with broker:
+                assert unrelated.poll() is None
+                assert json.loads(pid_file.read_text())["pid"] == broker.statistics().pid
+        finally:
+            unrelated.kill()
+
+
+async def test_start_refuses_the_data_directory_of_a_broker_whose_owner_still_runs(
+    settings: BrokerSettings,
+) -> None:
+    write_config(settings)
+    broker = MosquittoBroker(settings)
+    pid_file = settings.data_dir / PID_FILE
+    with subprocess.Popen(
+        [str(MOSQUITTO), "-c", str(settings.config_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as other:
+        try:
+            write_pid_file(pid_file, pid=other.pid, owner=os.getpid())
+            with pytest.raises(BrokerStartError, match=rf"Another process \(pid {os.getpid()}\) is running"):
+                await broker.start()
+            assert other.poll() is None
+        finally:
+            other.kill()
+
+
+async def test_start_when_another_process_holds_the_devices_port_names_it(settings: BrokerSettings) -> None:
+    port = settings.devices.port
+    with socket.create_server(("127.0.0.1", port)), pytest.raises(BrokerStartError) as raised:
+        await MosquittoBroker(settings).start()
+    assert str(raised.value).startswith(f"Port {port} (the devices' MQTT port) is held by another process")
+
+
+async def test_start_names_a_broker_without_pid_file_holding_the_port_and_leaves_it_running(
+    settings: BrokerSettings,
+) -> None:
+    """Without a record of who started it, that broker is not provably a leftover: it is only named."""
+    port = settings.devices.port
+    write_config(settings)
+    with orphan_mosquitto(settings.config_file, port) as (orphan, _owner):
+        with pytest.raises(BrokerStartError) as raised:
+            await MosquittoBroker(settings).start()
+        assert running(orphan)
+    message = str(raised.value)
+    assert message.startswith(f"Port {port} (the devices' MQTT port) is held by another process")
+    assert f"Mosquitto (pid {orphan}) is running this data directory's configuration" in message
+
+
+async def test_broker_dies_with_the_process_that_started_it(settings: BrokerSettings, tmp_path: Path) -> None:
+    """A starter killed with SIGKILL cannot stop its broker; the parent-death signal does."""
+    settings_file = tmp_path / "settings.pickle"
+    settings_file.write_bytes(pickle.dumps(settings))
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _START_AND_WAIT, str(settings_file)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert starter.stdout is not None
+        pid = int(starter.stdout.readline())
+        assert running(pid)
+    finally:
+        starter.kill()
+        starter.wait()
+    try:
+        await eventually(
+            lambda: not running(pid), what=f"Mosquitto (pid {pid}) to exit after its starter died"
+        )
+    finally:
+        kill_if_it_runs(pid, settings.config_file)
+
+
+_START_AND_WAIT = """\
+import asyncio, pickle, sys
+from pathlib import Path
+from edgewise.cloud.broker import MosquittoBroker
+
+async def main():
+    broker = MosquittoBroker(pickle.loads(Path(sys.argv[1]).read_bytes()))
+    await broker.start()
+    print(broker.statistics().pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""

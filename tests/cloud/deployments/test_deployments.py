@@ -21,6 +21,7 @@ from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundEr
 from edgewise.cloud.jobs import service as jobs
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobStatus, TargetSelection
 from edgewise.cloud.registry import service as registry
+from tests.cloud.jobs.conftest import SEALER
 
 
 def _recipe(name: str, version: str) -> dict[str, Any]:
@@ -66,6 +67,15 @@ def _request(target: str = "plant", version: str = "1.0.0", **fields: Any) -> De
     return DeploymentCreate.model_validate(body)
 
 
+def _huge_request() -> DeploymentCreate:
+    """A deployment whose device document is larger than a job document may be (32 KiB)."""
+    hello = {
+        "componentVersion": "1.0.0",
+        "configurationUpdate": {"merge": json.dumps({"blob": "x" * 40_000})},
+    }
+    return DeploymentCreate.model_validate({"targetArn": "plant", "components": {"com.example.Hello": hello}})
+
+
 def _job(session: Session, deployment: Deployment) -> Job:
     return jobs.get_job(session, deployment.job_id)
 
@@ -73,7 +83,7 @@ def _job(session: Session, deployment: Deployment) -> Job:
 def test_a_group_deployment_is_a_continuous_namespaced_job_carrying_the_device_document(
     fleet: Session,
 ) -> None:
-    deployment = service.create_deployment(fleet, _request())
+    deployment = service.create_deployment(fleet, _request(), sealer=SEALER)
     job = _job(fleet, deployment)
     assert job.namespace_id == "aws-gg-deployment"
     assert job.target_selection is TargetSelection.CONTINUOUS
@@ -97,7 +107,9 @@ def test_a_group_deployment_is_a_continuous_namespaced_job_carrying_the_device_d
 
 
 def test_a_thing_deployment_is_a_snapshot_job(fleet: Session) -> None:
-    deployment = service.create_deployment(fleet, _request(target="arn:aws:iot:us-east-1:123:thing/lonely"))
+    deployment = service.create_deployment(
+        fleet, _request(target="arn:aws:iot:us-east-1:123:thing/lonely"), sealer=SEALER
+    )
     assert _job(fleet, deployment).target_selection is TargetSelection.SNAPSHOT
     assert deployment.document["configurationArn"].endswith(":configuration:thing/lonely:1")
     assert [e.thing_name for e in service.device_executions(fleet, deployment.deployment_id).items] == [
@@ -106,8 +118,8 @@ def test_a_thing_deployment_is_a_snapshot_job(fleet: Session) -> None:
 
 
 def test_a_new_deployment_replaces_the_targets_previous_one(fleet: Session) -> None:
-    first = service.create_deployment(fleet, _request())
-    second = service.create_deployment(fleet, _request(version="1.1.0"))
+    first = service.create_deployment(fleet, _request(), sealer=SEALER)
+    second = service.create_deployment(fleet, _request(version="1.1.0"), sealer=SEALER)
     assert second.revision == 2
     assert second.document["configurationArn"].endswith("thinggroup/plant:2")
     fleet.refresh(first)
@@ -123,7 +135,7 @@ def test_a_new_deployment_replaces_the_targets_previous_one(fleet: Session) -> N
 
 
 def test_cancel_stops_the_rollout_and_cannot_be_repeated(fleet: Session) -> None:
-    deployment = service.create_deployment(fleet, _request())
+    deployment = service.create_deployment(fleet, _request(), sealer=SEALER)
     service.cancel_deployment(fleet, deployment.deployment_id)
     assert service.progress(fleet, deployment).status == "CANCELED"
     assert service.progress(fleet, deployment).counts == {"CANCELED": 3}
@@ -141,6 +153,7 @@ def test_cancel_stops_the_rollout_and_cannot_be_repeated(fleet: Session) -> None
         ),
         (lambda: _request(version="not-semver"), InvalidRequestError, "components.com.example.Hello"),
         (lambda: _request(target="nowhere"), NotFoundError, "nowhere"),
+        (lambda: _huge_request(), InvalidRequestError, "components"),
         (lambda: _request(target="arn:aws:iot:x:y:policy/p"), InvalidRequestError, "targetArn"),
     ],
 )
@@ -148,7 +161,7 @@ def test_a_bad_request_names_the_problem_and_stores_nothing(
     fleet: Session, request_: Any, error: type[Exception], field: str
 ) -> None:
     with pytest.raises(error, match=field.replace(".", r"\.")):
-        service.create_deployment(fleet, request_())
+        service.create_deployment(fleet, request_(), sealer=SEALER)
     fleet.rollback()
     assert fleet.scalar(sa.select(sa.func.count()).select_from(Deployment)) == 0
     assert fleet.scalar(sa.select(sa.func.count()).select_from(Job)) == 0
@@ -157,7 +170,7 @@ def test_a_bad_request_names_the_problem_and_stores_nothing(
 def test_a_component_version_an_active_deployment_uses_cannot_be_deleted(
     fleet: Session, tmp_path: Path
 ) -> None:
-    deployment = service.create_deployment(fleet, _request())
+    deployment = service.create_deployment(fleet, _request(), sealer=SEALER)
     store = LocalArtifactStore(tmp_path / "artifacts")
     with pytest.raises(ConflictError, match=deployment.deployment_id):
         components.delete_component_version(fleet, store, "com.example.Hello", "1.0.0")

@@ -159,6 +159,7 @@ def test_an_unknown_thing_is_not_found_and_nothing_is_stored(session: Session) -
         (_health(components=[{"version": "1.0.0"}]), "componentName"),
         (_health(components=[{"componentName": ""}]), "components[0].componentName"),
         (_health(components=[{"componentName": "a", "isRoot": "yes"}]), "components[0].isRoot"),
+        (_health(components=[{"componentName": "a", "requestedVersion": 2}]), "requestedVersion"),
         (
             _health(components=[{"componentName": "a", "componentStatusDetails": []}]),
             "componentStatusDetails",
@@ -254,9 +255,33 @@ async def test_the_api_shows_devices_their_components_and_presence(
         ("com.example.B", "RUNNING", False),
     ]
 
+    assert [c.get("requestedVersion") for c in components["installedComponents"]] == [None, None]
+
     missing = await admin_api.get("/api/v1/core-devices/ghost")
     assert missing.status_code == 404
     assert "ghost" in missing.json()["message"]
     bad = await admin_api.get("/api/v1/core-devices", params={"status": "SICK"})
     assert bad.status_code == 422
     assert "status" in bad.json()["message"]
+
+
+async def test_the_api_shows_the_requested_version_a_built_in_serves_at_another(
+    admin_api: httpx.AsyncClient, app: Any
+) -> None:
+    assert (await admin_api.post("/api/v1/things", json={"thingName": "sensor-1"})).status_code == 201
+    cli = {
+        "componentName": "aws.greengrass.Cli",
+        "version": "2.12.0",
+        "requestedVersion": "2.4.0",
+        "status": "RUNNING",
+        "isRoot": True,
+    }
+    with app.state.sessions() as session:
+        status.record_health(session, "sensor-1", status.parse_health(_health(components=[cli])))
+
+    components = (await admin_api.get("/api/v1/core-devices/sensor-1/installed-components")).json()
+
+    [installed] = components["installedComponents"]
+    assert installed["componentName"] == "aws.greengrass.Cli"
+    assert installed["componentVersion"] == "2.12.0"
+    assert installed["requestedVersion"] == "2.4.0"

@@ -16,10 +16,13 @@ from edgewise.cloud.jobs import engine, executions, protocol, service, transitio
 from edgewise.cloud.jobs.events import JobChange, JobEvents
 from edgewise.cloud.jobs.models import Job
 from edgewise.cloud.jobs.schemas import JobCreate
+from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.registry import service as registry
 
 START = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
 THINGS = [f"t{number}" for number in range(1, 7)]
+#: A fixed key: what a test seals, the worker it starts opens.
+SEALER = SecretSealer(bytes(range(32)))
 
 
 class FakeClock:
@@ -78,7 +81,7 @@ def create(sessions: sessionmaker[Session], clock: FakeClock, job_id: str = "job
         {"jobId": job_id, "targets": ["t1", "t2"], "document": {"op": "test"}, **fields}
     )
     with sessions() as session:
-        return service.create_job(session, spec, now=clock())
+        return service.create_job(session, spec, sealer=SEALER, now=clock())
 
 
 def latest(sessions: sessionmaker[Session], job_id: str = "job-1") -> dict[str, str]:

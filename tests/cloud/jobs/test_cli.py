@@ -174,3 +174,30 @@ def test_bad_options_are_reported_without_a_request(
     assert refused.exit_code == 1
     assert "inProgressTimeoutInMinutes" in refused.stderr
     assert run(cloud, "job", "describe", "x").exit_code == 1
+
+
+def test_secret_values_in_a_job_document_show_only_as_redacted(cloud: CloudProcess, tmp_path: Path) -> None:
+    secret = {"arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf", "versionId": "v1"}
+    document = tmp_path / "deployment.json"
+    document.write_text(
+        json.dumps(
+            {
+                "components": {
+                    "aws.greengrass.SecretManager": {
+                        "configurationUpdate": {
+                            "merge": {"secrets": [{**secret, "secretString": "pa55-w0rd"}]}
+                        }
+                    }
+                }
+            }
+        )
+    )
+    created = run(
+        cloud, "job", "create", "--job-id", "with-secret", "--targets", "cli-1", "--document", str(document)
+    )
+    described = run(cloud, "job", "describe", "with-secret", "--json")
+    for result in (created, described):
+        assert result.exit_code == 0, result.stderr
+        assert "pa55-w0rd" not in result.stdout + result.stderr
+    shown = json.loads(described.stdout)["document"]["components"]["aws.greengrass.SecretManager"]
+    assert shown["configurationUpdate"]["merge"]["secrets"] == [{**secret, "secretString": "<redacted>"}]

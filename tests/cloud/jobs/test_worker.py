@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgewise.cloud.broker import MosquittoBroker
 from edgewise.cloud.broker.connection import BrokerConnection
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
+from edgewise.cloud.jobs import executions
 from edgewise.cloud.jobs.worker import JobsWorker
 from edgewise.cloud.registry import service as registry
 from tests.cloud.broker.clients import TestClient
@@ -26,7 +28,7 @@ from tests.cloud.broker.conftest import (  # noqa: F401
     identities,
     settings,
 )
-from tests.cloud.jobs.conftest import FakeClock, create
+from tests.cloud.jobs.conftest import SEALER, FakeClock, create, latest
 from tests.waiting import eventually
 
 J = "$aws/things/A/jobs"
@@ -54,7 +56,11 @@ async def start_worker(
 ) -> JobsWorker:
     assert broker.settings.workers is not None
     worker = JobsWorker(
-        sessions, BrokerConnection.for_listener(broker.settings.workers), clock=clock, **options
+        sessions,
+        BrokerConnection.for_listener(broker.settings.workers),
+        sealer=SEALER,
+        clock=clock,
+        **options,
     )
     await worker.start()
     return worker
@@ -165,6 +171,42 @@ async def test_a_device_is_notified_starts_the_job_and_reports_success(
     assert (outcome, described) == ("accepted", {"timestamp": now, "clientToken": "c3"})
 
 
+async def test_a_thing_s_requests_are_answered_in_the_order_it_sent_them(
+    thing_a: TestClient, sessions: sessionmaker[Session], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await asyncio.to_thread(create, sessions, clock, targets=["A"])
+    applying = executions.update
+
+    def slow_update(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        # Widens the window in which a request sent after the update could be read before it is applied.
+        time.sleep(0.3)
+        return applying(*args, **kwargs)
+
+    monkeypatch.setattr(executions, "update", slow_update)
+    start = len(thing_a.messages)
+    for topic, body in (
+        ("job-1/update", {"clientToken": "u1", "status": "IN_PROGRESS", "statusDetails": {"step": "get"}}),
+        ("job-1/get", {"clientToken": "d"}),
+        ("job-1/update", {"clientToken": "u2", "status": "SUCCEEDED", "statusDetails": {"step": "done"}}),
+    ):
+        await asyncio.to_thread(thing_a.publish, f"{J}/{topic}", json.dumps(body).encode())
+
+    replies = await eventually(
+        lambda: (
+            (found := [m for m in thing_a.messages[start:] if m.topic.endswith(("/accepted", "/rejected"))])
+            and len(found) == 3
+            and found
+        ),
+        what="three replies",
+    )
+    tokens = [json.loads(m.payload).get("clientToken") for m in replies]
+    assert tokens == ["u1", "d", "u2"]
+    assert all(m.topic.endswith("/accepted") for m in replies), [m.topic for m in replies]
+    described = json.loads(replies[1].payload)["execution"]
+    assert (described["status"], described["statusDetails"]) == ("IN_PROGRESS", {"step": "get"})
+    assert latest(sessions) == {"A": "SUCCEEDED"}
+
+
 @pytest.mark.parametrize(
     ("topic", "body", "code"),
     [
@@ -258,3 +300,30 @@ async def test_a_store_failure_is_an_internal_error_with_the_client_token(
     outcome, rejected = await Conversation(thing_a).ask("get", {"clientToken": "broken"})
     assert (outcome, rejected["code"], rejected["clientToken"]) == ("rejected", "InternalError", "broken")
     assert rejected["message"] == "The request failed; see the cloud log"
+
+
+async def test_only_the_device_gets_the_secret_values_of_its_job_in_clear(
+    thing_a: TestClient, sessions: sessionmaker[Session], clock: FakeClock
+) -> None:
+    secret = {
+        "arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
+        "versionId": "v1",
+        "secretString": "s3cr3t-value",
+    }
+    document = {
+        "components": {
+            "aws.greengrass.SecretManager": {"configurationUpdate": {"merge": {"secrets": [secret]}}}
+        }
+    }
+    chat = Conversation(thing_a)
+    await asyncio.to_thread(create, sessions, clock, targets=["A"], document=document)
+    with sessions() as session:
+        stored = session.scalar(sa.select(sa.text("document")).select_from(sa.text("jobs")))
+    assert "s3cr3t-value" not in json.dumps(stored)
+    assert (await chat.told("notify-next"))["execution"]["jobDocument"] == document
+    outcome, described = await chat.ask("job-1/get", {})
+    assert (outcome, described["execution"]["jobDocument"]) == ("accepted", document)
+    outcome, started = await chat.ask("start-next", {})
+    assert (outcome, started["execution"]["jobDocument"]) == ("accepted", document)
+    outcome, updated = await chat.ask("job-1/update", {"status": "SUCCEEDED", "includeJobDocument": True})
+    assert (outcome, updated["jobDocument"]) == ("accepted", document)

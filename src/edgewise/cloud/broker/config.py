@@ -10,6 +10,12 @@ The broker has two listeners, each with its own security settings (``per_listene
   file, so an authenticated worker may use every topic. A password rather than a second client
   certificate keeps the worker identity out of the device CA, so no device certificate can ever claim it.
 
+Every packet, from a device or a worker, is at most ``max_packet_size`` bytes (Mosquitto's ``max_packet_size``
+applies to all listeners): a client that sends a larger one is disconnected before the broker reads it whole.
+The default leaves room for the largest messages the cloud itself sends (component resolve answers carrying
+recipes, job documents of up to 32 KiB), while the workers take at most 128 KiB from a device (see
+:mod:`edgewise.cloud.workerlink`).
+
 What refuses client ids and user names containing ``+``, ``#`` or ``/`` (Mosquitto 2.0.11 has no option to
 refuse a CONNECT whose client id differs from the certificate, and ``use_identity_as_username`` skips
 password and dynamic-security authentication, so a client-id binding plugin would never run):
@@ -38,6 +44,10 @@ from edgewise.cloud.broker.errors import BrokerConfigError
 
 #: Mosquitto's own default for ``mosquitto_passwd`` (2.0); the worker password is random, not a human one.
 PASSWORD_ITERATIONS = 101
+#: The largest MQTT packet the managed broker takes by default.
+DEFAULT_MAX_PACKET_SIZE = 4 * 1024 * 1024
+#: Below this a job document (32 KiB) and its reply could not pass; above it MQTT cannot count.
+MAX_PACKET_SIZE_RANGE = (64 * 1024, 268_435_455)
 _SALT_BYTES = 12  # Mosquitto refuses any other salt length
 _CONFIG_UNSAFE = ("\n", "\r", "\0")
 
@@ -111,9 +121,16 @@ class BrokerSettings:
     persistence: bool = True
     #: The account Mosquitto switches to when started as root (it defaults to ``mosquitto``).
     run_as_user: str | None = None
+    #: The largest packet any client may send, in bytes; a client sending a larger one is disconnected.
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
 
     def __post_init__(self) -> None:
         _check_line_safe("data_dir", str(self.data_dir))
+        low, high = MAX_PACKET_SIZE_RANGE
+        if not low <= self.max_packet_size <= high:
+            raise BrokerConfigError(
+                "max_packet_size", f"{self.max_packet_size} bytes is not between {low} and {high}"
+            )
         if self.run_as_user is not None:
             _check_line_safe("run_as_user", self.run_as_user)
         if self.workers is not None and self.workers.port == self.devices.port:
@@ -157,6 +174,7 @@ def render_config(settings: BrokerSettings) -> str:
         "log_type notice",
         "log_type information",
         "connection_messages true",
+        f"max_packet_size {settings.max_packet_size}",
     ]
     if settings.run_as_user is not None:
         lines.append(f"user {settings.run_as_user}")

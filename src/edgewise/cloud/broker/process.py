@@ -11,6 +11,18 @@ discards the device's session. Revoke in that order: write CRL and ACL, :meth:`r
 so the device cannot reconnect in between. The dynamic-security plugin could kick clients too, but it kicks
 every client of a role whenever the role changes (each policy edit would drop devices) and it never sees
 certificate-authenticated clients at connect time, so the ACL file is what we render.
+
+Mosquitto does not outlive the process that started it. It runs in its own session, so a Ctrl-C at the terminal
+reaches only ``cloud up``, which stops it in order; and it is started through a small exec wrapper (the
+interpreter running :data:`_EXEC_WITH_PARENT_DEATH_SIGNAL`) that sets ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` and
+then execs Mosquitto, so the kernel sends it SIGTERM when the starting thread (the event loop's) dies, even by
+SIGKILL. A wrapper rather than ``preexec_fn``, which may deadlock in a process with threads, and rather than
+``setpriv --pdeathsig``, which cannot tell that the parent died before the signal was set (the wrapper
+compares ``getppid()`` with the pid it was given). Whatever escapes the signal (a Mosquitto that switched user)
+is found through the pid file in the data directory and stopped at the next start (:mod:`.orphans`). Before
+Mosquitto starts, its ports are bound once to check them, so another process holding one is named as the cause
+(along with any Mosquitto still running this data directory's configuration) instead of surfacing later as
+workers that cannot connect.
 """
 
 from __future__ import annotations
@@ -18,12 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import logging
+import os
 import random
 import re
 import signal
 import socket
 import ssl
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +59,14 @@ from edgewise.cloud.broker.errors import (
     BrokerReloadError,
     BrokerStartError,
 )
+from edgewise.cloud.broker.orphans import (
+    PID_FILE_NAME,
+    BrokerRecord,
+    processes_running,
+    remove_pid_file,
+    stop_leftover_broker,
+    write_pid_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +77,18 @@ _RELOAD_MARK = "Reloading config."
 #: Mosquitto's own errors ("<time>: Error: ..."), not a client's failed handshake ("OpenSSL Error[0]: ...").
 _RELOAD_ERROR = re.compile(r"^[^:]*: Error")
 _ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 - recognised to probe loopback instead
+#: Run as ``python -I -S -c <this> <owner pid> <argv...>``: ask for SIGTERM when the starting thread dies, then
+#: exec ``argv``. If the owner already died (``getppid()`` differs), nothing would deliver the signal: exit.
+_EXEC_WITH_PARENT_DEATH_SIGNAL = """\
+import ctypes, os, signal, sys
+PR_SET_PDEATHSIG = 1
+owner, argv = int(sys.argv[1]), sys.argv[2:]
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM)) != 0:
+    sys.exit("prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()))
+if os.getppid() != owner:
+    sys.exit("the process starting Mosquitto exited before Mosquitto started")
+os.execv(argv[0], argv)
+"""
 
 
 class BrokerState(enum.Enum):
@@ -138,14 +173,31 @@ class MosquittoBroker:
         pid = process.pid if process is not None and process.returncode is None else None
         return BrokerStatistics(self._state, pid, self._starts, self._crash_total)
 
+    @property
+    def pid_file(self) -> Path:
+        """Where the running broker's pid and its owner's are recorded, for the next start to check."""
+        return self.settings.data_dir / PID_FILE_NAME
+
+    @property
+    def argv(self) -> list[str]:
+        """Mosquitto's command line; the wrapper execs exactly this."""
+        return [str(self._executable), "-c", str(self.settings.config_file)]
+
     async def start(self) -> None:
-        """Write the configuration, start Mosquitto and return once its TLS listener answers.
+        """Stop a broker an earlier run on this data directory left, write the configuration, start Mosquitto
+        and return once its TLS listener answers.
 
         Raises:
-            BrokerStartError: Mosquitto exited or did not listen within the start timeout.
+            BrokerStartError: a broker of another live process uses this data directory; another process holds
+                one of the ports; Mosquitto exited or did not listen within the start timeout.
         """
         if self._supervisor is not None:
             raise RuntimeError("the broker is already started")
+        leftover = await asyncio.to_thread(
+            stop_leftover_broker, self.pid_file, self.argv, grace=self._stop_grace
+        )
+        if leftover is not None:
+            logger.warning("broker-leftover-stopped pid=%d", leftover)
         await asyncio.to_thread(write_config, self.settings)
         await self._launch()
         self._supervisor = asyncio.create_task(self._supervise(), name="mosquitto-supervisor")
@@ -230,25 +282,34 @@ class MosquittoBroker:
 
     async def _launch(self) -> None:
         self._state = BrokerState.STARTING
+        await asyncio.to_thread(self._check_can_start)
         stderr_path = self.settings.data_dir / "mosquitto.stderr"
         try:
             with stderr_path.open("ab") as stderr:
                 process = self._process = await asyncio.create_subprocess_exec(
-                    str(self._executable),
+                    sys.executable,
+                    "-I",
+                    "-S",
                     "-c",
-                    str(self.settings.config_file),
+                    _EXEC_WITH_PARENT_DEATH_SIGNAL,
+                    str(os.getpid()),
+                    *self.argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=stderr,
                     stderr=stderr,
                     # Its own session: Ctrl-C in the terminal reaches `cloud up`, which stops the broker in
                     # order, instead of reaching Mosquitto directly (which the supervisor would see as a crash).
+                    # A kill of the cloud's group still ends it, through the parent-death signal.
                     start_new_session=True,
                 )
         except OSError as exc:
             raise BrokerStartError(
-                f"Cannot run {self._executable}: {exc}", exit_code=None, log_tail=""
+                f"Cannot run {self._executable} through {sys.executable}: {exc}", exit_code=None, log_tail=""
             ) from exc
         self._starts += 1
+        await asyncio.to_thread(
+            write_pid_file, self.pid_file, BrokerRecord(pid=process.pid, owner=os.getpid())
+        )
         try:
             await self._wait_listening(process, self._clock() + self._start_timeout)
         except BrokerStartError:
@@ -261,6 +322,34 @@ class MosquittoBroker:
             self.settings.devices.port,
             self.settings.workers.port if self.settings.workers else None,
         )
+
+    def _check_can_start(self) -> None:
+        """Fail before starting Mosquitto if it could not run or listen. Blocks (binds each port once).
+
+        Raises:
+            BrokerStartError: the executable is missing, or a port is held by another process.
+        """
+        if not os.access(self._executable, os.X_OK):
+            raise BrokerStartError(
+                f"Cannot run {self._executable}: it is missing or not executable", exit_code=None, log_tail=""
+            )
+        devices, workers = self.settings.devices, self.settings.workers
+        listeners = [(devices.host, devices.port, "the devices' MQTT port")]
+        if workers is not None:
+            listeners.append(("127.0.0.1", workers.port, "the workers' MQTT port"))
+        for host, port, what in listeners:
+            if not _port_in_use(host, port, what):
+                continue
+            message = f"Port {port} ({what}) is held by another process, so the broker cannot listen on {host}:{port}"
+            leftovers = ", ".join(str(pid) for pid in processes_running(self.argv))
+            if leftovers:
+                message += (
+                    f"; Mosquitto (pid {leftovers}) is running this data directory's configuration, probably "
+                    "left by a cloud that ended without stopping it: stop it and start again"
+                )
+            else:
+                message += "; stop that process or choose another port"
+            raise BrokerStartError(message, exit_code=None, log_tail="")
 
     async def _wait_listening(self, process: asyncio.subprocess.Process, deadline: float) -> None:
         devices = self.settings.devices
@@ -322,6 +411,7 @@ class MosquittoBroker:
                 logger.warning("broker-kill pid=%d grace_s=%.1f", process.pid, self._stop_grace)
                 process.kill()
         await process.wait()
+        await asyncio.to_thread(remove_pid_file, self.pid_file, process.pid)
 
     def _log_tail(self) -> str:
         """The end of Mosquitto's log and of its own output (config errors go there). Blocks."""
@@ -330,6 +420,29 @@ class MosquittoBroker:
             if path.exists():
                 parts.append(path.read_text(encoding="utf-8", errors="replace")[-2000:])
         return "\n".join(parts).strip()
+
+
+def _port_in_use(host: str, port: int, what: str) -> bool:
+    """Whether another process holds ``host``:``port``: bound as Mosquitto will (with SO_REUSEADDR), then let
+    go. Blocks.
+
+    Raises:
+        BrokerStartError: the address cannot be bound for another reason (not local, not permitted).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise BrokerStartError(
+                f"The broker cannot listen on {host}:{port} ({what}): {exc.strerror}",
+                exit_code=None,
+                log_tail="",
+            ) from exc
+    return False
 
 
 def _file_size(path: Path) -> int:

@@ -222,6 +222,9 @@ async def upload_artifact(
     offset: Annotated[int, Query(ge=0, le=_MAX_SIZE, description="Where the body starts in the file")] = 0,
 ) -> ArtifactUploadPublic:
     """Upload an artifact's bytes from ``offset`` on; stored once all ``size`` bytes have arrived and match."""
+    most: int = request.app.state.settings.api_upload_max_bytes
+    if size > most:
+        raise InvalidRequestError("size", f"{size} bytes is more than the {most} bytes an artifact may have")
     try:
         upload = await uploads.receive(sha256, offset=offset, size=size, chunks=request.stream())
     except ClientDisconnect:

@@ -29,7 +29,7 @@ from edgewise.cloud.broker.connection import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.models import ComponentVersion
 from edgewise.cloud.dataplane.signing import UrlSigner
-from edgewise.cloud.workerlink import WorkerLink
+from edgewise.cloud.workerlink import MessageTooLargeError, WorkerLink
 from edgewise.versions import Requirement, VersionError
 
 logger = logging.getLogger(__name__)
@@ -179,7 +179,12 @@ class ResolveWorker:
             logger.exception("resolve-failed thing=%s", thing)
             failure = ResolveRejected("InternalError", "The request failed; see the cloud log")
             reply, outcome = self._rejection(payload, failure), "rejected"
-        self._link.publish(f"{topic}/{outcome}", json.dumps(reply))
+        try:
+            self._link.publish(f"{topic}/{outcome}", json.dumps(reply))
+        except MessageTooLargeError as exc:
+            logger.warning("resolve-reply-too-large thing=%s: %s", thing, exc)
+            too_large = ResolveRejected("InvalidRequest", f"{exc}; ask for fewer components at a time")
+            self._link.publish(f"{topic}/rejected", json.dumps(self._rejection(payload, too_large)))
 
     def _rejection(self, payload: bytes, exc: ResolveRejected) -> dict[str, Any]:
         reply: dict[str, Any] = {"timestamp": int(self._clock()), "code": exc.code, "message": str(exc)}

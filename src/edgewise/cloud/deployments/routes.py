@@ -21,6 +21,7 @@ from edgewise.cloud.deployments.schemas import (
     DeviceDeploymentsPublic,
 )
 from edgewise.cloud.errors import ERROR_RESPONSES
+from edgewise.cloud.jobs import secrets
 
 DeploymentId = Annotated[
     str, Path(alias="deploymentId", min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
@@ -44,7 +45,7 @@ def deployment_public(session: Session, deployment: Deployment) -> DeploymentPub
         deployment_status=progress.status,
         iot_job_id=deployment.job_id,
         iot_job_arn=service.job_arn(deployment.job_id),
-        components=deployment.components,
+        components=secrets.redact_components(deployment.components),
         deployment_policies=deployment.deployment_policies,
         iot_job_configuration=deployment.iot_job_configuration,
         creation_timestamp=deployment.created_at,
@@ -54,9 +55,11 @@ def deployment_public(session: Session, deployment: Deployment) -> DeploymentPub
 
 
 @router.post("/deployments", status_code=status.HTTP_201_CREATED)
-def create_deployment(session: SessionDep, request: DeploymentCreate) -> DeploymentCreated:
+def create_deployment(
+    session: SessionDep, sealer: secrets.SealerDep, request: DeploymentCreate
+) -> DeploymentCreated:
     """Deploy components to a thing or thing group; replaces the target's previous deployment."""
-    deployment = service.create_deployment(session, request)
+    deployment = service.create_deployment(session, request, sealer=sealer)
     return DeploymentCreated(
         deployment_id=deployment.deployment_id,
         iot_job_id=deployment.job_id,

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.components import service as components
 from edgewise.cloud.components.service import RESERVED_PREFIX
 from edgewise.cloud.db import utcnow
+from edgewise.cloud.deployments.aws_components import check_aws_components
 from edgewise.cloud.deployments.models import Deployment
 from edgewise.cloud.deployments.schemas import DeploymentCreate, DeploymentStatus
 from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -32,6 +34,7 @@ from edgewise.cloud.jobs import service as jobs
 from edgewise.cloud.jobs import targets
 from edgewise.cloud.jobs.models import Job, JobExecution, JobStatus, TargetSelection
 from edgewise.cloud.jobs.schemas import JobCreate
+from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.registry.service import Page
 
 logger = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ def target_arn(deployment: Deployment) -> str:
 def _check_components(session: Session, request: DeploymentCreate) -> None:
     for name, specification in request.components.items():
         if name.startswith(RESERVED_PREFIX):
-            continue  # built into the runtime; the device checks the version it provides
+            continue  # a built-in, or an AWS component check_aws_components refused already
         try:
             components.get_component_version(session, name, specification.component_version)
         except (NotFoundError, InvalidRequestError) as exc:
@@ -135,18 +138,25 @@ def _stop_job(session: Session, job: Job | None, *, comment: str) -> None:
 
 
 def create_deployment(
-    session: Session, request: DeploymentCreate, *, now: datetime.datetime | None = None
+    session: Session,
+    request: DeploymentCreate,
+    *,
+    sealer: SecretSealer,
+    now: datetime.datetime | None = None,
 ) -> Deployment:
-    """Create a deployment and its job; the target's previous deployment becomes INACTIVE. Commits.
+    """Create a deployment and its job; the target's previous deployment becomes INACTIVE. Commits. Secret
+    values (of ``aws.greengrass.SecretManager``) are stored sealed by ``sealer``, in the deployment and its job.
 
     Raises:
-        InvalidRequestError: the target or a component version is malformed or not published.
+        InvalidRequestError: the target or a component version is malformed or not published, or a secret value
+            is not a string (the redaction marker of an API view included).
         NotFoundError: the target does not exist.
     """
     now = now or utcnow()
     target = targets.resolve(session, "targetArn", request.target_arn)
     if not request.components:
         raise InvalidRequestError("components", "names no component; a deployment needs at least one")
+    check_aws_components(session, request.components)
     _check_components(session, request)
     previous = _latest_for(session, target)
     revision = 1 + (
@@ -158,22 +168,42 @@ def create_deployment(
         or 0
     )
     deployment_id = str(uuid.uuid4())
+    requested = sealer.seal_components(
+        {
+            name: specification.model_dump(by_alias=True, exclude_none=True, mode="json")
+            for name, specification in request.components.items()
+        },
+        job_id=deployment_id,
+    )
     document = device_document(
         request, deployment_id=deployment_id, target=target, revision=revision, created=now
     )
     iot_job = request.iot_job_configuration
-    spec = JobCreate(
-        job_id=deployment_id,
-        targets=[target.arn],
-        document=document,
-        description=f"Deployment {request.deployment_name or deployment_id} (revision {revision} of {target.arn})",
-        namespace_id=DEPLOYMENT_NAMESPACE,
-        target_selection=TargetSelection.CONTINUOUS if target.kind == "group" else TargetSelection.SNAPSHOT,
-        job_executions_rollout_config=iot_job.job_executions_rollout_config,
-        abort_config=iot_job.abort_config,
-        timeout_config=iot_job.timeout_config,
-        job_executions_retry_config=iot_job.job_executions_retry_config,
-    )
+    try:
+        spec = JobCreate(
+            job_id=deployment_id,
+            targets=[target.arn],
+            document=document,
+            description=f"Deployment {request.deployment_name or deployment_id} (revision {revision} of {target.arn})",
+            namespace_id=DEPLOYMENT_NAMESPACE,
+            target_selection=TargetSelection.CONTINUOUS
+            if target.kind == "group"
+            else TargetSelection.SNAPSHOT,
+            job_executions_rollout_config=iot_job.job_executions_rollout_config,
+            abort_config=iot_job.abort_config,
+            timeout_config=iot_job.timeout_config,
+            job_executions_retry_config=iot_job.job_executions_retry_config,
+        )
+    except ValidationError as exc:
+        # What the request holds is valid on its own; only the document built from it (its configuration
+        # merges, mostly) can break a job's rules. The values are left out: they may be secrets.
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))} {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise InvalidRequestError(
+            "components", f"the device document they make is refused: {problems}"
+        ) from None
     if previous is not None:
         previous.is_latest_for_target = False
         previous.ended_as = previous.ended_as or INACTIVE
@@ -183,13 +213,10 @@ def create_deployment(
         target_kind=target.kind,
         target_name=target.name,
         revision=revision,
-        components={
-            name: specification.model_dump(by_alias=True, exclude_none=True, mode="json")
-            for name, specification in request.components.items()
-        },
+        components=requested,
         deployment_policies=request.deployment_policies.model_dump(by_alias=True, mode="json"),
         iot_job_configuration=iot_job.model_dump(by_alias=True, exclude_none=True, mode="json"),
-        document=document,
+        document=sealer.seal(document, job_id=deployment_id),
         job_id=deployment_id,
         ended_as=None,
         is_latest_for_target=True,
@@ -198,7 +225,7 @@ def create_deployment(
     session.add(deployment)
     session.flush()
     # create_job commits, and with it the deployment row and the previous one's demotion.
-    jobs.create_job(session, spec, now=now)
+    jobs.create_job(session, spec, sealer=sealer, now=now)
     if previous is not None:
         _stop_job(session, _job(session, previous), comment=f"Replaced by deployment {deployment_id}")
     logger.info(

@@ -75,6 +75,7 @@ def list_installed_components(session: SessionDep, thing_name: ThingName) -> Ins
         InstalledComponentPublic(
             component_name=name,
             component_version=entry.get("version", ""),
+            requested_version=entry.get("requestedVersion"),
             lifecycle_state=entry.get("status", ""),
             is_root=bool(entry.get("isRoot", False)),
             lifecycle_status_details=entry.get("componentStatusDetails"),

@@ -45,6 +45,9 @@ class InstalledComponentPublic(_Public):
 
     component_name: str
     component_version: str
+    #: What the deployment or a dependency asked for, where the device serves another version: a built-in
+    #: serves every requested version of its major line (``2.4.0`` asked, ``2.12.0`` served).
+    requested_version: str | None = None
     lifecycle_state: str
     is_root: bool
     lifecycle_status_details: dict[str, Any] | None

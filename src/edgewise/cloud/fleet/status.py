@@ -96,6 +96,8 @@ def _component(index: int, entry: object) -> dict[str, Any]:
         raise InvalidRequestError(f"{where}.componentName", "must not be empty")
     if not isinstance(component["isRoot"], bool):
         raise InvalidRequestError(f"{where}.isRoot", "must be true or false")
+    if entry.get("requestedVersion") is not None:
+        component["requestedVersion"] = _string(entry, "requestedVersion", limit=256)
     details = entry.get("componentStatusDetails")
     if details is not None:
         if not isinstance(details, dict):

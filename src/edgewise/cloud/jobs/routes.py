@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from edgewise.cloud.auth import require_access
 from edgewise.cloud.db import SessionDep
 from edgewise.cloud.errors import ERROR_RESPONSES
-from edgewise.cloud.jobs import rules, service, targets
+from edgewise.cloud.jobs import rules, secrets, service, targets
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
 from edgewise.cloud.jobs.schemas import (
     AbortConfig,
@@ -79,7 +79,7 @@ def job_public(job: Job, counts: dict[ExecutionStatus, int]) -> JobPublic:
     return JobPublic(
         **job_summary(job).model_dump(),
         targets=[targets.Target.from_json(target).arn for target in job.targets],
-        document=job.document,
+        document=secrets.redact(job.document),
         description=job.description,
         job_executions_rollout_config=(
             RolloutConfig.model_validate(job.rollout_config) if job.rollout_config is not None else None
@@ -137,9 +137,9 @@ def _described(session: SessionDep, job: Job) -> JobPublic:
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
-def create_job(session: SessionDep, request: JobCreate) -> JobPublic:
+def create_job(session: SessionDep, sealer: secrets.SealerDep, request: JobCreate) -> JobPublic:
     """Create a job for things and thing groups, and start rolling it out."""
-    return _described(session, service.create_job(session, request))
+    return _described(session, service.create_job(session, request, sealer=sealer))
 
 
 @router.get("/jobs")

@@ -31,6 +31,7 @@ from edgewise.cloud.errors import AlreadyExistsError, ConflictError, InvalidRequ
 from edgewise.cloud.jobs import rollout, targets, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
 from edgewise.cloud.jobs.schemas import JobCreate
+from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.registry import rules as registry_rules
 from edgewise.cloud.registry.service import Page
 
@@ -46,9 +47,18 @@ def _check_page(limit: int, offset: int) -> None:
         raise InvalidRequestError("offset", f"{offset} is negative")
 
 
-def create_job(session: Session, spec: JobCreate, *, now: datetime.datetime | None = None) -> Job:
-    """Create the job ``spec`` describes and queue its first executions."""
+def create_job(
+    session: Session, spec: JobCreate, *, sealer: SecretSealer, now: datetime.datetime | None = None
+) -> Job:
+    """Create the job ``spec`` describes and queue its first executions; secret values in its document (see
+    :mod:`edgewise.cloud.jobs.secrets`) are stored sealed by ``sealer``.
+
+    Raises:
+        InvalidRequestError: a secret value is not a string (the redaction marker of an API view included).
+        AlreadyExistsError: there is a job ``spec.job_id``.
+    """
     now = now or utcnow()
+    document = sealer.seal(spec.document, job_id=spec.job_id)
     if session.scalar(sa.select(Job.id).where(Job.job_id == spec.job_id)) is not None:
         raise AlreadyExistsError(JOB, spec.job_id)
     resolved = targets.resolve_all(session, spec.targets)
@@ -56,7 +66,7 @@ def create_job(session: Session, spec: JobCreate, *, now: datetime.datetime | No
         job_id=spec.job_id,
         namespace_id=spec.namespace_id,
         description=spec.description,
-        document=spec.document,
+        document=document,
         targets=[target.to_json() for target in resolved],
         target_selection=spec.target_selection,
         rollout_config=_config_json(spec.job_executions_rollout_config),

@@ -8,6 +8,11 @@ replies. The thing is the one in the topic: the broker lets a device publish onl
 ``clientToken`` echoed. Each thing may send ``burst`` requests at once and ``requests_per_second`` after that;
 beyond, requests are answered ``RequestThrottled``.
 
+One thing's requests are answered one at a time, in the order they arrived (MQTT delivers one client's messages
+in order): a device that reports IN_PROGRESS then SUCCEEDED, or reports and then asks what is next, must see
+the first request applied before the second is read, and no update may overwrite another read at the same
+version. Different things are answered concurrently.
+
 Notifications: the worker listens to :class:`JobEvents` of its session factory and, for every batch of
 committed execution changes (from the API, the engine or its own answers), publishes what
 :mod:`edgewise.cloud.jobs.notifications` plans.
@@ -16,11 +21,12 @@ committed execution changes (from the API, the engine or its own answers), publi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,7 +37,8 @@ from edgewise.cloud.jobs import executions, notifications, protocol
 from edgewise.cloud.jobs.engine import Clock
 from edgewise.cloud.jobs.events import JobChange, JobEvents
 from edgewise.cloud.jobs.protocol import JobsRejection, Operation
-from edgewise.cloud.workerlink import WorkerLink
+from edgewise.cloud.jobs.secrets import SecretSealer
+from edgewise.cloud.workerlink import MessageTooLargeError, WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +91,18 @@ class JobsWorker:
         sessions: sessionmaker[Session],
         connection: BrokerConnection,
         *,
+        sealer: SecretSealer,
         clock: Clock = utcnow,
         requests_per_second: float = 20.0,
         burst: int = 40,
     ) -> None:
         self._sessions = sessions
+        self._sealer = sealer
         self._clock = clock
         self._throttle = ThingThrottle(requests_per_second, burst)
         self._changes: list[JobChange] = []
+        #: Per thing with requests in flight: the lock that orders them, and how many hold or wait for it.
+        self._queues: dict[str, tuple[asyncio.Lock, int]] = {}
         self._notifying: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._link = WorkerLink(
@@ -120,7 +131,11 @@ class JobsWorker:
         await self._link.close()
 
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
-        self._link.publish(topic, json.dumps(body, separators=(",", ":")))
+        try:
+            self._link.publish(topic, json.dumps(body, separators=(",", ":")))
+        except MessageTooLargeError as exc:
+            # Only a pending list of tens of thousands of jobs gets there (documents are at most 32 KiB).
+            logger.error("jobs-message-dropped: %s", exc)
 
     async def _answer(self, topic: str, payload: bytes) -> None:
         token = protocol.client_token_of(payload)
@@ -133,20 +148,34 @@ class JobsWorker:
                     "RequestThrottled", f"Thing {operation.thing_name!r} sends requests too fast; slow down"
                 )
             request = protocol.parse_request(operation.kind, payload)
-            reply = await asyncio.to_thread(self._handle, operation, request)
-            outcome = "accepted"
+            async with self._in_order(operation.thing_name):
+                reply = await asyncio.to_thread(self._handle, operation, request)
+                self._publish(f"{topic}/accepted", reply)
+            return
         except JobsRejection as exc:
-            reply, outcome = (
-                exc.payload(client_token=token, timestamp=protocol.timestamp(self._clock())),
-                "rejected",
-            )
+            reply = exc.payload(client_token=token, timestamp=protocol.timestamp(self._clock()))
             logger.info("jobs-request-rejected topic=%s code=%s: %s", topic, exc.code, exc)
         except Exception:
             logger.exception("jobs-request-failed topic=%s", topic)
             rejection = JobsRejection("InternalError", "The request failed; see the cloud log")
             reply = rejection.payload(client_token=token, timestamp=protocol.timestamp(self._clock()))
-            outcome = "rejected"
-        self._publish(f"{topic}/{outcome}", reply)
+        self._publish(f"{topic}/rejected", reply)
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, thing: str) -> AsyncIterator[None]:
+        """Hold ``thing``'s turn: requests enter in the order they call this (asyncio's lock is first come,
+        first served, and each message's task calls it before its first await)."""
+        lock, users = self._queues.get(thing, (asyncio.Lock(), 0))
+        self._queues[thing] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._queues[thing]
+            if users == 1:
+                del self._queues[thing]
+            else:
+                self._queues[thing] = (lock, users - 1)
 
     def _handle(self, operation: Operation, request: protocol.Request) -> dict[str, Any]:
         """The accepted reply to ``request``. Blocks."""
@@ -163,6 +192,7 @@ class JobsWorker:
             else:
                 assert operation.job_id is not None
                 body = executions.update(session, thing, namespace, operation.job_id, request, now=now)
+        body = self._for_device(body, operation.job_id)
         return protocol.with_token({**body, "timestamp": protocol.timestamp(now)}, request.client_token)
 
     def _on_changes(self, changes: Sequence[JobChange]) -> None:
@@ -183,4 +213,16 @@ class JobsWorker:
 
     def _plan(self, changes: Sequence[JobChange]) -> list[notifications.Message]:
         with self._sessions() as session:
-            return notifications.plan_from_store(session, changes, now=self._clock())
+            messages = notifications.plan_from_store(session, changes, now=self._clock())
+        return [replace(message, payload=self._for_device(message.payload, None)) for message in messages]
+
+    def _for_device(self, body: dict[str, Any], job_id: str | None) -> dict[str, Any]:
+        """``body`` with the secret values of its job document opened: the only message that carries them
+        goes to the thing with an execution of the job, over its own connection. Blocks (CPU)."""
+        execution = body.get("execution")
+        if isinstance(execution, dict) and "jobDocument" in execution:
+            document = self._sealer.open(execution["jobDocument"], job_id=execution["jobId"])
+            return {**body, "execution": {**execution, "jobDocument": document}}
+        if "jobDocument" in body and job_id is not None:
+            return {**body, "jobDocument": self._sealer.open(body["jobDocument"], job_id=job_id)}
+        return body
