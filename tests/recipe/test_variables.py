@@ -14,6 +14,7 @@ from edgewise.recipe import (
     Skipif,
     VariableContext,
     interpolate,
+    interpolate_configuration,
     interpolate_lifecycle,
     load_recipe,
     select_lifecycle,
@@ -193,3 +194,24 @@ def test_cross_component_recipe_resolves_only_its_direct_dependency() -> None:
         " --root /greengrass/v2"
         " --other {com.example.Unrelated:artifacts:path}"
     )
+
+
+def test_interpolate_configuration_replaces_strings_at_any_depth_but_never_keys() -> None:
+    context = VariableContext(
+        component=ComponentVariables.from_root(ROOT, "com.example.App", "1.0.0", {"name": "{iot:thingName}"}),
+        kernel_root_path=ROOT,
+        thing_name="thing-1",
+    )
+    value = {
+        "{iot:thingName}": "key stays",
+        "list": ["{work:path}", 3, None, ["{iot:thingName}"], {"x": "{configuration:/name}"}],
+        "flag": True,
+        "number": 1.5,
+    }
+
+    assert interpolate_configuration(value, context) == {
+        "{iot:thingName}": "key stays",
+        "list": [f"{ROOT}/work/com.example.App", 3, None, ["thing-1"], {"x": "{iot:thingName}"}],
+        "flag": True,
+        "number": 1.5,
+    }

@@ -42,6 +42,15 @@ def start(
     config: Annotated[
         Path | None, typer.Option(help="Runtime configuration file (YAML: thingName, cloud connection).")
     ] = None,
+    cgroup_root: Annotated[
+        Path | None, typer.Option(help="cgroup v2 directory for components with systemResourceLimits.")
+    ] = None,
+    reboot_command: Annotated[
+        str | None, typer.Option(help="Command that reboots the device when a Bootstrap step asks (101).")
+    ] = None,
+    ipc_handshake_timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds an IPC connection has to authenticate.")
+    ] = None,
 ) -> None:
     """Run the runtime in the foreground until SIGTERM or Ctrl-C."""
     args = [sys.executable, "-m", "edgewise.runtime", "--root", str(root), "--thing-name", thing_name]
@@ -50,6 +59,12 @@ def start(
         args += ["--run-as", run_as]
     if config is not None:
         args += ["--config", str(config)]
+    if cgroup_root is not None:
+        args += ["--cgroup-root", str(cgroup_root)]
+    if reboot_command is not None:
+        args += ["--reboot-command", reboot_command]
+    if ipc_handshake_timeout is not None:
+        args += ["--ipc-handshake-timeout", str(ipc_handshake_timeout)]
     # Exec, so the long-running process carries none of the CLI's modules.
     os.execv(sys.executable, args)
 
@@ -81,13 +96,13 @@ def _parse_update_config(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _parse_run_with(values: list[str]) -> dict[str, dict[str, str]]:
+def _parse_run_with(values: list[str], option: str = "--run-with") -> dict[str, dict[str, str]]:
     run_with: dict[str, dict[str, str]] = {}
     for item in values:
         name, sep, setting = item.partition(":")
         key, eq, user = setting.partition("=")
         if not sep or not eq or key != "posixUser" or not name:
-            fail(f"--run-with: expected NAME:posixUser=USER[:GROUP], got {item!r}")
+            fail(f"{option}: expected NAME:posixUser=USER[:GROUP], got {item!r}")
         run_with[name] = {"posixUser": user}
     return run_with
 
@@ -216,9 +231,10 @@ def components_table(components: list[dict[str, Any]]) -> Table:
     for component in components:
         state = component["state"]
         style = STATE_STYLES.get(state, "")
-        table.add_row(
-            component["componentName"], component["version"], f"[{style}]{state}[/]" if style else state
-        )
+        version = component["version"]
+        if "requestedVersion" in component:
+            version += f" (requested {component['requestedVersion']})"
+        table.add_row(component["componentName"], version, f"[{style}]{state}[/]" if style else state)
     return table
 
 

@@ -21,7 +21,13 @@ from edgewise.recipe._model import (
 )
 from edgewise.recipe._parse import load_recipe, parse_recipe
 from edgewise.recipe._platform import detect_platform, platform_matches, select_manifest
-from edgewise.recipe._variables import ComponentVariables, VariableContext, interpolate, interpolate_lifecycle
+from edgewise.recipe._variables import (
+    ComponentVariables,
+    VariableContext,
+    interpolate,
+    interpolate_configuration,
+    interpolate_lifecycle,
+)
 
 __all__ = [
     "STEP_NAMES",
@@ -43,6 +49,7 @@ __all__ = [
     "VariableContext",
     "detect_platform",
     "interpolate",
+    "interpolate_configuration",
     "interpolate_lifecycle",
     "load_recipe",
     "parse_recipe",

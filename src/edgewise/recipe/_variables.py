@@ -85,6 +85,20 @@ def interpolate_lifecycle(lifecycle: Lifecycle, context: VariableContext) -> Lif
     )
 
 
+def interpolate_configuration(value: Any, context: VariableContext) -> Any:
+    """A JSON value with variables replaced in every string, at any depth of objects and lists (not in keys).
+
+    This is what the nucleus option ``interpolateComponentConfiguration`` does to a component's configuration.
+    """
+    if isinstance(value, str):
+        return interpolate(value, context)
+    if isinstance(value, Mapping):
+        return {key: interpolate_configuration(item, context) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [interpolate_configuration(item, context) for item in value]
+    return value
+
+
 def _interpolate_step(step: LifecycleStep, context: VariableContext) -> LifecycleStep:
     skipif = step.skipif
     if skipif is not None:

@@ -10,11 +10,13 @@ import asyncio
 import logging
 import logging.handlers
 import re
+import shlex
 import sys
 from pathlib import Path
 
 from edgewise.runtime.cloudlink import CloudLinkError, ConfigFileError, RuntimeFileSettings, load_config_file
-from edgewise.runtime.kernel import Kernel, RootBusyError
+from edgewise.runtime.kernel import Kernel, RootBusyError, restart_in_place
+from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.settings import RuntimeSettings
 
 THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
@@ -47,6 +49,23 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument(
+        "--cgroup-root",
+        type=Path,
+        default=RuntimeSettings.cgroup_root,
+        help="cgroup v2 directory under which components with systemResourceLimits get their cgroup",
+    )
+    parser.add_argument(
+        "--reboot-command",
+        default=" ".join(RuntimeSettings.reboot_command),
+        help="command (split like a shell, never run by one) that reboots the device for a Bootstrap step",
+    )
+    parser.add_argument(
+        "--ipc-handshake-timeout",
+        type=float,
+        default=RuntimeSettings.ipc_handshake_timeout,
+        help="seconds an IPC connection has to authenticate before it is closed",
+    )
+    parser.add_argument(
         "--config", type=Path, default=None, help="runtime configuration file (YAML; docs/configuration.md)"
     )
     args = parser.parse_args(argv)
@@ -66,6 +85,11 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
         parser.error("--error-threshold: must be at least 1")
     if args.error_window <= 0:
         parser.error("--error-window: must be a positive number of seconds")
+    if args.ipc_handshake_timeout <= 0:
+        parser.error("--ipc-handshake-timeout: must be a positive number of seconds")
+    reboot_command = tuple(shlex.split(args.reboot_command))
+    if not reboot_command:
+        parser.error("--reboot-command: must name a command")
     return RuntimeSettings(
         root=args.root,
         thing_name=thing_name,
@@ -75,17 +99,24 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
         error_window=args.error_window,
         log_level=args.log_level,
         cloud=file.cloud,
+        ipc_handshake_timeout=args.ipc_handshake_timeout,
+        cgroup_root=args.cgroup_root,
+        reboot_command=reboot_command,
+        artifacts=file.artifacts,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(sys.argv[1:] if argv is None else argv)
     _configure_logging(settings)
+    kernel = Kernel(settings)
     try:
-        asyncio.run(Kernel(settings).run())
+        asyncio.run(kernel.run())
     except (RootBusyError, CloudLinkError) as exc:
         logging.getLogger("edgewise.runtime").error("%s", exc)
         sys.exit(2)
+    if kernel.bootstrap_action is BootstrapAction.RESTART:
+        restart_in_place()
 
 
 if __name__ == "__main__":

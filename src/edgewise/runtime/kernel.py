@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,13 @@ from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import DeploymentService
 from edgewise.runtime.deployment.service import SERVICES
 from edgewise.runtime.files import write_atomically
+from edgewise.runtime.greengrass_cli_script import write_greengrass_cli
 from edgewise.runtime.ipc.auth import TokenTable
 from edgewise.runtime.ipc.authorization import CLI_IDENTITY, Authorizer
 from edgewise.runtime.ipc.server import IpcServer
 from edgewise.runtime.ipc.services import SERVICE_FACTORIES
 from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
+from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.orphans import kill_orphans
 from edgewise.runtime.paths import RootPaths
@@ -45,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: Unix socket paths are limited to 107 bytes; longer ones are reached through a relative path.
 _MAX_SOCKET_PATH = 107
+#: How long the reboot command may take to return (it usually returns at once and the device goes down).
+_REBOOT_COMMAND_TIMEOUT = 60.0
 
 
 class RootBusyError(EdgewiseError):
@@ -71,6 +76,8 @@ class Kernel:
         self.platform = detect_platform(settings.platform_overrides)
         self.tokens = TokenTable()
         self._stop = asyncio.Event()
+        #: Set when a Bootstrap step asked for a restart or a reboot: what to do once stopped.
+        self.bootstrap_action: BootstrapAction | None = None
         self._followup_scheduled = False
         self._lock = -1
         self.store: ConfigStore
@@ -132,6 +139,11 @@ class Kernel:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def request_bootstrap_restart(self, action: BootstrapAction) -> None:
+        """A Bootstrap step exited with 100 (restart the runtime) or 101 (reboot the device): stop, then do it."""
+        self.bootstrap_action = action
+        self.request_stop()
+
     async def start(self) -> None:
         """Open everything and start the last good set of components."""
         await asyncio.to_thread(self.paths.create)
@@ -146,6 +158,7 @@ class Kernel:
                 error_window=self.settings.error_window,
                 grace_period=self.settings.grace_period,
                 run_as=self.settings.run_as,
+                cgroup_root=self.settings.cgroup_root,
             ),
             environment=self.component_environment,
         )
@@ -155,8 +168,15 @@ class Kernel:
             supervisor=self.supervisor,
             platform=self.platform,
             reconcile=self.reconcile,
+            thing_name=self.settings.thing_name,
+            artifact_limits=self.settings.artifacts,
+            restart=self.request_bootstrap_restart,
         )
-        self.server = IpcServer(self.paths.ipc_socket, authenticate=self.tokens.component_for)
+        self.server = IpcServer(
+            self.paths.ipc_socket,
+            authenticate=self.tokens.component_for,
+            handshake_timeout=self.settings.ipc_handshake_timeout,
+        )
         if self.settings.cloud is not None:
             cloud = self.settings.cloud
             # Imported only here: a runtime without a cloud section never loads the MQTT client.
@@ -202,6 +222,7 @@ class Kernel:
             await self._start_fleet_agent(self.cloud)
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
+        await asyncio.to_thread(write_greengrass_cli, self.paths)
         # Written last: the CLI token is what tools and tests wait for before they talk to the runtime.
         await asyncio.to_thread(self._write_cli_token)
         logger.info(
@@ -225,6 +246,7 @@ class Kernel:
             supervisor=self.supervisor,
             deployments=self.deployments,
             platform=self.platform,
+            artifact_limits=self.settings.artifacts,
         )
         await self.fleet.start()
 
@@ -263,3 +285,29 @@ class Kernel:
             await self._stop.wait()
         finally:
             await self.stop()
+        if self.bootstrap_action is BootstrapAction.REBOOT:
+            await self._reboot()
+
+    async def _reboot(self) -> None:
+        """Run the reboot command (``RuntimeSettings.reboot_command``); the deployment goes on after the boot."""
+        command = self.settings.reboot_command
+        logger.warning("Rebooting the device for a Bootstrap step: %s", " ".join(command))
+        try:
+            process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL)
+            async with asyncio.timeout(_REBOOT_COMMAND_TIMEOUT):
+                code = await process.wait()
+        except (OSError, TimeoutError) as exc:
+            logger.error("The reboot command %s failed: %r", command[0], exc)
+            return
+        if code != 0:
+            logger.error("The reboot command %s exited with code %d", command[0], code)
+
+
+def restart_in_place() -> None:
+    """Replace this process with a fresh runtime started the same way (a Bootstrap step exited with 100).
+
+    Call only after the kernel has stopped and its event loop has closed: nothing of the old runtime may run.
+    The process id stays the same, so a service manager or a parent waiting on it sees no exit.
+    """
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ArtifactLimits:
+    """Bounds on unpacking and copying artifacts into the component store (the configuration file's
+    ``artifacts`` section)."""
+
+    #: The most bytes one ZIP artifact may expand to. 1 GiB holds any model or runtime bundle we know of, yet
+    #: stops the archives that expand to many gigabytes long before a device's disk is full.
+    max_expanded_bytes: int = 1 << 30
+    #: The most bytes one ZIP artifact may expand to per byte of archive. Text and code compress 3-10 times,
+    #: sparse binaries a few tens; a ZIP bomb a thousand times and more.
+    max_compression_ratio: int = 100
+    #: Free space left on the disk after extracting or copying artifacts, for logs, spool and configuration.
+    min_free_bytes: int = 64 << 20
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     """How one runtime runs."""
 
@@ -26,7 +41,15 @@ class RuntimeSettings:
     grace_period: float = 5.0
     platform_overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    ipc_handshake_timeout: float = 5.0  #: seconds an IPC connection has to authenticate before it is closed
     cloud: CloudSettings | None = None  #: the cloud connection, from the configuration file's ``cloud``
+    #: Parent of the components' cgroups for ``systemResourceLimits`` (docs/runtime.md, "Resource limits")
+    cgroup_root: Path = Path("/sys/fs/cgroup/edgewise")
+    #: Run when a Bootstrap step asks for a reboot (exit code 101), once the runtime has stopped
+    reboot_command: tuple[str, ...] = ("shutdown", "-r", "now")
+    artifacts: ArtifactLimits = field(
+        default_factory=ArtifactLimits
+    )  #: the configuration file's ``artifacts``
 
     @property
     def paths(self) -> RootPaths:

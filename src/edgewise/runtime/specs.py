@@ -7,7 +7,8 @@ change that alters an interpolated lifecycle therefore changes the spec, and the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgewise.recipe import (
@@ -20,10 +21,14 @@ from edgewise.recipe import (
     VariableContext,
     interpolate_lifecycle,
 )
+from edgewise.runtime.lifecycle.cgroups import ResourceLimits
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.paths import RootPaths
 
+logger = logging.getLogger(__name__)
+
 Tree = dict[str, Any]
+NUCLEUS = "aws.greengrass.Nucleus"
 
 
 def lifecycle_to_tree(lifecycle: Lifecycle) -> Tree:
@@ -82,11 +87,30 @@ def _variables(name: str, node: Mapping[str, Any], paths: RootPaths) -> Componen
     )
 
 
+def configuration_context(paths: RootPaths, *, thing_name: str) -> Callable[[str, str, Any], VariableContext]:
+    """The recipe variables a component's configuration may use (``interpolateComponentConfiguration``).
+
+    Only the component's own variables: Greengrass resolves no ``{other:namespace:key}`` inside
+    configuration, since the configuration of the other components is not settled yet at that point.
+    """
+
+    def context(name: str, version: str, configuration: Any) -> VariableContext:
+        node = {"version": version, "configuration": configuration}
+        return VariableContext(
+            component=_variables(name, node, paths), kernel_root_path=str(paths.root), thing_name=thing_name
+        )
+
+    return context
+
+
 def build_specs(
     services: Mapping[str, Any], paths: RootPaths, *, thing_name: str
 ) -> dict[str, ComponentSpec]:
     """The spec of every component in a ``services`` tree, lifecycles interpolated."""
     specs: dict[str, ComponentSpec] = {}
+    nucleus = services.get(NUCLEUS)
+    nucleus_config = (nucleus.get("configuration") if isinstance(nucleus, Mapping) else None) or {}
+    default_limits = (nucleus_config.get("runWithDefault") or {}).get("systemResourceLimits")
     for name, node in services.items():
         if not isinstance(node, Mapping):
             continue
@@ -107,12 +131,25 @@ def build_specs(
                 thing_name=thing_name,
             )
             lifecycle = interpolate_lifecycle(lifecycle_from_tree(node.get("lifecycle") or {}), context)
+        run_with = node.get("runWith") or {}
         specs[name] = ComponentSpec(
             name=name,
             version=str(node.get("version", "")),
             lifecycle=lifecycle,
             dependencies=dependencies,
-            posix_user=(node.get("runWith") or {}).get("posixUser"),
+            posix_user=run_with.get("posixUser"),
             builtin=builtin,
+            resource_limits=None
+            if builtin
+            else _limits(name, run_with.get("systemResourceLimits", default_limits)),
         )
     return specs
+
+
+def _limits(name: str, value: Any) -> ResourceLimits | None:
+    """The component's resource limits; invalid ones are reported and left out, so the component still runs."""
+    try:
+        return ResourceLimits.from_json(value)
+    except ValueError as exc:
+        logger.warning("component-limits-invalid: Component %r runs without resource limits: %s", name, exc)
+        return None

@@ -111,7 +111,7 @@ def test_every_bad_field_is_named_in_one_error(tmp_path: Path, pki: Path) -> Non
 
     problems = caught.value.problems
     assert "cloud.port: expected an integer 1-65535, got 'x'" in problems
-    assert "colud: unknown key (expected one of thingName, cloud)" in problems
+    assert "colud: unknown key (expected one of thingName, cloud, artifacts)" in problems
     assert "thingName: expected a string of 1-128 characters, got ''" in problems
     assert f"cloud.certificate: file {pki / 'missing.pem'} does not exist" in problems
     assert "cloud.rootCa: required" in problems

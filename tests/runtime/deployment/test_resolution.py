@@ -14,6 +14,7 @@ from edgewise.runtime.deployment.resolution import Resolution, ResolutionError, 
 from edgewise.versions import Requirement, Version
 
 NUCLEUS = "aws.greengrass.Nucleus"
+CLI = "aws.greengrass.Cli"
 BUILTINS = {NUCLEUS: "2.12.0"}
 
 
@@ -62,7 +63,7 @@ def test_roots_and_their_dependencies_get_the_highest_satisfying_versions() -> N
     assert chosen(resolution) == {"A": "1.1.0", "B": "1.4.2", "C": "2.0.0"}
     assert resolution.components["A"] is candidates["A"][1]
     assert resolution.builtins == {}
-    assert resolution.warnings == []
+    assert resolution.requested == {}
 
 
 def test_an_exact_root_version_is_honoured() -> None:
@@ -218,19 +219,61 @@ def test_builtins_are_checked_against_their_version_and_reported() -> None:
 
     assert chosen(resolution) == {"A": "1.0.0"}
     assert resolution.builtins == {NUCLEUS: "2.12.0"}
+    assert resolution.requested == {NUCLEUS: ">=2.0.0 <3.0.0"}
+
+
+@pytest.mark.parametrize("requirement", ["2.4.0", "^2.0.0", ">=2.5.0 <2.11.0", ">=2.13.0", "2.x", "*"])
+def test_a_builtin_serves_every_requested_version_of_its_major_line(requirement: str) -> None:
+    resolution = resolve({CLI: requirement}, {}, builtins={**BUILTINS, CLI: "2.12.0"})
+
+    assert resolution.components == {}
+    assert resolution.builtins == {CLI: "2.12.0"}
+    assert resolution.requested == {CLI: requirement}
+
+
+def test_a_builtin_reports_what_the_deployment_asked_over_what_dependents_asked() -> None:
+    candidates = catalog(
+        recipe("A", "1.0.0", aws__greengrass__Nucleus="^2.0.0"),
+        recipe("B", "1.0.0", aws__greengrass__Nucleus=">=2.5.0 <2.11.0"),
+        recipe("C", "1.0.0", aws__greengrass__Nucleus="^2.0.0"),
+    )
+
+    only_dependents = resolve({"A": "*", "B": "*", "C": "*"}, candidates, builtins=BUILTINS)
+    pinned = resolve({"A": "*", "B": "*", NUCLEUS: "2.5.6"}, candidates, builtins=BUILTINS)
+
+    assert only_dependents.requested == {NUCLEUS: "^2.0.0, >=2.5.0 <2.11.0"}
+    assert pinned.requested == {NUCLEUS: "2.5.6"}
+
+
+@pytest.mark.parametrize(
+    "requirement", ["1.0.0", "^1.0.0", "<2.0.0", ">=3.0.0", "3.0.0-beta.1", "^1.0.0 || ^3.0.0"]
+)
+def test_a_builtin_requirement_on_another_major_version_names_component_request_and_served(
+    requirement: str,
+) -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve({CLI: requirement}, {}, builtins={CLI: "2.12.0"})
+    error = caught.value
+
+    assert str(error) == (
+        f"Cannot resolve aws.greengrass.Cli: the deployment needs aws.greengrass.Cli {requirement} "
+        "(built in: 2.12.0, which serves major version 2 only)"
+    )
+    assert error.component == CLI
 
 
 def test_a_builtin_requirement_that_is_not_met_is_an_error() -> None:
-    candidates = catalog(recipe("A", "1.0.0", aws__greengrass__Nucleus=">=2.13.0"))
+    candidates = catalog(recipe("A", "1.0.0", aws__greengrass__Nucleus=">=3.0.0"))
 
     assert str(fails({"A": "*"}, candidates)) == (
-        "Cannot resolve aws.greengrass.Nucleus: A 1.0.0 needs aws.greengrass.Nucleus >=2.13.0 (built in: 2.12.0)"
+        "Cannot resolve aws.greengrass.Nucleus: A 1.0.0 needs aws.greengrass.Nucleus >=3.0.0 "
+        "(built in: 2.12.0, which serves major version 2 only)"
     )
 
 
 def test_a_builtin_requirement_backtracks_to_a_compatible_dependent() -> None:
     candidates = catalog(
-        recipe("A", "2.0.0", aws__greengrass__Nucleus=">=2.13.0"),
+        recipe("A", "2.0.0", aws__greengrass__Nucleus="^3.0.0"),
         recipe("A", "1.0.0", aws__greengrass__Nucleus=">=2.0.0"),
     )
 
@@ -246,33 +289,64 @@ def test_a_builtin_wins_over_a_recipe_of_the_same_name() -> None:
     assert resolution.builtins == {NUCLEUS: "2.12.0"}
 
 
-def test_unknown_aws_components_are_accepted_with_a_warning() -> None:
+UNPROVIDED = (
+    "is an AWS-provided component that Edgewise does not provide (built in: aws.greengrass.Nucleus, "
+    "aws.greengrass.Cli, aws.greengrass.SecretManager, aws.greengrass.ShadowManager)"
+)
+
+
+def test_an_aws_component_edgewise_does_not_provide_fails_naming_it() -> None:
+    error = fails({"aws.greengrass.LogManager": "2.3.0"}, {})
+
+    assert str(error) == (
+        "Cannot resolve aws.greengrass.LogManager: the deployment needs aws.greengrass.LogManager 2.3.0, "
+        f"but aws.greengrass.LogManager {UNPROVIDED}"
+    )
+    assert error.component == "aws.greengrass.LogManager"
+
+
+@pytest.mark.parametrize("kind", ["", "SOFT:"])
+def test_a_dependency_on_an_aws_component_edgewise_does_not_provide_fails_naming_it(kind: str) -> None:
+    candidates = catalog(recipe("A", "1.0.0", aws__greengrass__StreamManager=f"{kind}^2.0.0"))
+
+    error = fails({"A": "1.0.0"}, candidates)
+
+    assert str(error) == (
+        "Cannot resolve aws.greengrass.StreamManager: A 1.0.0 needs aws.greengrass.StreamManager ^2.0.0, "
+        f"but aws.greengrass.StreamManager {UNPROVIDED}"
+    )
+    assert error.component == "aws.greengrass.StreamManager"
+
+
+def test_every_aws_namespace_counts_as_aws_provided() -> None:
+    candidates = catalog(recipe("A", "1.0.0", aws__iot__SiteWiseEdgePublisher="^2.0.0"))
+
+    assert f"aws.iot.SiteWiseEdgePublisher {UNPROVIDED}" in str(fails({"A": "*"}, candidates))
+    assert f"aws.greengrass.clientdevices.Auth {UNPROVIDED}" in str(
+        fails({"aws.greengrass.clientdevices.Auth": "2.4.0"}, {})
+    )
+
+
+def test_a_dependent_version_that_does_without_an_unprovided_aws_component_is_chosen() -> None:
     candidates = catalog(
-        recipe("A", "1.0.0", aws__greengrass__DockerApplicationManager="^2.0.0"),
-        recipe("B", "1.0.0", aws__greengrass__DockerApplicationManager=">=2.1.0"),
+        recipe("A", "2.0.0", aws__greengrass__StreamManager="^2.0.0"),
+        recipe("A", "1.0.0"),
     )
 
-    resolution = resolve(
-        {"A": "*", "B": "*", "aws.greengrass.LogManager": "2.3.0"}, candidates, builtins=BUILTINS
-    )
-
-    assert chosen(resolution) == {"A": "1.0.0", "B": "1.0.0"}
-    assert resolution.warnings == [
-        "aws.greengrass.LogManager has no Edgewise equivalent yet; accepted without installing anything "
-        "(the deployment needs aws.greengrass.LogManager 2.3.0)",
-        "aws.greengrass.DockerApplicationManager has no Edgewise equivalent yet; accepted without installing "
-        "anything (A 1.0.0 needs aws.greengrass.DockerApplicationManager ^2.0.0, "
-        "B 1.0.0 needs aws.greengrass.DockerApplicationManager >=2.1.0)",
-    ]
+    assert chosen(resolve({"A": "*"}, candidates, builtins=BUILTINS)) == {"A": "1.0.0"}
 
 
 def test_aws_components_with_recipes_are_resolved_like_any_other() -> None:
-    candidates = catalog(recipe("aws.greengrass.Cli", "2.12.0"), recipe("aws.greengrass.Cli", "2.13.0"))
+    candidates = catalog(
+        recipe("aws.greengrass.StreamManager", "2.1.0"),
+        recipe("aws.greengrass.StreamManager", "2.2.0"),
+        recipe("A", "1.0.0", aws__greengrass__StreamManager="^2.0.0"),
+    )
 
-    resolution = resolve({"aws.greengrass.Cli": "^2.0.0"}, candidates, builtins=BUILTINS)
+    resolution = resolve({"A": "*"}, candidates, builtins=BUILTINS)
 
-    assert chosen(resolution) == {"aws.greengrass.Cli": "2.13.0"}
-    assert resolution.warnings == []
+    assert chosen(resolution) == {"A": "1.0.0", "aws.greengrass.StreamManager": "2.2.0"}
+    assert resolution.builtins == {}
 
 
 def test_invalid_requirements_are_errors_naming_the_text() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from edgewise.runtime.fleet.ledger import FINISHED_LIMIT, JobEntry, JobLedger, JobStage
@@ -38,6 +39,28 @@ def test_entries_and_group_configurations_survive_a_restart(tmp_path: Path) -> N
     assert finished.details == {"detailed-deployment-status": "X"}
     assert reread.group_arns == {"thinggroup/a": "arn:1"}  # a failed deployment changes nothing
     assert reread.last_deployment == {"status": "FAILED"}
+
+
+def test_reports_stay_unconfirmed_until_the_cloud_confirms_them_and_older_files_read_as_unconfirmed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fleet.json"
+    path.write_text(
+        '{"jobs": [{"key": "old#1", "job_id": "old", "execution_number": 1, "version": 1, "stage": "REPORTED",'
+        ' "status": "FAILED", "details": {}, "sequence": 1}], "groupArns": {}, "lastDeployment": null}'
+    )
+    ledger = JobLedger(path)
+    ledger.load()
+    confirmed = ledger.begin(entry("new#1"))
+    ledger.update(confirmed, stage=JobStage.REPORTED, status="SUCCEEDED", confirmed=True)
+
+    reread = JobLedger(path)
+    reread.load()
+
+    assert [e.key for e in reread.unconfirmed()] == ["old#1"]
+    assert reread.get("new#1") == replace(
+        confirmed, stage=JobStage.REPORTED, status="SUCCEEDED", confirmed=True
+    )
 
 
 def test_only_the_newest_finished_entries_are_kept(tmp_path: Path) -> None:

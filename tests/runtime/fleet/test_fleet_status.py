@@ -66,6 +66,33 @@ def test_components_say_their_version_state_roots_and_configurations() -> None:
     }
 
 
+def test_a_built_in_reports_the_requested_version_next_to_the_served_one() -> None:
+    services = {
+        **SERVICES,
+        "aws.greengrass.Cli": {
+            "version": "2.12.0",
+            "requestedVersion": "2.4.0",
+            "componentType": "aws.greengrass.nucleus",
+        },
+    }
+    groups = {"thinggroup/a": {"aws.greengrass.Cli": "2.4.0"}}
+
+    entries = {
+        entry["componentName"]: entry
+        for entry in component_entries(services, groups, ARNS, supervisor_with({}))
+    }
+
+    assert entries["aws.greengrass.Cli"] == {
+        "componentName": "aws.greengrass.Cli",
+        "version": "2.12.0",
+        "requestedVersion": "2.4.0",
+        "fleetConfigArns": [ARNS["thinggroup/a"]],
+        "isRoot": True,
+        "status": "RUNNING",
+    }
+    assert "requestedVersion" not in entries["aws.greengrass.Nucleus"]
+
+
 def test_a_large_message_is_split_into_chunks_under_the_limit() -> None:
     components = [{"componentName": f"com.example.C{index:05}", "status": "RUNNING"} for index in range(5000)]
     message = {"messageType": "COMPLETE", "sequenceNumber": 4}

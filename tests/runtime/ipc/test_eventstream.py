@@ -18,6 +18,7 @@ from edgewise.runtime.ipc.eventstream import (
     Int64,
     Message,
     MessageDecoder,
+    MessageTooLargeError,
     MessageType,
     Timestamp,
     encode_frame,
@@ -174,6 +175,33 @@ def test_oversized_message_is_refused_from_its_prelude_alone() -> None:
 
     with pytest.raises(FrameError, match="exceeds the limit"):
         decoder.feed(encode_message(Message({}, b"x" * 2000))[:12])
+
+
+def test_a_first_message_decoded_alone_lets_the_next_be_checked_against_a_raised_limit() -> None:
+    decoder = MessageDecoder(max_message_size=256)
+    big = encode_message(Message({}, b"x" * 2000))
+
+    assert decoder.feed(CONNECT_VECTOR + big, max_messages=1) == [
+        Message(
+            {":version": "0.1.0", ":message-type": 4, ":message-flags": 0, ":stream-id": 0},
+            b'{"authToken": "ABCDEFGHIJKLMNOP"}',
+        )
+    ]
+    assert decoder.buffered == len(big)
+    decoder.max_message_size = 4096
+    assert decoder.feed(b"") == [Message({}, b"x" * 2000)]
+    assert decoder.buffered == 0
+
+
+def test_an_oversized_message_says_its_length_and_the_limit() -> None:
+    decoder = MessageDecoder(max_message_size=1024)
+
+    with pytest.raises(MessageTooLargeError) as caught:
+        decoder.feed(encode_message(Message({}, b"x" * 2000))[:12])
+
+    assert (caught.value.length, caught.value.limit) == (2016, 1024)
+    with pytest.raises(ValueError, match="max_message_size must be at least 16 bytes, got 15"):
+        decoder.max_message_size = 15
 
 
 def test_decoder_stays_failed_after_an_error() -> None:

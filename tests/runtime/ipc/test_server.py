@@ -8,6 +8,8 @@ import json
 import logging
 import socket
 import stat
+import struct
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -312,6 +314,153 @@ async def test_authenticator_that_raises_refuses_the_connection(socket_path: Pat
 
     assert [m.headers[":message-flags"] for m in await client.receive_until_closed()] == [0]
     await server.close()
+
+
+# Connections that have not authenticated
+
+
+def prelude_announcing(total: int) -> bytes:
+    """The 12-byte prelude of a message of ``total`` bytes with no headers, its CRC right."""
+    head = struct.pack(">II", total, 0)
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+async def test_a_frame_announced_larger_than_a_connect_closes_the_connection_before_it_is_buffered(
+    server: IpcServer, socket_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    intruder = await RawClient.open(socket_path)
+    intruder.writer.write(prelude_announcing(15 * 1024 * 1024) + b"x" * 65536)
+
+    messages = await intruder.receive_until_closed()
+
+    assert [m.headers[":message-type"] for m in messages] == [MessageType.PROTOCOL_ERROR]
+    assert messages[0].payload == (
+        b"a message of 15728640 bytes before authentication; until its CONNECT is accepted "
+        b"a connection's messages may be at most 8192 bytes"
+    )
+    assert (
+        "IPC connection 1 (not authenticated): protocol error, closing it: a message of 15728640"
+        in caplog.text
+    )
+    await eventually(lambda: server.statistics().connections == 0)
+    assert server.statistics().bytes_buffered == 0
+    assert server.statistics().connections_dropped == 1
+
+
+async def test_forty_clients_announcing_huge_frames_hold_nothing_and_slow_ones_at_most_the_bound(
+    socket_path: Path, tokens: TokenTable, handlers: Handlers
+) -> None:
+    server = await start_server(socket_path, tokens, handlers, handshake_timeout=60.0)
+    bound = server.max_connect_message_size
+    huge = [await RawClient.open(socket_path) for _ in range(40)]
+    for client in huge:
+        client.writer.write(prelude_announcing(15 * 1024 * 1024) + b"x" * (4 * bound))
+
+    closed = await asyncio.gather(*(client.receive_until_closed() for client in huge))
+
+    assert all(m.headers[":message-type"] == MessageType.PROTOCOL_ERROR for ms in closed for m in ms)
+    await eventually(lambda: server.statistics().connections == 0)
+    assert server.statistics().bytes_buffered == 0
+    # Clients that stay within the bound but never finish their message: each holds what it sent, no more.
+    slow = [await RawClient.open(socket_path) for _ in range(40)]
+    for client in slow:
+        client.writer.write(prelude_announcing(bound) + b"x" * (bound - 100))
+    await eventually(
+        lambda: server.statistics().bytes_buffered == 40 * (bound - 88), what="the slow clients' bytes"
+    )
+    assert server.statistics().unauthenticated == 40
+    await server.close()
+
+
+async def test_a_pipelined_request_after_the_connect_may_be_as_large_as_an_authenticated_one(
+    server: IpcServer, socket_path: Path, tokens: TokenTable
+) -> None:
+    client = await RawClient.open(socket_path)
+    client.send(
+        MessageType.CONNECT,
+        payload=json.dumps({"authToken": tokens.issue(COMPONENT)}).encode(),
+        headers={":version": "0.1.0"},
+    )
+    client.call(1, "GetConfiguration", {"blob": "y" * 100_000})
+    client.call(2, "GetConfiguration", {"blob": "z" * 100_000})
+
+    assert (await client.receive()).headers[":message-flags"] == MessageFlag.CONNECTION_ACCEPTED
+    assert body(await client.receive()) == {"echo": {"blob": "y" * 100_000}}
+    assert body(await client.receive()) == {"echo": {"blob": "z" * 100_000}}
+
+
+async def test_a_client_that_does_not_authenticate_in_time_is_closed_and_an_authenticated_one_is_not(
+    socket_path: Path, tokens: TokenTable, handlers: Handlers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(socket_path, tokens, handlers, handshake_timeout=0.5)
+    member = await RawClient.open(socket_path)
+    await member.connect(tokens.issue(COMPONENT))
+    silent = await RawClient.open(socket_path)
+    halfway = await RawClient.open(socket_path)
+    connect = encode_message(
+        Message(
+            {":version": "0.1.0", ":message-type": 4, ":message-flags": 0, ":stream-id": 0},
+            json.dumps({"authToken": tokens.issue(COMPONENT)}).encode(),
+        )
+    )
+    halfway.writer.write(connect[:-10])
+
+    assert await silent.receive_until_closed() == []
+    assert await halfway.receive_until_closed() == []
+
+    assert (
+        "IPC connection 2 (not authenticated): closing it: it has not authenticated within 0.5s"
+        in caplog.text
+    )
+    assert (
+        "IPC connection 3 (not authenticated): closing it: it has not authenticated within 0.5s"
+        in caplog.text
+    )
+    statistics = server.statistics()
+    assert (statistics.connections_dropped, statistics.unauthenticated) == (2, 0)
+    member.send(MessageType.PING, payload=b"still here")
+    assert (await member.receive()).payload == b"still here"
+    await server.close()
+
+
+async def test_connections_beyond_the_unauthenticated_limit_are_closed_at_once_until_a_slot_frees(
+    socket_path: Path, tokens: TokenTable, handlers: Handlers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(
+        socket_path, tokens, handlers, max_unauthenticated_connections=3, handshake_timeout=60.0
+    )
+    member = await RawClient.open(socket_path)
+    await member.connect(tokens.issue(COMPONENT))
+    idle = [await RawClient.open(socket_path) for _ in range(3)]
+    await eventually(lambda: server.statistics().unauthenticated == 3)
+
+    refused = [await RawClient.open(socket_path) for _ in range(2)]
+    for client in refused:
+        with pytest.raises(ConnectionError):
+            await client.connect(tokens.issue(COMPONENT))
+
+    assert server.statistics().connections_refused == 2
+    assert caplog.text.count("IPC server: closed 1 new connection(s) at once: 3 connections are already") == 1
+    member.send(MessageType.PING, payload=b"unaffected")
+    assert (await member.receive()).payload == b"unaffected"
+    idle[0].close()
+    await eventually(lambda: server.statistics().unauthenticated == 2)
+    newcomer = await RawClient.open(socket_path)
+    ack = await newcomer.connect(tokens.issue(COMPONENT))
+    assert ack.headers[":message-flags"] == MessageFlag.CONNECTION_ACCEPTED
+    assert server.statistics().unauthenticated == 2
+    await server.close()
+
+
+def test_unauthenticated_limits_are_checked(socket_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_unauthenticated_connections must be at least 1, got 0"):
+        IpcServer(socket_path, authenticate=lambda token: None, max_unauthenticated_connections=0)
+    with pytest.raises(ValueError, match="handshake_timeout must be a positive number of seconds, got 0"):
+        IpcServer(socket_path, authenticate=lambda token: None, handshake_timeout=0)
+    with pytest.raises(ValueError, match="max_connect_message_size must be at least 16 bytes, got 8"):
+        IpcServer(socket_path, authenticate=lambda token: None, max_connect_message_size=8)
+    server = IpcServer(socket_path, authenticate=lambda token: None, max_message_size=4096)
+    assert server.max_connect_message_size == 4096
 
 
 # Connection-level messages and stream rules

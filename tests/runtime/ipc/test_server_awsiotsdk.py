@@ -201,3 +201,57 @@ async def test_client_with_its_token_connects(
     (outcome,) = await run_client("connect_only.py", socket_path, token)
 
     assert outcome == {"connected": True}
+
+
+async def open_idle_sockets(
+    socket_path: Path, count: int
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Connections that never send anything, as a local user blocking the handshake slots would open."""
+    return [await asyncio.open_unix_connection(socket_path) for _ in range(count)]
+
+
+async def test_v2_client_is_refused_while_idle_sockets_fill_the_unauthenticated_limit(
+    socket_path: Path,
+) -> None:
+    tokens = TokenTable()
+    server = IpcServer(
+        socket_path,
+        authenticate=tokens.component_for,
+        max_unauthenticated_connections=4,
+        handshake_timeout=60.0,
+    )
+    await server.start()
+    idle = await open_idle_sockets(socket_path, 4)
+    await eventually(lambda: server.statistics().unauthenticated == 4)
+
+    (outcome,) = await run_client("connect_only.py", socket_path, tokens.issue(COMPONENT))
+
+    assert outcome == {"connected": False, "error": "AwsCrtError"}
+    assert server.statistics().connections_refused == 1
+    for _, writer in idle:
+        writer.close()
+    await server.close()
+
+
+async def test_v2_client_connects_once_the_handshake_timeout_has_freed_the_slots_of_idle_sockets(
+    socket_path: Path,
+) -> None:
+    tokens = TokenTable()
+    server = IpcServer(
+        socket_path,
+        authenticate=tokens.component_for,
+        max_unauthenticated_connections=4,
+        handshake_timeout=0.5,
+    )
+    Services().register(server)
+    await server.start()
+    idle = await open_idle_sockets(socket_path, 4)
+    await eventually(lambda: server.statistics().connections_dropped == 4, what="the idle sockets timing out")
+
+    result = steps(await run_client("v2_component.py", socket_path, tokens.issue(COMPONENT)))
+
+    assert result["list"]["components"][0]["name"] == COMPONENT
+    for reader, writer in idle:
+        assert await reader.read() == b""  # closed by the server, not by us
+        writer.close()
+    await server.close()

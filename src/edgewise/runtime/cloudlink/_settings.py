@@ -14,6 +14,7 @@ The file is YAML; every key is optional except the connection basics of ``cloud`
       spool: {maxBytes: 2621440, keepQos0WhenOffline: false}
       reconnect: {minDelay: 1, maxDelay: 120}
       fleet: {enabled: true, statusIntervalSeconds: 86400}
+    artifacts: {maxExpandedBytes: 1073741824, maxCompressionRatio: 100, minFreeBytes: 67108864}
 
 Unknown keys and bad values are errors naming the field; every problem is reported at once.
 """
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from edgewise.runtime.cloudlink.errors import ConfigFileError
+from edgewise.runtime.settings import ArtifactLimits
 
 #: ALPN protocol that lets AWS IoT Core accept MQTT with client certificates on port 443.
 _ALPN_MQTT_443 = "x-amzn-mqtt-ca"
@@ -94,6 +96,7 @@ class RuntimeFileSettings:
 
     thing_name: str | None = None
     cloud: CloudSettings | None = None
+    artifacts: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
 def _name(where: str, key: str) -> str:
@@ -253,6 +256,20 @@ def _cloud(reader: _Reader, value: Any) -> CloudSettings | None:
     return cloud
 
 
+def _artifacts(reader: _Reader, value: Any) -> ArtifactLimits:
+    data = reader.section(value, "artifacts", ("maxExpandedBytes", "maxCompressionRatio", "minFreeBytes"))
+    default = ArtifactLimits()
+    return ArtifactLimits(
+        max_expanded_bytes=reader.integer(
+            data, "maxExpandedBytes", "artifacts", 1, 2**50, default.max_expanded_bytes
+        ),
+        max_compression_ratio=reader.integer(
+            data, "maxCompressionRatio", "artifacts", 1, 1_000_000, default.max_compression_ratio
+        ),
+        min_free_bytes=reader.integer(data, "minFreeBytes", "artifacts", 0, 2**50, default.min_free_bytes),
+    )
+
+
 def parse_config_file(data: Any, *, base_dir: Path, path: Path) -> RuntimeFileSettings:
     """Validate parsed YAML. Blocks (checks the certificate files).
 
@@ -260,12 +277,13 @@ def parse_config_file(data: Any, *, base_dir: Path, path: Path) -> RuntimeFileSe
         ConfigFileError: listing every problem, each naming its field.
     """
     reader = _Reader(base_dir)
-    top = reader.section({} if data is None else data, "", ("thingName", "cloud"))
+    top = reader.section({} if data is None else data, "", ("thingName", "cloud", "artifacts"))
     thing_name = reader.string(top, "thingName", "")
     cloud = _cloud(reader, top["cloud"]) if "cloud" in top else None
+    artifacts = _artifacts(reader, top.get("artifacts", {}))
     if reader.problems:
         raise ConfigFileError(path, reader.problems)
-    return RuntimeFileSettings(thing_name=thing_name, cloud=cloud)
+    return RuntimeFileSettings(thing_name=thing_name, cloud=cloud, artifacts=artifacts)
 
 
 def load_config_file(path: Path) -> RuntimeFileSettings:

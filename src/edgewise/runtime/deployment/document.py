@@ -55,6 +55,8 @@ class DeploymentDocument:
     components_to_remove: tuple[str, ...] = ()
     configuration: Mapping[str, ConfigurationUpdate] = field(default_factory=dict)
     posix_users: Mapping[str, str | None] = field(default_factory=dict)
+    #: ``runWith.systemResourceLimits`` of each component given a ``runWith``; None removes its limits.
+    resource_limits: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     recipe_dir: Path | None = None
     artifacts_dir: Path | None = None
     failure_policy: FailureHandlingPolicy = FailureHandlingPolicy.ROLLBACK
@@ -79,6 +81,7 @@ class DeploymentDocument:
                 for name, update in self.configuration.items()
             },
             "posixUsers": dict(self.posix_users),
+            "resourceLimits": dict(self.resource_limits),
             "recipeDir": str(self.recipe_dir) if self.recipe_dir else None,
             "artifactsDir": str(self.artifacts_dir) if self.artifacts_dir else None,
             "failurePolicy": self.failure_policy.value,
@@ -104,6 +107,7 @@ class DeploymentDocument:
                 for name, update in data["configuration"].items()
             },
             posix_users=dict(data["posixUsers"]),
+            resource_limits=dict(data.get("resourceLimits") or {}),
             recipe_dir=Path(data["recipeDir"]) if data["recipeDir"] else None,
             artifacts_dir=Path(data["artifactsDir"]) if data["artifactsDir"] else None,
             failure_policy=FailureHandlingPolicy(data["failurePolicy"]),
@@ -255,6 +259,7 @@ def parse_local_deployment(
             problems.append(f"rootComponentsToRemove: {name!r} is also in rootComponentVersionsToAdd")
     configuration = _configuration(request.get("componentToConfiguration"), problems)
     posix_users: dict[str, str | None] = {}
+    resource_limits: dict[str, Mapping[str, Any] | None] = {}
     for name, run_with in _string_map(
         request.get("componentToRunWithInfo"), "componentToRunWithInfo", problems
     ).items():
@@ -265,7 +270,12 @@ def parse_local_deployment(
         if user is not None and not isinstance(user, str):
             problems.append(f"componentToRunWithInfo.{name}.posixUser: expected a string, got {_kind(user)}")
             continue
-        posix_users[name] = user or None
+        # As in a fleet deployment's runWith: the user changes only where one is named, the limits with any entry.
+        if "posixUser" in run_with:
+            posix_users[name] = user or None
+        resource_limits[name] = _resource_limits(
+            run_with.get("systemResourceLimits"), f"componentToRunWithInfo.{name}", problems
+        )
     policy_text = request.get("failureHandlingPolicy") or FailureHandlingPolicy.ROLLBACK.value
     try:
         policy = FailureHandlingPolicy(str(policy_text).upper())
@@ -287,6 +297,7 @@ def parse_local_deployment(
         components_to_remove=tuple(to_remove),
         configuration=configuration,
         posix_users=posix_users,
+        resource_limits=resource_limits,
         recipe_dir=recipe_dir,
         artifacts_dir=artifacts_dir,
         failure_policy=policy,
@@ -405,12 +416,15 @@ def _reset_pointers(value: object, where: str, problems: list[str]) -> tuple[str
 
 def _fleet_component(
     name: str, entry: object, problems: list[str]
-) -> tuple[str | None, ConfigurationUpdate | None, tuple[bool, str | None]]:
-    """One ``components`` entry: its version, configuration update and ``(has posixUser, posixUser)``."""
+) -> tuple[
+    str | None, ConfigurationUpdate | None, tuple[bool, str | None], tuple[bool, Mapping[str, Any] | None]
+]:
+    """One ``components`` entry: its version, configuration update, ``(has posixUser, posixUser)`` and
+    ``(has runWith, systemResourceLimits)``."""
     where = f"components.{name}"
     if not isinstance(entry, Mapping) or not all(isinstance(key, str) for key in entry):
         problems.append(f"{where}: expected an object with version, got {_kind(entry)}")
-        return None, None, (False, None)
+        return None, None, (False, None), (False, None)
     _unknown_keys(entry, _COMPONENT_KEYS, f"{where}.", problems)
     version = entry.get("version")
     if not isinstance(version, str):
@@ -439,6 +453,7 @@ def _fleet_component(
         problems.append(f"{where}.configurationUpdate: expected an object, got {_kind(raw_update)}")
     run_with = entry.get("runWith")
     user: tuple[bool, str | None] = (False, None)
+    limits: tuple[bool, Mapping[str, Any] | None] = (False, None)
     if isinstance(run_with, Mapping) and all(isinstance(key, str) for key in run_with):
         _unknown_keys(run_with, _RUN_WITH_KEYS, f"{where}.runWith.", problems)
         if "posixUser" in run_with:
@@ -447,12 +462,38 @@ def _fleet_component(
                 problems.append(f"{where}.runWith.posixUser: expected a string, got {_kind(posix_user)}")
             else:
                 user = (True, posix_user or None)
-        limits = run_with.get("systemResourceLimits")
-        if limits is not None and not isinstance(limits, Mapping):
-            problems.append(f"{where}.runWith.systemResourceLimits: expected an object, got {_kind(limits)}")
+        limits = (True, _resource_limits(run_with.get("systemResourceLimits"), f"{where}.runWith", problems))
     elif run_with is not None:
         problems.append(f"{where}.runWith: expected an object, got {_kind(run_with)}")
-    return version, update, user
+    return version, update, user, limits
+
+
+def _resource_limits(value: object, where: str, problems: list[str]) -> Mapping[str, Any] | None:
+    """``systemResourceLimits`` of a ``runWith``: ``memory`` (KB, a whole number) and ``cpus`` (cores), both
+    positive; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        problems.append(f"{where}.systemResourceLimits: expected an object, got {_kind(value)}")
+        return None
+    _unknown_keys(value, frozenset({"memory", "cpus"}), f"{where}.systemResourceLimits.", problems)
+    limits: dict[str, Any] = {}
+    for key, whole in (("memory", True), ("cpus", False)):
+        number = value.get(key)
+        if number is None:
+            continue
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not math.isfinite(number)
+            or number <= 0
+            or (whole and number != int(number))
+        ):
+            kind = "a positive whole number of KB" if whole else "a positive number of cores"
+            problems.append(f"{where}.systemResourceLimits.{key}: expected {kind}, got {number!r}")
+            continue
+        limits[key] = int(number) if whole else float(number)
+    return limits or None
 
 
 def _fleet_policies(document: Mapping[str, Any], problems: list[str]) -> tuple[bool, float, float]:
@@ -527,6 +568,7 @@ def parse_fleet_deployment(
     to_add: dict[str, str] = {}
     configuration: dict[str, ConfigurationUpdate] = {}
     posix_users: dict[str, str | None] = {}
+    resource_limits: dict[str, Mapping[str, Any] | None] = {}
     if not isinstance(components, Mapping) or not all(isinstance(key, str) for key in components):
         problems.append(f"components: expected an object of component names, got {_kind(components)}")
         components = {}
@@ -536,13 +578,15 @@ def parse_fleet_deployment(
                 f"components: {name[:200]!r} is not a component name (1-128 letters, digits, '.', '_', '-')"
             )
             continue
-        version, update, (has_user, user) = _fleet_component(name, entry, problems)
+        version, update, (has_user, user), (has_run_with, limits) = _fleet_component(name, entry, problems)
         if version is not None:
             to_add[name] = version
         if update is not None:
             configuration[name] = update
         if has_user:
             posix_users[name] = user
+        if has_run_with:
+            resource_limits[name] = limits
     policy_text = document.get("failureHandlingPolicy", FailureHandlingPolicy.ROLLBACK.value)
     try:
         policy = FailureHandlingPolicy(policy_text)
@@ -560,6 +604,7 @@ def parse_fleet_deployment(
         components_to_add=to_add,
         configuration=configuration,
         posix_users=posix_users,
+        resource_limits=resource_limits,
         failure_policy=policy,
         timeout=timeout,
         notify_components=notify,

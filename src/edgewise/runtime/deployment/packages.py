@@ -1,8 +1,10 @@
 """The component store under ``ROOT/packages``: recipes and artifacts of every installed component version.
 
-Installing copies a recipe and its artifacts in, checks each artifact's digest when the recipe gives one,
-unarchives ZIP artifacts and sets the permissions the recipe asks for. Every function here blocks (file
-system); the deployment service calls them through ``asyncio.to_thread``.
+Installing copies a recipe and its artifacts in (for local deployments the component version's whole artifact
+folder, :mod:`~edgewise.runtime.deployment.copying`), checks each artifact's digest when the recipe gives one,
+unarchives ZIP artifacts within the configured limits (:mod:`~edgewise.runtime.deployment.archives`) and sets
+the permissions the recipe asks for. Every function here blocks (file system); the deployment service calls
+them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import shutil
 import stat
-import zipfile
 from pathlib import Path, PurePosixPath
 
 from edgewise.recipe import Artifact, Manifest, PermissionLevel, Recipe, RecipeError, Unarchive, load_recipe
+from edgewise.runtime.deployment.archives import FreeSpace, check_free_space, disk_free, extract_zip
+from edgewise.runtime.deployment.copying import ArtifactFolder, copy_file
 from edgewise.runtime.deployment.errors import PackageError
 from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.settings import ArtifactLimits
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +71,27 @@ def _mode(permission_read: PermissionLevel, permission_execute: PermissionLevel)
     return mode
 
 
-class ComponentStore:
-    """Installed component versions: recipes in ``packages/recipes``, artifacts beside them."""
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet: what to remove if installing fails."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
 
-    def __init__(self, paths: RootPaths) -> None:
+
+class ComponentStore:
+    """Installed component versions: recipes in ``packages/recipes``, artifacts beside them.
+
+    ``limits`` bound what installing may unpack and copy; ``free_space`` says how much room a directory's disk
+    has (replaced in tests).
+    """
+
+    def __init__(
+        self, paths: RootPaths, *, limits: ArtifactLimits | None = None, free_space: FreeSpace = disk_free
+    ) -> None:
         self._paths = paths
+        self._limits = limits or ArtifactLimits()
+        self._free_space = free_space
 
     def recipe_path(self, name: str, version: str) -> Path:
         return self._paths.recipes_dir / f"{name}@{version}.recipe.yaml"
@@ -93,25 +112,81 @@ class ComponentStore:
         path = self.recipe_path(name, version)
         return load_recipe(path) if path.exists() else None
 
-    def install(self, recipe: Recipe, text: bytes, manifest: Manifest, artifacts_source: Path | None) -> None:
+    def install(
+        self,
+        recipe: Recipe,
+        text: bytes,
+        manifest: Manifest,
+        artifacts_source: Path | None,
+        *,
+        copy_unlisted: bool = True,
+    ) -> None:
         """Install one component version: its artifacts first, then its recipe (so a recipe present in the
-        store always has its artifacts)."""
+        store always has its artifacts). Blocks.
+
+        With ``copy_unlisted`` (local deployments), everything in ``<artifacts_source>/<name>/<version>/`` is
+        copied, as ``greengrass-cli --artifactDir`` does; the listed artifacts also get their digest check,
+        permissions and unarchiving. Without it (fleet deployments, whose source is the download staging) only
+        the listed artifacts are.
+
+        Raises:
+            PackageError: an artifact is missing, has the wrong digest, is a link out of its folder, is a ZIP
+                that breaks a limit, or does not fit on the disk. A version directory this call created is
+                removed again.
+        """
         target = self._paths.component_artifacts(recipe.name, recipe.version)
-        target.mkdir(parents=True, exist_ok=True)
-        source = artifacts_source / recipe.name / recipe.version if artifacts_source else None
-        for artifact in manifest.artifacts:
-            self._install_artifact(recipe, artifact, source, target)
+        unarchived = self._paths.component_unarchived(recipe.name, recipe.version)
+        created = [top for top in (_first_missing(target), _first_missing(unarchived)) if top is not None]
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            folder = (
+                ArtifactFolder(artifacts_source, recipe.name, recipe.version) if artifacts_source else None
+            )
+            unlisted = None
+            if copy_unlisted and folder is not None and folder.exists():
+                # Gathered first: a link out of the folder or a folder too big fails before anything is written.
+                unlisted = folder.gather(skip={artifact.file_name for artifact in manifest.artifacts})
+                check_free_space(
+                    unlisted.size,
+                    target,
+                    limits=self._limits,
+                    free_space=self._free_space,
+                    what=f"The artifact folder of {recipe.name} {recipe.version}",
+                )
+            for artifact in manifest.artifacts:
+                self._install_artifact(recipe, artifact, folder, target)
+            if unlisted is not None:
+                unlisted.write(target)
+            self._write_recipe(recipe, text)
+        except OSError as exc:
+            self._remove(created)
+            # A full disk or a file in the way is the deployment's failure, reported with its cause, not an
+            # internal error.
+            raise PackageError(f"{recipe.name} {recipe.version} could not be installed: {exc}") from exc
+        except BaseException:
+            self._remove(created)
+            raise
+
+    def _write_recipe(self, recipe: Recipe, text: bytes) -> None:
         recipe_path = self.recipe_path(recipe.name, recipe.version)
         if recipe_path.exists() and recipe_path.read_bytes() != text:
             logger.warning(
                 "Replacing the installed recipe of %s %s with a different one", recipe.name, recipe.version
             )
         tmp = recipe_path.with_name(f".{recipe_path.name}.tmp")
-        tmp.write_bytes(text)
-        tmp.replace(recipe_path)
+        try:
+            tmp.write_bytes(text)
+            tmp.replace(recipe_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _remove(directories: list[Path]) -> None:
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def _install_artifact(
-        self, recipe: Recipe, artifact: Artifact, source: Path | None, target: Path
+        self, recipe: Recipe, artifact: Artifact, folder: ArtifactFolder | None, target: Path
     ) -> None:
         name = artifact.file_name
         if not name or name in (".", "..") or "/" in name:
@@ -119,22 +194,35 @@ class ComponentStore:
                 f"Artifact URI {artifact.uri!r} of {recipe.name} {recipe.version} has no file name"
             )
         installed = target / name
-        candidate = source / name if source is not None else None
-        if candidate is not None and candidate.is_file():
+        mode = _mode(artifact.permission.read, artifact.permission.execute)
+        candidate = folder.file(name) if folder is not None else None
+        if candidate is not None:
             self._check_digest(recipe, artifact, candidate)
-            tmp = target / f".{name}.tmp"
-            shutil.copyfile(candidate, tmp)
-            tmp.replace(installed)
-        elif installed.is_file():
+            check_free_space(
+                candidate.stat().st_size,
+                target,
+                limits=self._limits,
+                free_space=self._free_space,
+                what=f"Artifact {name!r} of {recipe.name} {recipe.version}",
+            )
+            copy_file(candidate, installed, mode)
+        elif installed.is_file() and not installed.is_symlink():
             self._check_digest(recipe, artifact, installed)
+            installed.chmod(mode)
         else:
-            where = source if source is not None else "no artifact directory was given"
+            where = folder.path if folder is not None else "no artifact directory was given"
             raise PackageError(
                 f"Artifact {name!r} of {recipe.name} {recipe.version} (URI {artifact.uri}) not found: {where}"
             )
-        installed.chmod(_mode(artifact.permission.read, artifact.permission.execute))
         if artifact.unarchive is Unarchive.ZIP:
-            self._unzip(recipe, artifact, installed)
+            extract_zip(
+                installed,
+                self._paths.component_unarchived(recipe.name, recipe.version) / PurePosixPath(name).stem,
+                file_mode=mode,
+                limits=self._limits,
+                free_space=self._free_space,
+                what=f"Artifact {name!r} of {recipe.name} {recipe.version}",
+            )
 
     @staticmethod
     def _check_digest(recipe: Recipe, artifact: Artifact, path: Path) -> None:
@@ -146,32 +234,3 @@ class ComponentStore:
                 f"Artifact {artifact.file_name!r} of {recipe.name} {recipe.version} has digest {actual}, "
                 f"but the recipe expects {artifact.digest} ({artifact.algorithm})"
             )
-
-    def _unzip(self, recipe: Recipe, artifact: Artifact, archive: Path) -> None:
-        stem = PurePosixPath(artifact.file_name).stem
-        destination = self._paths.component_unarchived(recipe.name, recipe.version) / stem
-        staging = destination.with_name(f".{stem}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        file_mode = _mode(artifact.permission.read, artifact.permission.execute)
-        try:
-            with zipfile.ZipFile(archive) as bundle:
-                for member in bundle.infolist():
-                    parts = PurePosixPath(member.filename).parts
-                    if member.filename.startswith("/") or ".." in parts:
-                        raise PackageError(
-                            f"Archive {artifact.file_name!r} of {recipe.name} {recipe.version} has an entry "
-                            f"outside its directory: {member.filename!r}"
-                        )
-                    bundle.extract(member, staging)
-                    extracted = staging / member.filename
-                    if not member.is_dir():
-                        extracted.chmod(file_mode)
-        except zipfile.BadZipFile as exc:
-            raise PackageError(
-                f"Artifact {artifact.file_name!r} of {recipe.name} {recipe.version} is not a ZIP"
-            ) from exc
-        for directory, _dirs, _files in os.walk(staging):
-            Path(directory).chmod(0o755)
-        shutil.rmtree(destination, ignore_errors=True)
-        staging.replace(destination)

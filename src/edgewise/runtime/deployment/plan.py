@@ -9,19 +9,32 @@ key, lists and scalars replaced whole). Pure functions, no I/O.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
-from edgewise.recipe import ComponentType, Recipe, select_lifecycle, select_manifest
+from edgewise.aws_components import BUILTIN_VERSIONS as BUILTIN_VERSIONS
+from edgewise.aws_components import NUCLEUS
+from edgewise.recipe import (
+    ComponentType,
+    Recipe,
+    VariableContext,
+    interpolate_configuration,
+    select_lifecycle,
+    select_manifest,
+)
 from edgewise.runtime.config import ConfigError, parse_pointer
 from edgewise.runtime.deployment.document import ConfigurationUpdate, DeploymentDocument
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.resolution import Resolution
 from edgewise.runtime.specs import lifecycle_to_tree
 
-NUCLEUS = "aws.greengrass.Nucleus"
 Tree = dict[str, Any]
+
+#: The variables a component's configuration may use: (name, version, configuration) → context.
+ContextFactory = Callable[[str, str, Any], VariableContext]
+#: Interpolates a configuration value of a component: (value, configuration looked up) → value.
+Interpolator = Callable[[Any, Tree], Any]
 
 
 def fill_defaults(config: Tree, defaults: Mapping[str, Any]) -> None:
@@ -75,38 +88,61 @@ def reset_pointer(config: Tree, pointer: str) -> Tree:
 
 
 def plan_configuration(
-    current: Mapping[str, Any] | None, defaults: Mapping[str, Any], update: ConfigurationUpdate | None
+    current: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+    update: ConfigurationUpdate | None,
+    *,
+    interpolate: Interpolator | None = None,
 ) -> Tree:
-    """A component's next configuration (reference §3.3)."""
+    """A component's next configuration (reference §3.3).
+
+    With ``interpolate`` (``interpolateComponentConfiguration``), the recipe defaults and the merged values
+    are interpolated before they are applied, as Greengrass does: ``{configuration:...}`` reads the defaults
+    with the merge applied, not the stored configuration, and values already stored are left as they are.
+    """
     config: Tree = copy.deepcopy(dict(current)) if current else {}
     if update is not None:
         for pointer in update.reset:
             config = reset_pointer(config, pointer)
+    merge = update.merge if update is not None else None
+    if interpolate is not None:
+        written: Tree = {}
+        fill_defaults(written, defaults)
+        if merge:
+            merge_into(written, merge)
+        defaults = interpolate(defaults, written)
+        merge = interpolate(merge, written) if merge else merge
     fill_defaults(config, defaults)
-    if update is not None and update.merge:
-        merge_into(config, update.merge)
+    if merge:
+        merge_into(config, merge)
     return config
 
 
-#: Components built into the runtime: deployable and configurable, their lifecycle never runs.
-BUILTIN_COMPONENTS = (
-    NUCLEUS,
-    "aws.greengrass.Cli",
-    "aws.greengrass.SecretManager",
-    "aws.greengrass.ShadowManager",
-)
-BUILTIN_VERSIONS = dict.fromkeys(BUILTIN_COMPONENTS, GREENGRASS_COMPATIBILITY_VERSION)
+def interpolates_configuration(nucleus: Mapping[str, Any]) -> bool:
+    """True when the nucleus configuration turns ``interpolateComponentConfiguration`` on (a boolean, or the
+    text ``true`` in any case, as Greengrass coerces it)."""
+    value = (nucleus.get("configuration") or {}).get("interpolateComponentConfiguration")
+    return value is True or (isinstance(value, str) and value.strip().casefold() == "true")
 
 
-def builtin_service(current: Mapping[str, Any] | None, update: ConfigurationUpdate | None) -> Tree:
-    """A built-in component's entry: listed like any component, configured by deployments, never run."""
-    return {
+def builtin_service(
+    current: Mapping[str, Any] | None, update: ConfigurationUpdate | None, *, requested: str | None = None
+) -> Tree:
+    """A built-in component's entry: listed like any component, configured by deployments, never run.
+
+    ``version`` is the version served; ``requestedVersion``, when a deployment or a dependency named the
+    built-in, is what it asked for (``2.4.0`` of a document written for an older nucleus, say).
+    """
+    service: Tree = {
         "version": GREENGRASS_COMPATIBILITY_VERSION,
         "componentType": ComponentType.NUCLEUS.value,
         "dependencies": {},
         "lifecycle": {},
         "configuration": plan_configuration(current.get("configuration") if current else None, {}, update),
     }
+    if requested is not None:
+        service["requestedVersion"] = requested
+    return service
 
 
 def plan_services(
@@ -116,8 +152,12 @@ def plan_services(
     *,
     roots: Mapping[str, str],
     platform: Mapping[str, str],
+    context: ContextFactory | None = None,
 ) -> Tree:
     """The next ``services`` tree for a deployment.
+
+    ``context`` gives the recipe variables of a component; they are interpolated into its configuration when
+    the planned nucleus configuration (this deployment's included) has ``interpolateComponentConfiguration``.
 
     Raises:
         DeploymentError: a component has no manifest for this platform, or a RESET pointer is invalid.
@@ -125,9 +165,13 @@ def plan_services(
     services: Tree = {}
     for name in sorted({NUCLEUS, *resolution.builtins}):
         update = document.configuration.get(name) if name in roots else None
-        services[name] = builtin_service(current.get(name), update)
+        services[name] = builtin_service(current.get(name), update, requested=resolution.requested.get(name))
+    if context is not None and not interpolates_configuration(services[NUCLEUS]):
+        context = None
     for name, recipe in sorted(resolution.components.items()):
-        services[name] = _plan_component(current.get(name), recipe, document, roots=roots, platform=platform)
+        services[name] = _plan_component(
+            current.get(name), recipe, document, roots=roots, platform=platform, context=context
+        )
     return services
 
 
@@ -138,6 +182,7 @@ def _plan_component(
     *,
     roots: Mapping[str, str],
     platform: Mapping[str, str],
+    context: ContextFactory | None,
 ) -> Tree:
     manifest = select_manifest(recipe, platform)
     if manifest is None:
@@ -156,11 +201,60 @@ def _plan_component(
             run_with["posixUser"] = user
         else:
             run_with.pop("posixUser", None)
+    if recipe.name in document.resource_limits:
+        # A runWith without systemResourceLimits removes the component's own limits (reference §3.3).
+        limits = document.resource_limits[recipe.name]
+        if limits:
+            run_with["systemResourceLimits"] = dict(limits)
+        else:
+            run_with.pop("systemResourceLimits", None)
     return {
         "version": recipe.version,
         "componentType": recipe.component_type.value,
         "dependencies": {dep.name: dep.dependency_type.value for dep in recipe.dependencies.values()},
         "lifecycle": lifecycle_to_tree(select_lifecycle(recipe, manifest)),
-        "configuration": plan_configuration(previous_config, recipe.default_configuration, update),
+        "configuration": plan_configuration(
+            previous_config,
+            recipe.default_configuration,
+            update,
+            interpolate=None if context is None else _interpolator(recipe, context),
+        ),
         "runWith": run_with,
     }
+
+
+def _interpolator(recipe: Recipe, context: ContextFactory) -> Interpolator:
+    def interpolate(value: Any, configuration: Tree) -> Any:
+        return interpolate_configuration(value, context(recipe.name, recipe.version, configuration))
+
+    return interpolate
+
+
+def bootstrap_order(previous: Mapping[str, Any], planned: Mapping[str, Any]) -> list[str]:
+    """The components of ``planned`` whose Bootstrap step must run, dependencies first (reference §2.9): those
+    with a Bootstrap step that are new, change version, or change their Bootstrap step."""
+    wanted: set[str] = set()
+    for name, node in planned.items():
+        lifecycle = node.get("lifecycle") or {}
+        if node.get("componentType") == ComponentType.NUCLEUS.value or "Bootstrap" not in lifecycle:
+            continue
+        before = previous.get(name) or {}
+        if before.get("version") != node.get("version") or (before.get("lifecycle") or {}).get(
+            "Bootstrap"
+        ) != lifecycle.get("Bootstrap"):
+            wanted.add(name)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in planned:
+            return
+        seen.add(name)
+        for dependency in sorted(planned[name].get("dependencies") or {}):
+            visit(dependency)
+        if name in wanted:
+            order.append(name)
+
+    for name in sorted(planned):
+        visit(name)
+    return order

@@ -8,23 +8,24 @@ can make a difference instead of retrying every combination of unrelated ones (c
 backjumping). When no assignment exists, the error describes the first conflict met on the most
 preferred path, naming every requirement on the component that could not be resolved.
 
-Built-in components (the runtime's own services) are never chosen from recipes: a requirement on one
-is checked against its built-in version. A name under ``aws.greengrass.`` with no recipe and no
-built-in is an AWS component without an Edgewise equivalent yet: it is accepted with a warning and
-left out of the result. A dependency cycle is a conflict too.
+Built-in components (the runtime's own services) are never chosen from recipes: a built-in serves every
+requirement on its major line (:mod:`edgewise.aws_components`), and the result records what was requested of it
+next to what it serves. A name in an AWS namespace with no recipe and no built-in is an AWS component Edgewise
+does not provide: needing one is a conflict naming it, so a dependent version that does without it is chosen if
+there is one, and the deployment fails otherwise. A dependency cycle is a conflict too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from edgewise.aws_components import is_aws_component, served_note, serves, unprovided_problem
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import Recipe
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.versions import Requirement, Version, VersionError
 
-AWS_PREFIX = "aws.greengrass."
 DEPLOYMENT = "the deployment"
 
 
@@ -33,10 +34,10 @@ class Resolution:
     """The outcome of :func:`resolve`."""
 
     components: dict[str, Recipe]  #: chosen version of every non-builtin component, roots and dependencies
-    builtins: dict[str, str]  #: built-in names referenced -> their built-in version
-    warnings: list[str] = field(
-        default_factory=list
-    )  #: e.g. AWS component names accepted without an equivalent
+    builtins: dict[str, str]  #: built-in names referenced -> the version the runtime serves
+    #: built-in names referenced -> what was asked of them: the deployment's requirement where it names the
+    #: built-in, otherwise its dependents' requirements (", " between distinct ones)
+    requested: dict[str, str]
 
 
 class ResolutionError(EdgewiseError):
@@ -125,14 +126,15 @@ class _Resolver:
         needs = f"Cannot resolve {name}: {_needs(name, constraints[name])}"
         blame = _sources(constraints[name])
         if name in self.builtins:
-            if not constraint.requirement.allows(self.builtins[name]):
-                raise _Conflict(f"{needs} (built in: {self.builtins[name]})", name, blame)
+            if not serves(self.builtins[name], constraint.requirement):
+                raise _Conflict(f"{needs} ({served_note(self.builtins[name])})", name, blame)
         elif name in state.versions:
             if not constraint.requirement.allows(state.versions[name]):
                 raise _Conflict(f"{needs} (available: {self._listing(name)})", name, blame | {name})
         elif name not in self.available:
-            if not name.startswith(AWS_PREFIX):
-                raise _Conflict(f"{needs}, but no recipe for {name} is available", name, blame)
+            if is_aws_component(name):
+                raise _Conflict(f"{needs}, but {unprovided_problem(name)}", name, blame)
+            raise _Conflict(f"{needs}, but no recipe for {name} is available", name, blame)
         elif name not in state.pending:
             return _State(state.chosen, state.versions, constraints, (*state.pending, name))
         return _State(state.chosen, state.versions, constraints, state.pending)
@@ -210,17 +212,18 @@ class _Resolver:
 
     def result(self, state: _State) -> Resolution:
         builtins = {name: str(self.builtins[name]) for name in state.constraints if name in self.builtins}
-        warnings = [
-            f"{name} has no Edgewise equivalent yet; accepted without installing anything "
-            f"({_needs(name, constraints)})"
-            for name, constraints in state.constraints.items()
-            if name not in self.builtins and name not in state.chosen
-        ]
-        return Resolution(components=dict(state.chosen), builtins=builtins, warnings=warnings)
+        requested = {name: _requested(state.constraints[name]) for name in builtins}
+        return Resolution(components=dict(state.chosen), builtins=builtins, requested=requested)
 
 
 def _sources(constraints: Sequence[_Constraint]) -> frozenset[str]:
     return frozenset(constraint.source for constraint in constraints if constraint.source is not None)
+
+
+def _requested(constraints: Sequence[_Constraint]) -> str:
+    from_deployment = [str(c.requirement) for c in constraints if c.source is None]
+    texts = from_deployment or [str(c.requirement) for c in constraints]
+    return ", ".join(dict.fromkeys(texts))
 
 
 def _needs(name: str, constraints: Sequence[_Constraint]) -> str:

@@ -32,11 +32,14 @@ from edgewise.runtime.deployment.history import (
 )
 from edgewise.runtime.deployment.hooks import DeploymentHook
 from edgewise.runtime.deployment.packages import ComponentStore, read_recipe_dir
-from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS, plan_services
+from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS, bootstrap_order, plan_services
 from edgewise.runtime.deployment.resolution import ResolutionError, resolve, union_group_roots
 from edgewise.runtime.lifecycle import LifecycleSupervisor
+from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.lifecycle.states import ComponentState
 from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.settings import ArtifactLimits
+from edgewise.runtime.specs import build_specs, configuration_context
 
 logger = logging.getLogger(__name__)
 #: How long a started component must stay RUNNING before a deployment counts it as up: Greengrass checks the
@@ -48,6 +51,8 @@ SERVICES = ("services",)
 GROUPS = ("groups",)
 
 Reconcile = Callable[[Collection[str]], None]
+#: Asks the runtime to restart itself or reboot the device (a Bootstrap step exited with 100 or 101).
+RestartRequest = Callable[[BootstrapAction], None]
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,23 @@ class DeploymentService:
         supervisor: LifecycleSupervisor,
         platform: Mapping[str, str],
         reconcile: Reconcile,
+        thing_name: str = "edgewise-device",
+        artifact_limits: ArtifactLimits | None = None,
+        restart: RestartRequest | None = None,
     ) -> None:
         self._paths = paths
+        self._thing_name = thing_name
+        self._restart = restart
         self._store = store
         self._supervisor = supervisor
         self._platform = dict(platform)
         self._reconcile = reconcile
-        self._packages = ComponentStore(paths)
+        self._packages = ComponentStore(paths, limits=artifact_limits)
         self._history = DeploymentHistory(paths.deployments_dir / "history")
         self._queue: asyncio.Queue[DeploymentDocument] = asyncio.Queue()
         self._current_file = paths.deployments_dir / "current.json"
+        #: The components whose Bootstrap ran for the deployment in progress, kept across a restart or reboot.
+        self._bootstrap_file = paths.deployments_dir / "bootstrap.json"
         self._interrupted: _Activation | None = None
         self._cancelled: set[str] = set()
         self._active: str | None = None
@@ -241,6 +253,7 @@ class DeploymentService:
     ) -> None:
         record = self._record(document).with_status(status, detailed, cause=cause, error_types=error_types)
         self._history.save(record)
+        self._bootstrap_file.unlink(missing_ok=True)
         self._announce_end()
         log = logger.info if status is DeploymentStatus.SUCCEEDED else logger.warning
         log(
@@ -277,11 +290,74 @@ class DeploymentService:
         if document.deployment_id in self._cancelled:
             self._finish(document, DeploymentStatus.CANCELED, None, cause="Cancelled before activation")
             return
+        if not await self._bootstrap(document, previous, planned):
+            return
         activation = _Activation(document, previous, planned)
         self._activating = True
         await asyncio.to_thread(write_json_atomically, self._current_file, activation.to_json())
         self._write_tree(planned)
         await self._finish_activation(activation)
+
+    async def _bootstrap(
+        self, document: DeploymentDocument, previous: Mapping[str, Any], planned: Mapping[str, Any]
+    ) -> bool:
+        """Run the Bootstrap steps the deployment needs, before anything is activated; False when the deployment
+        failed. A step asking for a restart or a reboot does not return: the runtime stops, and the deployment,
+        still IN_PROGRESS in the history, is taken up again when it starts, skipping the steps already run."""
+        names = bootstrap_order(previous.get("services") or {}, planned["services"])
+        if not names:
+            return True
+        done = await asyncio.to_thread(self._read_bootstraps, document.deployment_id)
+        specs = build_specs(planned["services"], self._paths, thing_name=self._thing_name)
+        for name in names:
+            spec = specs[name]
+            if done.get(name) == spec.version:
+                continue
+            outcome = await self._supervisor.bootstrap(spec)
+            if outcome.action is BootstrapAction.FAIL:
+                self._fail_bootstrap(document, outcome.reason)
+                return False
+            done[name] = spec.version
+            state = {"deploymentId": document.deployment_id, "done": done}
+            await asyncio.to_thread(write_json_atomically, self._bootstrap_file, state)
+            if outcome.action is BootstrapAction.CONTINUE:
+                continue
+            if self._restart is None:
+                self._fail_bootstrap(document, f"{outcome.reason}, which this runtime cannot do")
+                return False
+            logger.warning(
+                "Deployment %s: %s; the deployment goes on once the runtime is back",
+                document.deployment_id,
+                outcome.reason,
+            )
+            self._restart(outcome.action)
+            # The runtime is stopping and cancels this worker; nothing else may be deployed meanwhile.
+            await asyncio.get_running_loop().create_future()
+        return True
+
+    def _fail_bootstrap(self, document: DeploymentDocument, reason: str) -> None:
+        # Nothing was activated yet: the components that ran before keep running, unchanged.
+        self._finish(
+            document,
+            DeploymentStatus.FAILED,
+            DetailedStatus.FAILED_NO_STATE_CHANGE,
+            cause=reason,
+            error_types=("COMPONENT_BOOTSTRAP_ERROR",),
+        )
+
+    def _read_bootstraps(self, deployment_id: str) -> dict[str, str]:
+        """The components whose Bootstrap already ran for ``deployment_id`` (name → version). Blocks."""
+        try:
+            state = json.loads(self._bootstrap_file.read_text("utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            logger.error("Ignoring an unreadable bootstrap record %s: %s", self._bootstrap_file, exc)
+            return {}
+        if not isinstance(state, dict) or state.get("deploymentId") != deployment_id:
+            return {}
+        done = state.get("done")
+        return {str(key): str(value) for key, value in done.items()} if isinstance(done, dict) else {}
 
     async def _finish_activation(self, activation: _Activation) -> None:
         document = activation.document
@@ -381,8 +457,6 @@ class DeploymentService:
             resolution = resolve(roots, candidates, builtins=BUILTIN_VERSIONS)
         except ResolutionError as exc:
             raise DeploymentError(str(exc), error_types=("DEPENDENCY_RESOLUTION_ERROR",)) from exc
-        for warning in resolution.warnings:
-            logger.warning("Deployment %s: %s", document.deployment_id, warning)
         texts = {(recipe.name, recipe.version): text for found in offered.values() for recipe, text in found}
         for name, recipe in resolution.components.items():
             manifest = select_manifest(recipe, self._platform)
@@ -390,7 +464,12 @@ class DeploymentService:
             if manifest is not None and text is not None:
                 self._packages.install(recipe, text, manifest, document.artifacts_dir)
         services = plan_services(
-            previous.get("services") or {}, resolution, document, roots=roots, platform=self._platform
+            previous.get("services") or {},
+            resolution,
+            document,
+            roots=roots,
+            platform=self._platform,
+            context=configuration_context(self._paths, thing_name=self._thing_name),
         )
         return {**copy.deepcopy(dict(previous)), "services": services, "groups": groups}
 

@@ -9,7 +9,15 @@ deployments), then report SUCCEEDED or FAILED with Greengrass's ``statusDetails`
 What happens to an execution is kept in the :class:`JobLedger`, so that a runtime killed mid-deployment finishes
 it (the deployment service recovers it) and reports it after the restart, and a report made offline waits in
 the cloud link's spool; should it still be lost (the cloud's jobs service was not listening yet when the spool
-was flushed), the cloud keeps the execution pending and the device reports again when it next asks. A job cancelled in the cloud before activation cancels the deployment.
+was flushed), the cloud keeps the execution pending and the device reports again when it next asks. A job
+cancelled in the cloud before activation cancels the deployment.
+
+A final report is made once and confirmed by its ``update/accepted``, or by the cloud showing the execution final
+already (a describe, or an ``InvalidStateTransition`` rejection of the report). An answer that shows the
+execution still pending is no proof that the report was lost: the jobs service answers requests concurrently,
+so a describe answered just before the report was applied arrives after it. The report is therefore made again
+only when it is still unconfirmed and the cloud refused it, or it has had ``confirm_interval`` seconds to be
+answered.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from edgewise.runtime.fleet.jobs import (
 from edgewise.runtime.fleet.ledger import JobEntry, JobLedger, JobStage
 from edgewise.runtime.fleet.resolve import ComponentCatalog, fetch_closure, resolve_groups
 from edgewise.runtime.fleet.status import FleetStatusReporter
+from edgewise.runtime.settings import ArtifactLimits
 
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink, CloudSettings
@@ -61,6 +70,17 @@ if TYPE_CHECKING:
     from edgewise.runtime.paths import RootPaths
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Report:
+    """A final report the cloud has not confirmed yet."""
+
+    key: str  #: its ledger entry's
+    status: str
+    tokens: set[str]  #: client tokens of each time it was sent: the answer to any of them confirms it
+    sent_at: float  #: event loop time it was last sent, or queued to be sent again
+    refused: bool = False  #: the cloud rejected it, not for holding a final status already
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class FleetAgent:
         deployments: DeploymentService,
         platform: Mapping[str, str],
         download_settings: DownloadSettings | None = None,
+        artifact_limits: ArtifactLimits | None = None,
         resolve_timeout: float = 30.0,
         confirm_interval: float = 10.0,
     ) -> None:
@@ -120,6 +141,7 @@ class FleetAgent:
         self._deployments = deployments
         self._platform = dict(platform)
         self._download_settings = download_settings
+        self._artifact_limits = artifact_limits
         self._ledger = JobLedger(paths.deployments_dir / "fleet.json")
         self._jobs = JobsClient(
             link,
@@ -145,8 +167,8 @@ class FleetAgent:
         self._wake = asyncio.Event()
         #: Job ids to describe (or NEXT), and final reports to send again, in order.
         self._requests: asyncio.Queue[str | _Resend] = asyncio.Queue()
-        #: Final reports the cloud has not accepted yet: client token -> job id.
-        self._unconfirmed: dict[str, str] = {}
+        #: Final reports the cloud has not confirmed yet, by job id.
+        self._reports: dict[str, _Report] = {}
         self._confirm_interval = confirm_interval
         self._current: JobEntry | None = None
         self._cancel_requested = False
@@ -158,6 +180,11 @@ class FleetAgent:
     async def start(self) -> None:
         """Read the ledger, subscribe, and start working; returns without waiting for the cloud."""
         await asyncio.to_thread(self._ledger.load)
+        now = asyncio.get_running_loop().time()
+        for entry in self._ledger.unconfirmed():
+            # Perhaps still in the cloud link's spool: it gets the usual time to be answered.
+            if entry.status is not None:
+                self._reports[entry.job_id] = _Report(entry.key, entry.status, set(), now)
         cloud = self._settings
         context = await asyncio.to_thread(
             artifact_context, cloud.root_ca, cloud.certificate, cloud.private_key
@@ -199,45 +226,120 @@ class FleetAgent:
             request = await self._requests.get()
             try:
                 if isinstance(request, _Resend):
+                    report = self._reports.get(request.execution.job_id)
+                    if report is None:
+                        continue  # confirmed while the request waited
                     logger.info(
                         "Job %s is still pending in the cloud; reporting %s again",
                         request.execution.job_id,
                         request.status,
                     )
-                    self._forget_report(request.execution.job_id)
                     token = await self._jobs.update(request.execution, request.status, request.details)
-                    self._unconfirmed[token] = request.execution.job_id
+                    report.tokens.add(token)
                 else:
                     await self._jobs.describe(request)
             except CloudLinkError as exc:
                 logger.warning("Cannot ask the jobs service about %s: %s", request, exc)
 
     def _check_reported(self, execution: JobExecution) -> None:
-        """Report again an execution whose final status we sent but the cloud still shows as pending: the
-        report was lost on its way (the cloud's jobs service was not subscribed yet when the spool was
-        flushed after a reconnect, for instance)."""
+        """Compare what the cloud says about an execution we reported with our report.
+
+        A final status confirms the report. A pending one means the report was lost on its way (the cloud's
+        jobs service was not subscribed yet when the spool was flushed after a reconnect, for instance) only
+        if the report is not confirmed and was refused or has waited ``confirm_interval`` seconds for its
+        answer; otherwise the answer may have been made before the report arrived.
+        """
         entry = self._ledger.get(execution.key)
         if entry is None or entry.stage is not JobStage.REPORTED or entry.status is None:
             return
-        if execution.status in PENDING:
-            self._requests.put_nowait(_Resend(execution, entry.status, dict(entry.details)))
-        else:
-            self._forget_report(execution.job_id)
+        if execution.status not in PENDING:
+            self._reports.pop(execution.job_id, None)
+            self._mark_confirmed(entry)
+            return
+        if entry.confirmed:
+            logger.debug(
+                "Job %s shows as %s in an answer older than its report", entry.job_id, execution.status
+            )
+            return
+        now = asyncio.get_running_loop().time()
+        report = self._reports.get(execution.job_id)
+        if report is None:
+            report = self._reports[execution.job_id] = _Report(entry.key, entry.status, set(), now)
+        elif not report.refused and now - report.sent_at < self._confirm_interval:
+            return  # the confirm loop asks again once the report has had its time
+        # Once per interval, however many answers come: each counts the report from now.
+        report.sent_at, report.refused = now, False
+        self._requests.put_nowait(_Resend(execution, entry.status, dict(entry.details)))
 
     def _confirmed(self, job_id: str, client_token: str) -> None:
-        self._unconfirmed.pop(client_token, None)
+        report = self._reports.get(job_id)
+        if report is not None and client_token in report.tokens:
+            self._report_confirmed(job_id)
 
-    def _forget_report(self, job_id: str) -> None:
-        for token in [token for token, job in self._unconfirmed.items() if job == job_id]:
-            del self._unconfirmed[token]
+    def _report_confirmed(self, job_id: str) -> None:
+        report = self._reports.pop(job_id, None)
+        entry = self._ledger.get(report.key) if report is not None else None
+        if entry is not None:
+            self._mark_confirmed(entry)
+
+    def _mark_confirmed(self, entry: JobEntry) -> None:
+        if not entry.confirmed:
+            entry = self._ledger.update(entry, confirmed=True)
+            if self._current is not None and self._current.key == entry.key:
+                self._current = entry
+
+    def _report_rejected(self, rejection: JobsRejection) -> bool:
+        """Handle a rejection of an unconfirmed final report (or of a describe of its execution); False when
+        the rejection is about something else."""
+        job_id = rejection.job_id
+        report = self._reports.get(job_id)
+        if report is None:
+            return False
+        if rejection.operation == "update":
+            # Nothing else is sent for an execution once it is reported; a token, when echoed, must match.
+            if rejection.client_token is not None and rejection.client_token not in report.tokens:
+                return False
+        elif rejection.code not in _GONE:
+            return False
+        cloud_status = rejection.execution_status
+        if rejection.code in _GONE or (
+            rejection.code == "InvalidStateTransition" and cloud_status not in PENDING
+        ):
+            # Final in the cloud already (our report arrived twice) or gone: nothing more to report.
+            if cloud_status is None or cloud_status == report.status:
+                logger.info(
+                    "Job %s is final in the cloud already: its %s report is confirmed", job_id, report.status
+                )
+            else:
+                logger.info(
+                    "Job %s is %s in the cloud; it keeps that status rather than our %s",
+                    job_id,
+                    cloud_status,
+                    report.status,
+                )
+            self._report_confirmed(job_id)
+            return True
+        logger.warning(
+            "The jobs service rejected the %s report of job %s (%s %s); asking for its status to report again",
+            report.status,
+            job_id,
+            rejection.code,
+            rejection.message,
+        )
+        report.refused = True
+        self._ask(job_id)  # a pending execution is reported again
+        return True
 
     async def _confirm_loop(self) -> None:
-        """Ask about every final report the cloud has not accepted within ``confirm_interval`` seconds."""
+        """Ask about every final report the cloud has not confirmed within ``confirm_interval`` seconds."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._confirm_interval)
             if self._link.connected:
-                for job_id in sorted(set(self._unconfirmed.values())):
-                    self._ask(job_id)
+                now = loop.time()
+                for job_id in sorted(self._reports):
+                    if now - self._reports[job_id].sent_at >= self._confirm_interval:
+                        self._ask(job_id)
 
     def _connection_changed(self, connected: bool) -> None:
         if connected:
@@ -274,6 +376,8 @@ class FleetAgent:
         self._wake.set()
 
     def _rejected(self, rejection: JobsRejection) -> None:
+        if self._report_rejected(rejection):
+            return
         logger.warning(
             "The jobs service rejected %s of job %s: %s %s",
             rejection.operation,
@@ -281,11 +385,6 @@ class FleetAgent:
             rejection.code,
             rejection.message,
         )
-        if rejection.job_id in self._unconfirmed.values():
-            if rejection.code in _GONE or rejection.code == "InvalidStateTransition":
-                self._forget_report(rejection.job_id)  # already final in the cloud: the report did arrive
-            elif rejection.operation == "update":
-                self._ask(rejection.job_id)  # see what the cloud holds; a pending execution is reported again
         current = self._current
         if current is None or rejection.job_id != current.job_id or current.stage is JobStage.REPORTED:
             return
@@ -421,6 +520,7 @@ class FleetAgent:
                     paths=self._paths,
                     platform=self._platform,
                     downloader=self._downloader,
+                    limits=self._artifact_limits,
                 )
         if self._cancel_requested:
             raise FleetDeploymentCanceled(execution.job_id)
@@ -478,8 +578,11 @@ class FleetAgent:
         record: DeploymentRecord | None,
     ) -> None:
         token = await self._jobs.update(execution, status, details)
-        self._unconfirmed[token] = execution.job_id
-        entry = self._ledger.update(entry, stage=JobStage.REPORTED, status=status, details=details)
+        now = asyncio.get_running_loop().time()
+        self._reports[execution.job_id] = _Report(entry.key, status, {token}, now)
+        entry = self._ledger.update(
+            entry, stage=JobStage.REPORTED, status=status, details=details, confirmed=False
+        )
         if self._current is not None and self._current.key == entry.key:
             self._current = entry  # what the cloud says about it from now on is about a finished execution
         information = deployment_information(entry, status, details, record)

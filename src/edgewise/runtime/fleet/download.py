@@ -28,6 +28,7 @@ from edgewise.runtime.deployment.packages import ComponentStore, file_digest
 from edgewise.runtime.fleet.errors import ArtifactDownloadError
 from edgewise.runtime.fleet.resolve import ComponentOffer
 from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.settings import ArtifactLimits
 
 logger = logging.getLogger(__name__)
 
@@ -219,12 +220,18 @@ def _installed(
 
 
 def install_offer(
-    offer: ComponentOffer, *, paths: RootPaths, platform: Mapping[str, str], downloader: ArtifactDownloader
+    offer: ComponentOffer,
+    *,
+    paths: RootPaths,
+    platform: Mapping[str, str],
+    downloader: ArtifactDownloader,
+    limits: ArtifactLimits | None = None,
 ) -> None:
     """Download what ``offer`` needs on this platform and install it into the component store. Blocks.
 
     An artifact already installed with the promised digest is not downloaded again. The recipe goes into the
-    store last, so a recipe there always has its artifacts.
+    store last, so a recipe there always has its artifacts. ZIP artifacts are unpacked within ``limits``. The
+    downloaded files are removed once installed or refused; only an interrupted download is kept, to be resumed.
 
     Raises:
         DeploymentError: no manifest matches this device, an artifact has no URL or no digest, a download
@@ -238,7 +245,7 @@ def install_offer(
             f"No manifest of {recipe.name} {recipe.version} matches this device ({attributes})",
             error_types=("COMPONENT_RECIPE_ERROR",),
         )
-    store = ComponentStore(paths)
+    store = ComponentStore(paths, limits=limits)
     if _installed(offer, store, paths, manifest.artifacts):
         return
     staging_root = paths.deployments_dir / "downloads"
@@ -260,7 +267,9 @@ def install_offer(
             continue
         logger.info("Downloading %s of %s %s", name, recipe.name, recipe.version)
         downloader.fetch(source.url, staging / name, digest=source.digest, size=source.size)
-    store.install(recipe, offer.text, manifest, staging_root)
-    shutil.rmtree(staging, ignore_errors=True)
-    with contextlib.suppress(OSError):  # other versions of it are still being staged
-        staging.parent.rmdir()
+    try:
+        store.install(recipe, offer.text, manifest, staging_root, copy_unlisted=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):  # other versions of it are still being staged
+            staging.parent.rmdir()

@@ -57,6 +57,9 @@ class JobsRejection:
     operation: str  #: ``get`` or ``update``
     code: str
     message: str
+    client_token: str | None = None  #: the request's, echoed
+    #: The execution's status in the cloud, which InvalidStateTransition and VersionMismatch rejections carry.
+    execution_status: str | None = None
 
 
 def parse_execution(value: object) -> JobExecution | None:
@@ -224,8 +227,19 @@ class JobsClient:
             logger.warning("Ignoring a jobs answer on %s that is not a JSON object", message.topic)
             return
         if outcome == "rejected":
-            code, text = body.get("code"), body.get("message")
-            self._on_rejected(JobsRejection(job_id, operation, str(code), str(text or "")))
+            code, text, token = body.get("code"), body.get("message"), body.get("clientToken")
+            state = body.get("executionState")
+            status = state.get("status") if isinstance(state, Mapping) else None
+            self._on_rejected(
+                JobsRejection(
+                    job_id,
+                    operation,
+                    str(code),
+                    str(text or ""),
+                    client_token=token if isinstance(token, str) else None,
+                    execution_status=status if isinstance(status, str) else None,
+                )
+            )
         elif outcome == "accepted" and operation == "get":
             self._on_execution(job_id, parse_execution(body.get("execution")))
         elif outcome == "accepted" and operation == "update" and self._on_updated is not None:

@@ -30,7 +30,7 @@ class JobStage(StrEnum):
 
     PREPARING = "PREPARING"  #: fetching recipes and artifacts; nothing submitted yet
     APPLYING = "APPLYING"  #: submitted to the deployment service
-    REPORTED = "REPORTED"  #: its final status is in the cloud link's spool (or delivered)
+    REPORTED = "REPORTED"  #: its final status is in the cloud link's spool (or delivered; see ``confirmed``)
     CANCELED = "CANCELED"  #: cancelled in the cloud; nothing to report
 
     @property
@@ -53,6 +53,9 @@ class JobEntry:
     status: str | None = None  #: the job status reported (SUCCEEDED, FAILED)
     details: Mapping[str, str] = field(default_factory=dict)  #: the statusDetails reported
     sequence: int = 0  #: order of arrival, for pruning
+    #: The cloud holds the final status: it accepted the report, or showed the execution final already. A
+    #: confirmed execution is never reported again, whatever a late answer says.
+    confirmed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,6 +109,17 @@ class JobLedger:
 
     def get(self, key: str) -> JobEntry | None:
         return self._jobs.get(key)
+
+    def unconfirmed(self) -> list[JobEntry]:
+        """Entries reported but not confirmed by the cloud yet, oldest first."""
+        return sorted(
+            (
+                entry
+                for entry in self._jobs.values()
+                if entry.stage is JobStage.REPORTED and not entry.confirmed
+            ),
+            key=lambda e: e.sequence,
+        )
 
     def unfinished(self) -> list[JobEntry]:
         """Entries not yet reported or cancelled, oldest first."""

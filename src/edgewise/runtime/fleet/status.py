@@ -105,6 +105,9 @@ def component_entries(
             "isRoot": bool(member_of),
             "status": state.value,
         }
+        # A built-in serves an older version of its major line that a deployment asked for: report both.
+        if isinstance(service.get("requestedVersion"), str):
+            entry["requestedVersion"] = service["requestedVersion"]
         if state in (ComponentState.ERRORED, ComponentState.BROKEN):
             entry["componentStatusDetails"] = status_details(supervisor.status(name))
         entries.append(entry)

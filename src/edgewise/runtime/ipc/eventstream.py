@@ -221,6 +221,15 @@ def _encode_variable(name: str, kind: HeaderType, raw: bytes) -> bytes:
     return _TYPE_AND_LENGTH.pack(kind, len(raw)) + raw
 
 
+class MessageTooLargeError(FrameError):
+    """A prelude announces a message longer than the decoder accepts; raised before any of it is buffered."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"Message length {length} exceeds the limit of {limit} bytes")
+        self.length = length
+        self.limit = limit
+
+
 class MessageDecoder:
     """Turns a byte stream into messages, whatever the chunking.
 
@@ -230,10 +239,8 @@ class MessageDecoder:
     def __init__(
         self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, max_headers: int = DEFAULT_MAX_HEADERS
     ) -> None:
-        if max_message_size < MESSAGE_OVERHEAD:
-            msg = f"max_message_size must be at least {MESSAGE_OVERHEAD} bytes, got {max_message_size}"
-            raise ValueError(msg)
-        self._max_message_size = max_message_size
+        self._max_message_size = MESSAGE_OVERHEAD
+        self.max_message_size = max_message_size
         self._max_headers = max_headers
         self._buffer = bytearray()
         self._failure: FrameError | None = None
@@ -243,19 +250,36 @@ class MessageDecoder:
         """Bytes received that do not yet form a whole message."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Message]:
-        """The messages completed by ``data``, in order; raises FrameError on invalid bytes."""
+    @property
+    def max_message_size(self) -> int:
+        """The largest message accepted; checked against each prelude before the message is buffered."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int) -> None:
+        if value < MESSAGE_OVERHEAD:
+            msg = f"max_message_size must be at least {MESSAGE_OVERHEAD} bytes, got {value}"
+            raise ValueError(msg)
+        self._max_message_size = value
+
+    def feed(self, data: bytes, *, max_messages: int | None = None) -> list[Message]:
+        """The messages completed by ``data``, in order; raises FrameError on invalid bytes.
+
+        With ``max_messages``, decoding stops after that many messages and the rest stays buffered, unchecked,
+        until the next call (``feed(b"")`` continues): the caller may change :attr:`max_message_size` in
+        between, as a server does once the first message has authenticated the client.
+        """
         if self._failure is not None:
             msg = f"The stream is unusable after an earlier error: {self._failure}"
             raise FrameError(msg)
         try:
             if self._buffer:
                 self._buffer += data
-                messages, used = self._decode(self._buffer)
+                messages, used = self._decode(self._buffer, max_messages)
                 del self._buffer[:used]
             else:
                 # Fast path: whole messages are decoded straight from the received chunk.
-                messages, used = self._decode(data)
+                messages, used = self._decode(data, max_messages)
                 if used < len(data):
                     self._buffer += memoryview(data)[used:]
         except FrameError as exc:
@@ -264,12 +288,12 @@ class MessageDecoder:
             raise
         return messages
 
-    def _decode(self, data: bytes | bytearray) -> tuple[list[Message], int]:
+    def _decode(self, data: bytes | bytearray, max_messages: int | None) -> tuple[list[Message], int]:
         messages: list[Message] = []
         end = len(data)
         offset = 0
         with memoryview(data) as view:
-            while end - offset >= PRELUDE_LENGTH:
+            while end - offset >= PRELUDE_LENGTH and len(messages) != max_messages:
                 total, headers_length, prelude_crc = _PRELUDE_WITH_CRC.unpack_from(view, offset)
                 computed = zlib.crc32(view[offset : offset + 8])
                 if computed != prelude_crc:
@@ -295,8 +319,7 @@ class MessageDecoder:
             msg = f"Message length {total} is below the {MESSAGE_OVERHEAD}-byte minimum"
             raise FrameError(msg)
         if total > self._max_message_size:
-            msg = f"Message length {total} exceeds the limit of {self._max_message_size} bytes"
-            raise FrameError(msg)
+            raise MessageTooLargeError(total, self._max_message_size)
         if headers_length > total - MESSAGE_OVERHEAD:
             msg = f"Headers length {headers_length} does not fit in a message of {total} bytes"
             raise FrameError(msg)

@@ -11,6 +11,14 @@ high-water mark the server stops reading the client's requests and queues stream
 queue drops events, see :meth:`EventStream.send_nowait`), and a reply that would push the buffer past
 ``max_buffered_bytes`` drops the connection. A client that never reads therefore costs bounded memory and
 never slows other connections. A protocol violation or a malformed frame closes only that connection.
+
+The socket is open to every local user, so a connection that has not authenticated yet is held to much less:
+its first message (the CONNECT, about 120 bytes from the SDKs) may be at most ``max_connect_message_size``,
+checked on the prelude before anything is buffered; it must authenticate within ``handshake_timeout``
+seconds; and at most ``max_unauthenticated_connections`` wait to authenticate at once, further ones being
+closed as soon as they are accepted. Unauthenticated connections therefore cost at most about
+``max_unauthenticated_connections * max_connect_message_size`` bytes of buffers whatever they send, and each
+slot frees itself within the handshake timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 import os
 import stat
 import struct
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +52,7 @@ from edgewise.runtime.ipc.eventstream import (
     CONTENT_TYPE_TEXT,
     DEFAULT_MAX_MESSAGE_SIZE,
     MESSAGE_FLAGS,
+    MESSAGE_OVERHEAD,
     MESSAGE_TYPE,
     OPERATION,
     PROTOCOL_VERSION,
@@ -53,6 +63,7 @@ from edgewise.runtime.ipc.eventstream import (
     Message,
     MessageDecoder,
     MessageFlag,
+    MessageTooLargeError,
     MessageType,
     encode_frame,
     encode_headers,
@@ -62,10 +73,19 @@ from edgewise.runtime.ipc.eventstream import (
 logger = logging.getLogger(__name__)
 
 _SOCKET_PATH_LIMIT = 107  # sun_path is 108 bytes including the terminating NUL
-_PROTOCOL_ERROR_GRACE_S = 2.0
+_PROTOCOL_ERROR_GRACE_S = 2.0  # time a closing connection gets to flush its PROTOCOL_ERROR
 # Components usually connect together right after the runtime starts them; a full backlog makes their
 # connect() fail outright on a Unix socket.
-_LISTEN_BACKLOG = 1024  # time a closing connection gets to flush its PROTOCOL_ERROR
+_LISTEN_BACKLOG = 1024
+#: A CONNECT from the SDKs is about 120 bytes (a token of 16 to 64 characters); a few KB leaves room for
+#: longer tokens and extra headers while keeping what an unauthenticated connection can make us hold small.
+DEFAULT_MAX_CONNECT_MESSAGE_SIZE = 8 * 1024
+#: The SDKs send CONNECT as soon as the socket is connected and give up after 10 s without CONNECT_ACK.
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+#: Above the number of components that connect at once when a runtime starts them all together.
+DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS = 256
+# Refused connections come as fast as a client can open them: one log line at most this often.
+_REFUSAL_LOG_INTERVAL_S = 10.0
 # Only the stream id differs between the replies of one operation, so the rest of the headers is kept.
 _rpc_header_prefixes: dict[tuple[int, int, str], bytes] = {}
 _RPC_HEADER_PREFIXES_LIMIT = 1024
@@ -90,7 +110,10 @@ class IpcStatistics:
 
     connections: int  #: open connections, authenticated or not
     connections_accepted: int  #: connections accepted since start
-    connections_dropped: int  #: connections the server closed for a violation or an overflow
+    connections_dropped: int  #: closed by the server for a violation, an overflow or a handshake timeout
+    connections_refused: int  #: connections closed at once because too many were waiting to authenticate
+    unauthenticated: int  #: open connections still waiting to authenticate
+    bytes_buffered: int  #: received bytes held for messages not complete yet, all connections together
     streams: int  #: open streaming operations
     calls_in_flight: int  #: handlers running
     messages_in: int
@@ -108,11 +131,12 @@ class _Counters:
         "events_dropped",
         "messages_in",
         "messages_out",
+        "refused",
         "streams",
     )
 
     def __init__(self) -> None:
-        self.accepted = self.calls = self.dropped = self.errors = self.events_dropped = 0
+        self.accepted = self.calls = self.dropped = self.errors = self.events_dropped = self.refused = 0
         self.messages_in = self.messages_out = self.streams = 0
 
 
@@ -293,6 +317,9 @@ class IpcServer:
         max_buffered_bytes: int = 16 * 1024 * 1024,
         max_queued_events: int = 1024,
         max_queued_bytes: int = 16 * 1024 * 1024,
+        max_connect_message_size: int = DEFAULT_MAX_CONNECT_MESSAGE_SIZE,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_unauthenticated_connections: int = DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS,
     ) -> None:
         for name, value in (
             ("max_streams_per_connection", max_streams_per_connection),
@@ -300,10 +327,20 @@ class IpcServer:
             ("max_buffered_bytes", max_buffered_bytes),
             ("max_queued_events", max_queued_events),
             ("max_queued_bytes", max_queued_bytes),
+            ("max_unauthenticated_connections", max_unauthenticated_connections),
         ):
             if value < 1:
                 msg = f"{name} must be at least 1, got {value}"
                 raise ValueError(msg)
+        if max_connect_message_size < MESSAGE_OVERHEAD:
+            msg = (
+                f"max_connect_message_size must be at least {MESSAGE_OVERHEAD} bytes, "
+                f"got {max_connect_message_size}"
+            )
+            raise ValueError(msg)
+        if not handshake_timeout > 0:
+            msg = f"handshake_timeout must be a positive number of seconds, got {handshake_timeout}"
+            raise ValueError(msg)
         self.socket_path = socket_path
         self.authenticate = authenticate
         self.max_message_size = max_message_size
@@ -314,7 +351,16 @@ class IpcServer:
         #: Events queued for one connection's streams, all streams together: bounds what a client with many
         #: subscriptions that never reads can hold, whatever the size of the events.
         self.max_queued_bytes = max_queued_bytes
+        #: The largest message a connection may send before it has authenticated (its CONNECT).
+        self.max_connect_message_size = min(max_connect_message_size, max_message_size)
+        #: Seconds a connection has to authenticate before it is closed.
+        self.handshake_timeout = handshake_timeout
+        #: Connections waiting to authenticate at once; further ones are closed as soon as they are accepted.
+        self.max_unauthenticated_connections = max_unauthenticated_connections
         self._counters = _Counters()
+        self._unauthenticated: dict[int, _Connection] = {}
+        self._refused_unlogged = 0
+        self._refusal_logged_at = -_REFUSAL_LOG_INTERVAL_S
         self._unary: dict[str, UnaryHandler] = {}
         self._streaming: dict[str, _StreamOperation] = {}
         self._connections: dict[int, _Connection] = {}
@@ -388,6 +434,9 @@ class IpcServer:
             connections=len(self._connections),
             connections_accepted=counters.accepted,
             connections_dropped=counters.dropped,
+            connections_refused=counters.refused,
+            unauthenticated=len(self._unauthenticated),
+            bytes_buffered=sum(connection.bytes_buffered for connection in self._connections.values()),
             streams=counters.streams,
             calls_in_flight=counters.calls,
             messages_in=counters.messages_in,
@@ -396,12 +445,35 @@ class IpcServer:
             events_dropped=counters.events_dropped,
         )
 
-    def _added(self, connection: _Connection) -> None:
+    def _added(self, connection: _Connection) -> bool:
+        """Count a new connection in; False when too many wait to authenticate and it must be closed."""
         self._connections[connection.id] = connection
         self._counters.accepted += 1
+        if len(self._unauthenticated) < self.max_unauthenticated_connections:
+            self._unauthenticated[connection.id] = connection
+            return True
+        self._counters.refused += 1
+        self._refused_unlogged += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= _REFUSAL_LOG_INTERVAL_S:
+            logger.warning(
+                "IPC server: closed %d new connection(s) at once: %d connections are already waiting to "
+                "authenticate (the limit); each is closed if it has not authenticated within %.1fs",
+                self._refused_unlogged,
+                self.max_unauthenticated_connections,
+                self.handshake_timeout,
+            )
+            self._refused_unlogged = 0
+            self._refusal_logged_at = now
+        return False
+
+    def _handshake_over(self, connection: _Connection) -> None:
+        """``connection`` authenticated or is closing: its slot among those waiting to authenticate is free."""
+        self._unauthenticated.pop(connection.id, None)
 
     def _removed(self, connection: _Connection) -> None:
         self._connections.pop(connection.id, None)
+        self._unauthenticated.pop(connection.id, None)
 
 
 class _Connection(asyncio.Protocol):
@@ -416,7 +488,8 @@ class _Connection(asyncio.Protocol):
         self.writing_paused = False
         self.queued_bytes = 0  # events waiting in this connection's stream queues
         self._transport: asyncio.Transport | None = None
-        self._decoder = MessageDecoder(max_message_size=server.max_message_size)
+        # Raised to max_message_size once the CONNECT is accepted.
+        self._decoder = MessageDecoder(max_message_size=server.max_connect_message_size)
         self._last_stream_id = 0
         self._active: dict[int, EventStream | None] = {}  # open streams; None for a unary call
         self._calls: set[asyncio.Task[None]] = set()
@@ -424,10 +497,16 @@ class _Connection(asyncio.Protocol):
         self._inbox: collections.deque[Message] = collections.deque()
         self._backlog: dict[EventStream, None] = {}
         self._abort_handle: asyncio.TimerHandle | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
 
     def describe(self) -> str:
         """How log lines name this connection."""
         return f"IPC connection {self.id} ({self.component or 'not authenticated'})"
+
+    @property
+    def bytes_buffered(self) -> int:
+        """Received bytes held for a message not complete yet."""
+        return self._decoder.buffered
 
     # asyncio.Protocol callbacks
 
@@ -436,11 +515,18 @@ class _Connection(asyncio.Protocol):
         self._transport = transport
         high = min(1024 * 1024, max(self.server.max_buffered_bytes // 2, 1))
         transport.set_write_buffer_limits(high=high, low=high // 4)
-        self.server._added(self)
+        if not self.server._added(self):
+            self.closing = True
+            transport.abort()
+            return
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            self.server.handshake_timeout, self._handshake_timed_out
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._abort_handle is not None:
             self._abort_handle.cancel()
+        self._stop_handshake_timer()
         self._end_streams()
         self.server._removed(self)
         logger.debug("%s closed%s", self.describe(), f": {exc}" if exc else "")
@@ -460,14 +546,34 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if self.component is not None:
+            self._receive(data, None)
+            return
+        # Only the first message is decoded under the pre-authentication limit: whatever the client sent
+        # after its CONNECT is decoded once the CONNECT is accepted, under the limit of authenticated clients.
+        if self._receive(data, 1) and self.component is not None and self._decoder.buffered:
+            self._receive(b"", None)
+
+    def _receive(self, data: bytes, max_messages: int | None) -> bool:
+        """Decode and dispatch what ``data`` completes; False when it closed the connection."""
         try:
-            messages = self._decoder.feed(data)
+            messages = self._decoder.feed(data, max_messages=max_messages)
+        except MessageTooLargeError as exc:
+            if self.component is None:
+                self._protocol_error(
+                    f"a message of {exc.length} bytes before authentication; until its CONNECT is accepted "
+                    f"a connection's messages may be at most {exc.limit} bytes"
+                )
+            else:
+                self._protocol_error(f"malformed frame: {exc}")
+            return False
         except FrameError as exc:
             self._protocol_error(f"malformed frame: {exc}")
-            return
+            return False
         self.counters.messages_in += len(messages)
         self._inbox.extend(messages)
         self._process_inbox()
+        return not self.closing
 
     def _process_inbox(self) -> None:
         """Dispatch received messages while fewer than the allowed number of calls run."""
@@ -539,10 +645,30 @@ class _Connection(asyncio.Protocol):
         self.write(encode_message(Message(headers, reason.encode())))
         self._close(abort=False)
 
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self.component is not None or self.closing:
+            return
+        logger.warning(
+            "%s: closing it: it has not authenticated within %.1fs of connecting",
+            self.describe(),
+            self.server.handshake_timeout,
+        )
+        self.counters.dropped += 1
+        self._close(abort=True)
+
+    def _stop_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
     def _close(self, *, abort: bool) -> None:
         if self.closing or self._transport is None:
             return
         self.closing = True
+        self._stop_handshake_timer()
+        # Its slot among the connections waiting to authenticate is free at once, not after the grace period.
+        self.server._handshake_over(self)
         self._end_streams()
         if abort:
             self._transport.abort()
@@ -641,6 +767,9 @@ class _Connection(asyncio.Protocol):
             self._reject("the authToken is not known")
             return
         self.component = component
+        self._stop_handshake_timer()
+        self.server._handshake_over(self)
+        self._decoder.max_message_size = self.server.max_message_size
         self._send_control(MessageType.CONNECT_ACK, MessageFlag.CONNECTION_ACCEPTED)
         logger.info("IPC connection %d accepted for component %s", self.id, component)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edgewise.recipe import DependencyType
+from edgewise.runtime.lifecycle.cgroups import CgroupLimiter
 from edgewise.runtime.lifecycle.errors import LifecycleError, StepError
 from edgewise.runtime.lifecycle.logs import ComponentLog
 from edgewise.runtime.lifecycle.process import StepProcess
@@ -115,6 +116,7 @@ class ComponentService:
         self._desired: list[ComponentState] = [RUNNING]
         self._reason = ""  #: why the last request was made; the reason of the transition it causes
         self._leaving = False
+        self._uninstall = False  #: removed by a deployment: run Uninstall once it has stopped
         self._reported: ComponentState | None = None
         self._wake = asyncio.Event()
         self._errors = ErrorCounter(clock)
@@ -143,6 +145,7 @@ class ComponentService:
             environment=environment,
             default_user=settings.run_as,
             on_exit=self.wake,
+            limiter=CgroupLimiter(settings.cgroup_root),
         )
 
     # --- what the supervisor reads ---------------------------------------------------------------
@@ -215,7 +218,17 @@ class ComponentService:
         """Take ``spec`` as the desired spec: restart, or reinstall when needed (§2.8), or do nothing if
         it is unchanged and no reinstall is asked for."""
         rejoining, self._leaving = self._leaving, False
-        unchanged = spec == (self._pending or self._spec)
+        self._uninstall = False
+        current = self._pending or self._spec
+        if not rejoining and not reinstall and current.differs_only_in_limits(spec):
+            # As in Greengrass, new limits apply to the running processes; nothing restarts.
+            if self._pending is None:
+                self._spec = spec
+            else:
+                self._pending = spec
+            self._launcher.update_limits(spec.resource_limits)
+            return
+        unchanged = spec == current
         if unchanged and not reinstall:
             if rejoining:
                 # Removed, then deployed again before it was gone: carry on or start again.
@@ -242,9 +255,11 @@ class ComponentService:
         """Stop and stay FINISHED until restarted or redeployed."""
         self._request([FINISHED], reason)
 
-    def leave(self, reason: str) -> None:
-        """Stop for good: the task ends once the component is FINISHED or BROKEN."""
+    def leave(self, reason: str, *, uninstall: bool = False) -> None:
+        """Stop for good: the task ends once the component is FINISHED or BROKEN. With ``uninstall`` (the
+        component was removed by a deployment) its Uninstall step runs after it stopped."""
         self._leaving = True
+        self._uninstall = uninstall
         self._request([FINISHED], reason)
 
     def dependency_left_ready(self, dependency: str, state: ComponentState) -> None:
@@ -328,22 +343,32 @@ class ComponentService:
             FINISHED: self._on_finished,
         }
         try:
-            while not (self._leaving and self._state in (FINISHED, BROKEN)):
-                self._consume_reached()
-                try:
-                    await handlers[self._state]()
-                except Exception as exc:
-                    # A bug here must not leave processes behind or stop the other components.
-                    logger.exception("component-supervision-failed: %s in %s", self.name, self._state)
-                    await self._terminate_all(0.0)
-                    self._main = None
-                    self._desired.clear()
-                    self._last_failure = f"internal error: {exc!r}"
-                    self._set_state(BROKEN, self._last_failure)
+            while True:
+                while not (self._leaving and self._state in (FINISHED, BROKEN)):
+                    self._consume_reached()
+                    try:
+                        await handlers[self._state]()
+                    except Exception as exc:
+                        # A bug here must not leave processes behind or stop the other components.
+                        logger.exception("component-supervision-failed: %s in %s", self.name, self._state)
+                        await self._terminate_all(0.0)
+                        self._main = None
+                        self._desired.clear()
+                        self._last_failure = f"internal error: {exc!r}"
+                        self._set_state(BROKEN, self._last_failure)
+                if not self._uninstall:
+                    break
+                self._uninstall = False
+                await self._run_uninstall()
+                if self._leaving:
+                    break
+                # Deployed again while Uninstall ran: what it installed may be gone, so install afresh.
+                self._request([NEW, RUNNING], "deployed again after Uninstall")
         except asyncio.CancelledError:
             await self._terminate_all(0.0)
             raise
         finally:
+            self._launcher.release()
             self.log.close()
 
     def _consume_reached(self) -> None:
@@ -377,6 +402,25 @@ class ComponentService:
                 self._set_state(INSTALLED, result.reason)
             else:
                 await self._fail(NEW, result.reason)
+
+    async def _run_uninstall(self) -> None:
+        """Run Uninstall, then kill what it left behind. Its failure is logged and otherwise ignored, as in
+        Greengrass: the component is gone either way, and the deployment that removed it goes on."""
+        if self._spec.builtin or "Uninstall" not in self._spec.lifecycle.steps:
+            return
+        try:
+            result = await self._run_step("Uninstall", self._spec)
+        except Exception as exc:
+            # A bug here must not keep the component from leaving.
+            logger.exception("component-uninstall-crashed: %s", self.name)
+            result = _StepResult(False, f"internal error: {exc!r}")
+        await self._terminate_all(self._settings.grace_period)
+        if result.ok:
+            self.log.write("lifecycle", "INFO", f"uninstalled: {result.reason}")
+            logger.info("component-uninstalled: %s (%s)", self.name, result.reason)
+        else:
+            self.log.write("lifecycle", "WARN", f"Uninstall failed: {result.reason}")
+            logger.warning("component-uninstall-failed: %s: %s", self.name, result.reason)
 
     def _install_interrupted(self) -> bool:
         # NEW was dropped from the list when reached, so a NEW at the head is a new reinstall request.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_CGROUP_ROOT = Path("/sys/fs/cgroup/edgewise")
+
 
 @dataclass(frozen=True)
 class LifecycleSettings:
@@ -24,6 +26,9 @@ class LifecycleSettings:
     run_as: str | None = None  #: "user[:group]" for components without ``posix_user`` when running as root
     log_max_bytes: int = 1_048_576  #: a component log is rotated before it grows past this size
     log_backups: int = 5  #: rotated files kept: ``<name>.log.1`` (newest) .. ``<name>.log.<n>``
+    #: Where components with ``systemResourceLimits`` get their cgroup (``<cgroup_root>/<name>``); its parent
+    #: must be a cgroup v2 directory the runtime may write (see :mod:`edgewise.runtime.lifecycle.cgroups`).
+    cgroup_root: Path = DEFAULT_CGROUP_ROOT
 
     def __post_init__(self) -> None:
         problems = []

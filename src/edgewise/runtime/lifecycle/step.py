@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from edgewise.recipe import LifecycleStep, Skipif
+from edgewise.runtime.lifecycle.cgroups import CgroupError, CgroupLimiter, ResourceLimits
 from edgewise.runtime.lifecycle.errors import StepError
 from edgewise.runtime.lifecycle.logs import ComponentLog
 from edgewise.runtime.lifecycle.process import Identity, StepProcess
@@ -147,8 +148,13 @@ class StepLauncher:
         environment: Callable[[ComponentSpec], Mapping[str, str]],
         default_user: str | None,
         on_exit: Callable[[], None],
+        limiter: CgroupLimiter,
     ) -> None:
         self.component = component
+        self._limiter = limiter
+        self._cgroup: Path | None = None  #: the component's cgroup, once created
+        self._applied: ResourceLimits | None = None  #: the limits written into it
+        self._warned: ResourceLimits | None = None  #: the limits last warned about, to warn once
         self.work_dir = work_dir
         self._log = log
         self._base = base_environment
@@ -173,10 +179,13 @@ class StepLauncher:
             except LookupError as exc:
                 raise StepError(self.component, name, f"cannot run as {user!r}: {exc}") from None
         try:
-            runtime = self._environment(spec)
+            runtime = dict(self._environment(spec))
         except Exception as exc:
             logger.exception("component-environment-failed: %s", self.component)
             raise StepError(self.component, name, f"its environment could not be built: {exc}") from exc
+        if name == "Uninstall":
+            # Greengrass sets it for Uninstall only: the version being removed.
+            runtime["GREENGRASS_COMPONENT_VERSION"] = spec.version
         env = step_environment(
             self._base, identity=identity, runtime=runtime, lifecycle_setenv=spec.lifecycle.setenv, step=step
         )
@@ -208,7 +217,44 @@ class StepLauncher:
             )
         except OSError as exc:
             raise StepError(self.component, name, f"the process could not be started: {exc}") from exc
+        if spec.resource_limits is not None:
+            self._confine(spec.resource_limits, process.pid)
         return process
+
+    def update_limits(self, limits: ResourceLimits | None) -> None:
+        """New limits for processes already running: rewritten into the cgroup, without a restart."""
+        if self._cgroup is None or limits == self._applied:
+            return
+        try:
+            self._cgroup = self._limiter.apply(self.component, limits)
+            self._applied = limits
+        except CgroupError as exc:
+            self._warn(limits or ResourceLimits(), exc)
+
+    def release(self) -> None:
+        """Remove the component's cgroup; call once none of its processes is left."""
+        if self._cgroup is not None:
+            self._limiter.release(self.component)
+            self._cgroup = None
+            self._applied = None
+
+    def _confine(self, limits: ResourceLimits, pid: int) -> None:
+        """Put the step's process under the component's limits, or warn (once per limits) that it cannot."""
+        try:
+            if self._cgroup is None or limits != self._applied:
+                self._cgroup = self._limiter.apply(self.component, limits)
+                self._applied = limits
+            self._limiter.place(self._cgroup, pid)
+        except CgroupError as exc:
+            self._warn(limits, exc)
+
+    def _warn(self, limits: ResourceLimits, exc: CgroupError) -> None:
+        if self._warned == limits:
+            return
+        self._warned = limits
+        message = f"resource limits ({limits.describe()}) are not enforced, running without them: {exc}"
+        self._log.write("lifecycle", "WARN", message)
+        logger.warning("component-limits-not-enforced: Component %r: %s", self.component, message)
 
     def _prepare_work_dir(self, identity: Identity | None) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)

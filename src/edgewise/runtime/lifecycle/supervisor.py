@@ -22,13 +22,16 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 
+from edgewise.runtime.lifecycle.bootstrap import BootstrapAction, BootstrapOutcome, run_bootstrap
+from edgewise.runtime.lifecycle.cgroups import CgroupLimiter
 from edgewise.runtime.lifecycle.errors import ComponentNotFoundError, LifecycleError
+from edgewise.runtime.lifecycle.logs import ComponentLog
 from edgewise.runtime.lifecycle.service import ComponentService
 from edgewise.runtime.lifecycle.settings import LifecycleSettings
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.lifecycle.states import ComponentState
 from edgewise.runtime.lifecycle.status import ComponentStatus
-from edgewise.runtime.lifecycle.step import inherited_environment
+from edgewise.runtime.lifecycle.step import StepLauncher, inherited_environment
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ class LifecycleSupervisor:
         _check_specs(specs, reinstall)
         for name, service in self._services.items():
             if name not in specs and not service.leaving:
-                service.leave("removed from the deployment")
+                service.leave("removed from the deployment", uninstall=True)
         for name, spec in specs.items():
             existing = self._services.get(name)
             if existing is None:
@@ -231,6 +234,44 @@ class LifecycleSupervisor:
         """
         service = self._services.get(name)
         return service is not None and service.report(state)
+
+    async def bootstrap(self, spec: ComponentSpec) -> BootstrapOutcome:
+        """Run the Bootstrap step of ``spec`` (which need not be supervised) and say what its exit code asks for.
+
+        It runs as the component's other steps do, with its output in the component's log.
+        """
+        service = self._services.get(spec.name)
+        log = (
+            service.log
+            if service is not None
+            else ComponentLog(
+                self._settings.log_dir / f"{spec.name}.log",
+                max_bytes=self._settings.log_max_bytes,
+                backups=self._settings.log_backups,
+            )
+        )
+        exited = asyncio.Event()
+        launcher = StepLauncher(
+            spec.name,
+            work_dir=self._settings.work_dir / spec.name,
+            log=log,
+            base_environment=self._base_environment,
+            environment=self._environment,
+            default_user=self._settings.run_as,
+            on_exit=exited.set,
+            limiter=CgroupLimiter(self._settings.cgroup_root),
+        )
+        try:
+            outcome = await run_bootstrap(launcher, spec, exited=exited, grace=self._settings.grace_period)
+            log.write(
+                "lifecycle", "INFO" if outcome.action is BootstrapAction.CONTINUE else "WARN", outcome.reason
+            )
+        finally:
+            if service is None:
+                launcher.release()
+                log.close()
+        logger.info("component-bootstrapped: %s", outcome.reason)
+        return outcome
 
     async def shutdown(self, *, timeout: float = 30.0) -> None:
         """Stop every component, dependents before their dependencies, and return when all are gone.

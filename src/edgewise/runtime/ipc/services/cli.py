@@ -55,6 +55,7 @@ class CliService:
         self._supervisor = context.supervisor
         self._deployments = context.deployments
         self._configuration_of = context.configuration_of
+        self._store = context.store
         self._authorizer = context.authorizer
 
     async def start(self) -> None:
@@ -81,12 +82,17 @@ class CliService:
         if status is None:
             raise ResourceNotFoundError("Component", name, f"Component {name} not found")
         config = self._configuration_of(name)
-        return {
+        details: dict[str, Any] = {
             "componentName": name,
             "version": status.version,
             "state": status.state.value,
             "configuration": config if isinstance(config, dict) else {},
         }
+        # A built-in serves a deployment's older version of its major line; say what was asked as well.
+        requested = self._store.get(("services", name, "requestedVersion"))
+        if isinstance(requested, str):
+            details["requestedVersion"] = requested
+        return details
 
     async def list_components(self, context: CallContext, request: dict[str, Any]) -> dict[str, Any]:
         self._authorize(context, "*")
