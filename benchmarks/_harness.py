@@ -148,9 +148,10 @@ class BenchRuntime:
         if self.process.poll() is not None:
             tail = (self.paths.root / "stderr.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"The runtime exited with code {self.process.returncode}: {tail}")
-        # The pid file is written last: the IPC socket answers earlier, before the runtime has recovered
-        # its deployment queue, and a deployment sent in that gap can fail.
-        if not self.paths.pid_file.exists():
+        # The CLI token is written last, atomically, as the runtime's readiness signal: the IPC socket
+        # answers earlier, before the runtime has recovered its deployment queue, and a deployment sent in
+        # that gap can fail. Until the token is there, this returns False and wait_for polls again.
+        if not self.paths.cli_token_file.exists():
             return False
         token = json.loads(self.paths.cli_token_file.read_text())["cli_auth_token"]
         client = IpcClient(self.paths.ipc_socket, token, timeout=30)
