@@ -41,8 +41,11 @@ typecheck: setup
 imports: setup
 	$(BIN)/lint-imports
 
+# Two workers (one per core; most tests wait on processes and sockets), a file per worker so that module-scoped
+# brokers start once. A short temporary root keeps the runtimes' Unix socket paths under the 107-byte limit.
 pytest: setup
-	$(BIN)/pytest
+	@tmp=$$(mktemp -d /tmp/ewt.XXXXXX); \
+	$(BIN)/pytest -n 2 --dist loadfile --basetemp=$$tmp; status=$$?; rm -rf $$tmp; exit $$status
 
 test: lint typecheck imports pytest
 
