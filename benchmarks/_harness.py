@@ -82,6 +82,31 @@ def add_bytecode_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, quick: dict[str, Any]
+) -> argparse.Namespace:
+    """Add ``--quick`` to ``parser`` and parse ``argv``.
+
+    With ``--quick``, ``quick`` (option destination -> value) replaces the defaults: sizes so small that the
+    benchmark runs in seconds, so that a test can show it still works (tests/test_benchmarks.py). Its numbers
+    mean nothing. Options given explicitly still win.
+    """
+    shown = " ".join(
+        f"--{dest.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+        for dest, value in quick.items()
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny sizes ({shown}): checks in seconds that the benchmark still runs; the numbers mean nothing",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Run a benchmark's ``main``; a Ctrl-C ends it quietly once its ``finally`` blocks have cleaned up."""
     try:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _harness import exit_on_sigterm, median, print_machine, print_table, process_group, run_main
+from _harness import exit_on_sigterm, median, parse_args, print_machine, print_table, process_group, run_main
 from edgewise.cloud.identity import CertificateAuthority
 
 MIB = 1024 * 1024
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         "--size-mib", type=int, default=MAX_SIZE_MIB, help=f"artifact size in MiB (1 to {MAX_SIZE_MIB})"
     )
     parser.add_argument("--repeat", type=int, default=5, help="timed downloads from each server (5)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"size_mib": 1, "repeat": 1})
     if not 1 <= args.size_mib <= MAX_SIZE_MIB or args.repeat < 1:
         parser.error(f"--size-mib must be 1 to {MAX_SIZE_MIB} and --repeat positive")
     exit_on_sigterm()

@@ -56,12 +56,21 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from _harness import exit_on_sigterm, median, print_machine, print_table, process_group, run_main, wait_for
+from _harness import (
+    exit_on_sigterm,
+    median,
+    parse_args,
+    print_machine,
+    print_table,
+    process_group,
+    run_main,
+    wait_for,
+)
 from edgewise.recipe import detect_platform
 from edgewise.runtime.cloudlink import (
     CloudLink,
+    CloudLinkSettings,
     CloudMessage,
-    CloudSettings,
     MessageProperties,
     ReconnectSettings,
 )
@@ -411,7 +420,7 @@ class BenchDevice:
         self.thing = identity.thing
         self.paths = RootPaths.at(root)
         self.platform = platform
-        self.settings = CloudSettings(
+        self.settings = CloudLinkSettings(
             endpoint=spec["host"],
             port=spec["port"],
             certificate=identity.certificate,
@@ -1090,7 +1099,7 @@ def main(argv: list[str] | None = None) -> None:
         "(500), to show the rollout's one-minute windows",
     )
     parser.add_argument("--threads", type=int, default=32, help="thread pool of each agents worker (32)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"devices": [2, 4], "repeat": 1, "extra_rates": [], "threads": 2})
     if min(*args.devices, args.per_process, args.repeat, args.threads) < 1 or not all(
         1 <= rate <= 1000 for rate in [args.rate, *args.extra_rates]
     ):

@@ -48,13 +48,13 @@ from edgewise.cloud.broker import (
     write_acl,
 )
 from edgewise.cloud.broker.config import render_password_file
+from edgewise.cloud.broker.permissions import to_device_permissions
 from edgewise.cloud.identity import (
     CertificateAuthority,
     default_device_policy,
     render_for_thing,
     validate_policy,
 )
-from edgewise.cloud.identity.permissions import to_device_permissions
 from pubsub_common import cpu_seconds
 
 HOST = "127.0.0.1"

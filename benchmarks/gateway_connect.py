@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _harness import exit_on_sigterm, median, print_machine, print_table, run_main
+from _harness import exit_on_sigterm, median, parse_args, print_machine, print_table, run_main
 from gateway_common import (
     HOST,
     RUN_TIMEOUT_S,
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", type=int, default=500, help="devices connecting in the burst (500)")
     parser.add_argument("--processes", type=int, default=4, help="client worker processes (4)")
     parser.add_argument("--repeat", type=int, default=5, help="bursts per broker; median shown (5)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"devices": 2, "processes": 1, "repeat": 1})
     if min(args.devices, args.processes, args.repeat) < 1:
         parser.error("--devices, --processes and --repeat must be positive")
     exit_on_sigterm()

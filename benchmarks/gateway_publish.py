@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _harness import exit_on_sigterm, median, print_machine, print_table, run_main
+from _harness import exit_on_sigterm, median, parse_args, print_machine, print_table, run_main
 from gateway_common import (
     HOST,
     RUN_TIMEOUT_S,
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=100, help="message bytes, at least 8 (100)")
     parser.add_argument("--qos", type=int, nargs="+", choices=[0, 1], default=[0, 1], help="QoS levels (0 1)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case and broker; median shown (3)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"devices": 2, "processes": 1, "count": 10, "repeat": 1})
     if min(args.devices, args.processes, args.count, args.window, args.repeat) < 1 or args.size < 8:
         parser.error("--devices, --processes, --count, --window, --repeat must be positive; --size >= 8")
     exit_on_sigterm()

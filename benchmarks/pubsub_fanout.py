@@ -15,7 +15,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _harness import add_bytecode_option, exit_on_sigterm, print_machine, python_env, run_main, warm_bytecode
+from _harness import (
+    add_bytecode_option,
+    exit_on_sigterm,
+    parse_args,
+    print_machine,
+    python_env,
+    run_main,
+    warm_bytecode,
+)
 from pubsub_common import Case, compare, print_comparison, size_text
 
 
@@ -30,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced-count", type=int, default=1000, help="messages published paced (1000)")
     parser.add_argument("--window", type=int, default=256, help="publishes in flight (256)")
     add_bytecode_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(
+        parser, argv, quick={"subscribers": 2, "count": 50, "paced_rate": 1000.0, "paced_count": 20}
+    )
     if args.size < 16 or min(args.subscribers, args.count, args.paced_count, args.window) < 1:
         parser.error("--size must be at least 16; --subscribers, --count, --paced-count, --window positive")
     exit_on_sigterm()

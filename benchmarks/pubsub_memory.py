@@ -24,6 +24,7 @@ from _harness import (
     add_bytecode_option,
     exit_on_sigterm,
     memory_kib,
+    parse_args,
     print_machine,
     print_table,
     python_env,
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between RSS samples (2)")
     parser.add_argument("--shown", type=int, default=12, help="samples shown in the timeline (12)")
     add_bytecode_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"count": 200, "interval": 0.1, "shown": 2})
     if args.size < 16 or min(args.count, args.window, args.shown) < 1 or args.interval <= 0:
         parser.error("--size must be at least 16; --count, --window, --shown, --interval positive")
     exit_on_sigterm()

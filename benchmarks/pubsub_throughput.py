@@ -20,7 +20,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _harness import add_bytecode_option, exit_on_sigterm, print_machine, python_env, run_main, warm_bytecode
+from _harness import (
+    add_bytecode_option,
+    exit_on_sigterm,
+    parse_args,
+    print_machine,
+    python_env,
+    run_main,
+    warm_bytecode,
+)
 from pubsub_common import Case, compare, print_comparison, size_text
 
 
@@ -37,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=256, help="publishes in flight (256)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each flat-out case; median shown (3)")
     add_bytecode_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"sizes": [100], "count_small": 50, "paced_count": 20, "repeat": 1})
     if min(args.sizes) < 16 or min(args.subscribers, args.window, args.repeat) < 1 or args.paced_rate <= 0:
         parser.error(
             "sizes must be at least 16 bytes; --subscribers, --window, --repeat, --paced-rate positive"

@@ -24,6 +24,7 @@ from pathlib import Path
 from _harness import (
     exit_on_sigterm,
     median,
+    parse_args,
     print_machine,
     print_table,
     process_group,
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--delay", type=float, default=0.2, help="seconds each run lives before exiting 1 (0.2)"
     )
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"runs": 1, "crashes": 1, "samples": 1, "delay": 0.0})
     if args.runs < 1 or args.crashes < 1 or args.samples < 1 or args.delay < 0:
         parser.error("--runs, --crashes and --samples must be at least 1; --delay not negative")
     exit_on_sigterm()

@@ -1,6 +1,7 @@
 """Run every runtime, MQTT gateway, artifact download and fleet fan-out benchmark with its default parameters
-and print the results (``make bench``, about 15 minutes; ``--quick`` shortens the pub/sub memory run and
-deploys to 10 and 100 devices only).
+and print the results (``make bench``, about 15 minutes; ``--short`` shortens the pub/sub memory run and
+deploys to 10 and 100 devices only; ``--quick`` runs each benchmark's ``--quick`` mode, tiny sizes whose
+numbers mean nothing, in about a minute).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -9,6 +10,7 @@ Each benchmark compares the runtime with a baseline measured in the same run; se
 from __future__ import annotations
 
 import argparse
+from types import ModuleType
 
 import artifact_download
 import fleet_fanout
@@ -22,27 +24,49 @@ import runtime_memory
 import runtime_startup
 from _harness import run_main
 
+#: Every benchmark, in the order they run; tests/test_benchmarks.py checks that none is missing.
+BENCHMARKS: tuple[ModuleType, ...] = (
+    runtime_memory,
+    runtime_startup,
+    restart_latency,
+    pubsub_throughput,
+    pubsub_fanout,
+    pubsub_memory,
+    gateway_connect,
+    gateway_publish,
+    artifact_download,
+    fleet_fanout,
+)
+
+#: The arguments of ``--short`` where they differ from the defaults.
+SHORT: dict[ModuleType, list[str]] = {
+    pubsub_memory: ["--count", "100000"],
+    fleet_fanout: ["--devices", "10", "100", "--extra-rates"],
+}
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--quick",
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--short",
         action="store_true",
         help="run the 1-million-message memory benchmark with 100,000 messages, and the fleet fan-out "
         "with 10 and 100 devices",
     )
+    sizes.add_argument(
+        "--quick", action="store_true", help="run every benchmark with --quick: tiny sizes, about a minute"
+    )
     args = parser.parse_args(argv)
-    for benchmark in (runtime_memory, runtime_startup, restart_latency, pubsub_throughput, pubsub_fanout):
-        benchmark.main([])
-        print()
-    pubsub_memory.main(["--count", "100000"] if args.quick else [])
-    for benchmark in (gateway_connect, gateway_publish, artifact_download):
-        print()
-        benchmark.main([])
-    print()
-    fleet_fanout.main(["--devices", "10", "100", "--extra-rates"] if args.quick else [])
+    for index, benchmark in enumerate(BENCHMARKS):
+        if index:
+            print()
+        if args.quick:
+            benchmark.main(["--quick"])
+        else:
+            benchmark.main(SHORT.get(benchmark, []) if args.short else [])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from _harness import (
     exit_on_sigterm,
     median,
     memory_kib,
+    parse_args,
     print_machine,
     print_table,
     process_group,
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=5, help="samples per case (5)")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples (0.5)")
     add_bytecode_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"components": 1, "settle": 0.0, "samples": 1, "interval": 0.0})
     if args.components < 1 or args.samples < 1 or args.settle < 0 or args.interval < 0:
         parser.error("--components and --samples must be at least 1; --settle and --interval not negative")
     exit_on_sigterm()

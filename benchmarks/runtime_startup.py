@@ -26,6 +26,7 @@ from _harness import (
     add_bytecode_option,
     exit_on_sigterm,
     median,
+    parse_args,
     print_machine,
     print_table,
     process_group,
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         "--deployments", type=int, default=3, help="deployments timed, each on a fresh root (3)"
     )
     add_bytecode_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"components": 1, "repetitions": 1, "deployments": 1})
     if args.components < 1 or args.repetitions < 1 or args.deployments < 1:
         parser.error("--components, --repetitions and --deployments must be at least 1")
     exit_on_sigterm()

@@ -1,12 +1,111 @@
-"""The root of every error Edgewise raises on purpose.
+"""The root of every error Edgewise raises on purpose, and the whole tree of them.
+
+Each domain keeps its errors in its own ``errors.py``, or next to the one module that raises them. In the
+tree, a name ending in ``/`` is a package, not a class; a class is named by its module relative to the
+package above it, and a class without a module lives in its parent's module. ``(also X)`` marks a second,
+built-in base. ``tests/test_errors.py`` fails when an ``EdgewiseError`` subclass in ``src/`` is missing here.
 
 EdgewiseError
- ├── recipe.RecipeError            a recipe that cannot be used (lists every problem)
- ├── versions.VersionError         a version or range that does not parse
- ├── runtime.deployment.ResolutionError   no set of versions satisfies every requirement
- ├── runtime.deployment.DeploymentError   a deployment that failed (carries the reason)
- ├── runtime.config.ConfigError    a configuration update that cannot be applied
- └── runtime.ipc.IpcError          an IPC call that failed (mapped to Greengrass error shapes)
+ ├── versions.VersionError                    a version or version range that does not parse
+ ├── topics.TopicError                        a topic name or filter that is not valid
+ ├── recipe.RecipeError                       a recipe that cannot be used (``problems`` lists them all)
+ ├── protocol/                                device↔cloud messages
+ │    ├── deployment.DeploymentDocumentError  a deployment document that cannot be applied
+ │    ├── device_config.DeviceConfigError     a device configuration file that is not valid
+ │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
+ │    ├── jobs.JobsPayloadError               a jobs reply or notification that does not parse
+ │    ├── jobs.JobsRejection                  a jobs request answered on ``/rejected`` (AWS's error code)
+ │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
+ │    └── resolve.ResolveAnswerError          a component resolution answer the device cannot use
+ ├── runtime/
+ │    ├── kernel.RootBusyError                another runtime already runs on this root
+ │    ├── config.errors.ConfigError           a configuration value, path or update that cannot be used
+ │    │    ├── InvalidPointerError            a JSON pointer that does not parse
+ │    │    └── StaleUpdateError               a strict merge over a node changed after the update
+ │    ├── lifecycle.errors.LifecycleError     the supervisor cannot do what was asked
+ │    │    ├── ComponentNotSupervisedError    (also LookupError) no component of that name is supervised
+ │    │    └── StepError                      a lifecycle step that could not be started
+ │    ├── lifecycle.cgroups.CgroupError       a resource limit cgroup v2 cannot enforce here
+ │    ├── deployment.resolution.ResolutionError  no set of component versions satisfies every requirement
+ │    ├── deployment.errors.DeploymentError   a deployment that cannot be carried out (the reason users see)
+ │    │    ├── DocumentError                  a malformed deployment request
+ │    │    ├── PackageError                   a recipe or artifact the component store cannot take
+ │    │    ├── fleet.errors.ArtifactDownloadError    an artifact not downloaded, or not what the recipe says
+ │    │    ├── fleet.errors.ComponentResolveError    recipes the cloud could not provide
+ │    │    └── fleet.errors.FleetDeploymentCanceled  the job was cancelled in the cloud while being prepared
+ │    ├── ipc.errors.IpcError                 an IPC call that failed
+ │    │    ├── ipc.client.IpcCallError        the runtime answered the CLI client's call with an error
+ │    │    ├── FrameError                     bytes that are not a valid eventstream message
+ │    │    │    └── ipc.eventstream.FrameTooLargeError  a message longer than the decoder accepts
+ │    │    └── ModeledError                   sent to the client as the Greengrass error shape of its name
+ │    │         ├── ServiceError
+ │    │         ├── UnauthorizedError
+ │    │         ├── ResourceNotFoundError
+ │    │         ├── InvalidArgumentsError
+ │    │         ├── ComponentNotFoundError
+ │    │         ├── ConflictError
+ │    │         ├── FailedUpdateConditionCheckError
+ │    │         ├── InvalidTokenError
+ │    │         ├── InvalidArtifactsDirectoryPathError
+ │    │         ├── InvalidRecipeDirectoryPathError
+ │    │         ├── InvalidClientDeviceAuthTokenError
+ │    │         └── InvalidCredentialError
+ │    ├── cloudlink.errors.CloudLinkError     the MQTT connection to the cloud failed a request
+ │    │    ├── CloudLinkClosedError           (also RuntimeError) the link was used after it was closed
+ │    │    ├── MessageTooLargeError           a message that could never fit in the spool
+ │    │    ├── NotConnectedError              a QoS 0 message published while offline was dropped
+ │    │    └── SubscriptionError              a subscription that cannot be made
+ │    ├── cloudlink.errors.ConfigFileError    the runtime configuration file is unreadable or invalid
+ │    ├── shadow.errors.ShadowError           a rejected shadow request (``code`` is AWS IoT's status)
+ │    │    ├── InvalidShadowRequestError      400: a malformed request or an invalid name
+ │    │    ├── ShadowNotFoundError            404: no such shadow
+ │    │    ├── ShadowVersionConflictError     409: the request's version is not the shadow's
+ │    │    └── PayloadTooLargeError           413: the request or the resulting state is too large
+ │    ├── metrics.errors.MetricError          a metric or a metrics file that cannot be used
+ │    │    ├── InvalidMetricError             one field of a measurement is wrong
+ │    │    └── MetricLimitError               more metric series than the runtime keeps for a component
+ │    └── secrets.errors.SecretError          a secret that cannot be stored or read
+ │         ├── SecretNotFoundError            the secret, version or stage is not on this device
+ │         └── SecretStoreError               the key file or the encrypted values are unusable
+ ├── cloud/
+ │    ├── errors.CloudError                   an API request refused; ``code`` is what clients match on
+ │    │    ├── InvalidRequestError            a field with a bad value
+ │    │    │    ├── components.errors.DigestMismatchError      bytes whose SHA-256 is not the expected one
+ │    │    │    ├── components.service.PublishRejectedError    a component version that cannot be published
+ │    │    │    └── provisioning.template.TemplateError        a provisioning template body refused
+ │    │    ├── NotFoundError                  no such resource
+ │    │    │    └── components.errors.ArtifactNotFoundError    no artifact with this SHA-256 is stored
+ │    │    ├── CloudConflictError             the request clashes with the current state
+ │    │    │    ├── AlreadyExistsError        a resource with that name exists
+ │    │    │    ├── VersionConflictError      the expected version is not the current one
+ │    │    │    ├── LimitExceededError        a documented limit would be exceeded
+ │    │    │    └── components.uploads.UploadOffsetError       a chunk that does not continue the upload
+ │    │    ├── AuthenticationError            no token, or a token we do not know
+ │    │    └── PermissionDeniedError          the token's role does not allow the request
+ │    ├── broker.errors.BrokerError           the managed Mosquitto broker failed
+ │    │    ├── BrokerConfigError              (also ValueError) a setting that cannot be rendered
+ │    │    ├── BrokerStartError               Mosquitto did not start listening
+ │    │    ├── BrokerReloadError              Mosquitto failed to re-read its files
+ │    │    ├── BrokerControlError             a control action on a client was not carried out
+ │    │    └── BrokerNotRunningError          (also RuntimeError) the broker is stopped
+ │    ├── identity.errors.IdentityError       certificates, keys and policies
+ │    │    ├── CertificateError               a certificate, CSR, key or CA input that cannot be used
+ │    │    ├── CertificateStatusError         a status change the certificate lifecycle does not allow
+ │    │    └── PolicyError                    a policy document that cannot be used
+ │    ├── components.errors.ArtifactStoreError    the artifact store failed
+ │    ├── dataplane.signing.SignatureError    a download URL whose signature is missing, wrong or expired
+ │    ├── dataplane.signing.SigningKeyError   the signing key file does not hold a key
+ │    ├── dataplane.server.DataPlaneStartError    the data plane cannot start
+ │    ├── jobs.secrets.SecretSealError        a sealed job secret that does not open under this cloud's key
+ │    ├── workerlink.PacketTooLargeError      a message larger than the broker's Maximum Packet Size
+ │    └── server.CloudStartError              the cloud cannot start
+ └── cli/
+      ├── claim.ClaimError                    provisioning by claim failed
+      │    ├── ClaimConnectionError           the broker could not be reached or closed the connection
+      │    ├── ClaimNotAuthorizedError        the broker refused the claim certificate a provisioning topic
+      │    ├── ClaimRejectedError             the cloud refused a request on its ``/rejected`` topic
+      │    └── ClaimTimeoutError              nothing answered a step before its deadline
+      └── greengrass_logs.LogQueryError       a ``logs get`` option that cannot be used
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Semantic versions and npm-style version ranges, as Greengrass recipes and deployments write them.
 
 :class:`Version` is a strict SemVer 2 version with the limits Greengrass puts on component versions
-(reference §1.2). :class:`Requirement` is an npm range (reference §1.3); its semantics come from the
-``node-semver`` package, including npm's rule that a range only admits a prerelease version when one of
-its comparators names a prerelease of the same ``major.minor.patch``.
+(at most 64 characters, each number at most 999999). :class:`Requirement` is an npm range, as a recipe's
+``VersionRequirement`` is; its semantics come from the ``node-semver`` package, including npm's rule that a
+range only admits a prerelease version when one of its comparators names a prerelease of the same
+``major.minor.patch``.
 """
 
 from __future__ import annotations

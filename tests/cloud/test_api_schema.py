@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,12 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from edgewise.cloud.app import create_app, initialize
 
-# Module level because schemathesis builds its tests at import time; the data dir lives for the session.
-_DATA_DIR = Path(tempfile.mkdtemp(prefix="edgewise-schemathesis-")) / "cloud"
+# Module level because schemathesis builds its tests at import time, before pytest's tmp_path_factory exists;
+# the data dir lives for the session and goes with the process, in every process that imported this module
+# (each xdist worker imports it to collect, whether or not it runs these tests).
+_TEMPORARY = tempfile.mkdtemp(prefix="edgewise-schemathesis-")
+atexit.register(shutil.rmtree, _TEMPORARY, ignore_errors=True)
+_DATA_DIR = Path(_TEMPORARY) / "cloud"
 _FIRST_START = initialize(_DATA_DIR)
 _APP = create_app(_FIRST_START.settings)
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _APP)

@@ -40,6 +40,8 @@ from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.mosquitto import free_port
 from tests.waiting import eventually, wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:

@@ -18,6 +18,8 @@ from typer.testing import CliRunner, Result
 from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
 
+pytestmark = pytest.mark.integration
+
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}],

@@ -17,6 +17,8 @@ from edgewise.cli.main import app
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from tests.cloud.test_cloud_up import CloudProcess
 
+pytestmark = pytest.mark.integration
+
 TEMPLATE_BODY: dict[str, Any] = {
     "Parameters": {"SerialNumber": {"Type": "String"}, "Site": {"Type": "String", "Default": "berlin"}},
     "Resources": {

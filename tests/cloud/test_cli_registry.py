@@ -16,6 +16,8 @@ from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.mosquitto import free_port
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:

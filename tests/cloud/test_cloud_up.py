@@ -33,6 +33,8 @@ from tests.integration.mosquitto import MOSQUITTO, free_port
 from tests.integration.mosquitto import CertificateAuthority as OtherAuthority
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 class CloudProcess:
     """``python -m edgewise.cli cloud up`` on free ports (or the given MQTT port) in ``data_dir``; stops it with

@@ -7,10 +7,14 @@ import signal
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, write_pid_file
 from tests.cloud.test_cloud_up import CloudProcess, process_alive
 from tests.integration.mosquitto import free_port
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def test_sigkill_takes_the_broker_down_and_the_cloud_starts_again_on_the_same_port(tmp_path: Path) -> None:

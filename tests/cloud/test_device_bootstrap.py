@@ -11,10 +11,12 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
-from edgewise.runtime.cloudlink import load_config_file
+from edgewise.runtime.config_file import load_config_file
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.runtime_process import running
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 FILES = ("device.pem.crt", "private.pem.key", "root-ca.pem", "edgewise.yaml")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import stat
 import threading
@@ -35,6 +36,8 @@ from tests.cloud.test_cloud_up import CloudProcess, mtls_connect
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto, free_port
 from tests.integration.runtime_process import running
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 FILES = ("device.pem.crt", "private.pem.key", "root-ca.pem", "edgewise.yaml")
 TEMPLATE = "sensors"
@@ -337,6 +340,12 @@ def test_claim_bootstrap_reports_topics_the_claim_policy_does_not_allow(
     assert not out.exists()
 
 
+# paho-mqtt does not close its TLS socket when the handshake fails (``Client._ssl_wrap_socket``): the garbage
+# collector does, with a ResourceWarning. Collected here, under this mark, so that it is neither hidden elsewhere
+# nor blamed on a later test.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
+)
 def test_claim_bootstrap_names_what_did_not_answer(cloud: CloudProcess, tmp_path: Path) -> None:
     """A broker with no provisioning service, one with another CA, and no broker at all."""
     out = tmp_path / "device"
@@ -378,6 +387,7 @@ def test_claim_bootstrap_names_what_did_not_answer(cloud: CloudProcess, tmp_path
     )
     assert f"Cannot reach the broker at localhost:{port}" in nobody
     assert not out.exists()
+    gc.collect()
 
 
 def test_claim_bootstrap_with_a_revoked_claim_certificate_names_the_refusal(

@@ -19,6 +19,8 @@ from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 TEMPLATE = "fleet"
 
 

@@ -14,17 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
+from edgewise.cloud.broker.permissions import all_device_permissions
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     AlreadyExistsError,
-    ConflictError,
+    CloudConflictError,
     InvalidRequestError,
     LimitExceededError,
     NotFoundError,
 )
 from edgewise.cloud.identity import CertificateAuthority, CertificateStatus
 from edgewise.cloud.identity import service as identity
-from edgewise.cloud.identity.permissions import all_device_permissions
 from edgewise.cloud.provisioning import registration, service
 from edgewise.cloud.provisioning.models import OwnershipToken
 from edgewise.cloud.registry import service as registry
@@ -174,7 +174,7 @@ def test_disabled_or_unknown_template_is_refused(fleet: Session, authority: Cert
     with pytest.raises(NotFoundError):
         registration.register_thing(fleet, "nope", claimed.ownership_token, {"SerialNumber": "1"})
     service.update_template(fleet, "fleet", enabled=False)
-    with pytest.raises(ConflictError, match="disabled"):
+    with pytest.raises(CloudConflictError, match="disabled"):
         registration.register_thing(fleet, "fleet", claimed.ownership_token, {"SerialNumber": "1"})
 
 
@@ -314,7 +314,7 @@ def test_a_certificate_revoked_meanwhile_leaves_nothing_behind(
     claimed = service.create_claimed_certificate(fleet, authority)
     identity.update_certificate_status(fleet, claimed.certificate.certificate_id, CertificateStatus.REVOKED)
 
-    with pytest.raises(ConflictError, match="REVOKED"):
+    with pytest.raises(CloudConflictError, match="REVOKED"):
         registration.register_thing(fleet, "fleet", claimed.ownership_token, {"SerialNumber": "1"})
 
     _nothing_registered_for(fleet, claimed)

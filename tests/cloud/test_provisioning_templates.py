@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, PermissionDeniedError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, PermissionDeniedError
 from edgewise.cloud.identity import CertificateAuthority, CertificateStatus
 from edgewise.cloud.identity import service as identity
 from edgewise.cloud.provisioning import registration, service
@@ -775,7 +775,7 @@ def test_override_fail_refuses_an_existing_thing_and_keeps_the_token(
     service.create_template(store, "pumps", pump_template({"ThingGroups": "FAIL"}))
     claimed = service.create_claimed_certificate(store, authority)
 
-    with pytest.raises(ConflictError, match="FAIL for ThingGroups"):
+    with pytest.raises(CloudConflictError, match="FAIL for ThingGroups"):
         registration.register_thing(store, "pumps", claimed.ownership_token, {"Serial": "1"})
 
     assert thing_state(store, "pump-1") == ({"owner": "ops"}, "old", ["lab"])

@@ -11,6 +11,8 @@ import pytest
 from tests.cloud.test_cli_registry import run
 from tests.cloud.test_cloud_up import CloudProcess
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:

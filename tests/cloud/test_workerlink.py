@@ -19,7 +19,7 @@ from edgewise.cloud.components.store import LocalArtifactStore
 from edgewise.cloud.components.worker import ResolveWorker
 from edgewise.cloud.dataplane.signing import UrlSigner
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
-from edgewise.cloud.workerlink import DEVICE_PAYLOAD_MAX_BYTES, MessageTooLargeError, WorkerLink
+from edgewise.cloud.workerlink import DEVICE_PAYLOAD_MAX_BYTES, PacketTooLargeError, WorkerLink
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import (  # noqa: F401
     authority,
@@ -89,7 +89,7 @@ async def test_a_worker_refuses_to_send_more_than_the_broker_takes(
     listener = await asyncio.to_thread(device, "A")
     await asyncio.to_thread(listener.subscribe, "$aws/things/A/#")
     with pytest.raises(
-        MessageTooLargeError, match=f"than the {DEFAULT_MAX_PACKET_SIZE}-byte packets"
+        PacketTooLargeError, match=f"than the {DEFAULT_MAX_PACKET_SIZE}-byte packets"
     ) as caught:
         link.publish("$aws/things/A/big", b"z" * DEFAULT_MAX_PACKET_SIZE)
     assert (caught.value.topic, caught.value.limit) == ("$aws/things/A/big", DEFAULT_MAX_PACKET_SIZE)

@@ -8,7 +8,11 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.integration.runtime_process import RuntimeProcess
+
+pytestmark = pytest.mark.integration
 
 ANNOUNCED = 15 * 1024 * 1024
 CHUNK = b"x" * (1024 * 1024)

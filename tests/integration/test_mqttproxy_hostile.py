@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgewise.runtime.cloudlink import CloudLink, CloudSettings, FleetSettings, ReconnectSettings
+from edgewise.runtime.cloudlink import CloudLink, CloudLinkSettings, FleetSettings, ReconnectSettings
 from edgewise.runtime.ipc.eventstream import Message, MessageDecoder, MessageType, encode_message
 from edgewise.runtime.kernel import Kernel
 from edgewise.runtime.settings import RuntimeSettings
@@ -45,7 +45,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 async def kernel(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Kernel]:
     device = broker.ca.issue("edge-1")
-    cloud = CloudSettings(
+    cloud = CloudLinkSettings(
         endpoint="localhost",
         port=broker.port,
         certificate=device.certificate,

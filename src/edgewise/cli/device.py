@@ -25,11 +25,11 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
-import yaml
 
 from edgewise.cli.api import ENDPOINTS_FILE, ApiOption, DataOption, api_client, api_path, request, send
 from edgewise.cli.connection import err_console, fail
 from edgewise.cli.identity import write_private
+from edgewise.protocol.device_config import CloudSection, DeviceConfig, write_device_config
 
 app = typer.Typer(help="Prepare devices for the cloud.", no_args_is_help=True)
 
@@ -89,18 +89,16 @@ def _mqtt_endpoint(endpoint: str | None, recorded: Mapping[str, Any], path: Path
     return _split_endpoint(value, f"mqttEndpoint in {path}")
 
 
-def _config(thing: str, host: str, port: int) -> dict[str, Any]:
+def _config(thing: str, host: str, port: int) -> DeviceConfig:
     # Paths relative to the file: the directory can be moved to the device as a whole.
-    return {
-        "thingName": thing,
-        "cloud": {
-            "endpoint": host,
-            "port": port,
-            "certificate": CERTIFICATE_FILE,
-            "privateKey": PRIVATE_KEY_FILE,
-            "rootCa": ROOT_CA_FILE,
-        },
-    }
+    cloud = CloudSection(
+        endpoint=host,
+        port=port,
+        certificate=Path(CERTIFICATE_FILE),
+        private_key=Path(PRIVATE_KEY_FILE),
+        root_ca=Path(ROOT_CA_FILE),
+    )
+    return DeviceConfig(thing_name=thing, cloud=cloud)
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -128,9 +126,7 @@ def write_device_directory(
     write_private(out / PRIVATE_KEY_FILE, private_key_pem)
     (out / CERTIFICATE_FILE).write_text(certificate_pem, encoding="ascii")
     (out / ROOT_CA_FILE).write_text(root_ca_pem, encoding="ascii")
-    (out / CONFIG_FILE).write_text(
-        yaml.safe_dump(_config(thing, host, port), sort_keys=False), encoding="utf-8"
-    )
+    (out / CONFIG_FILE).write_text(write_device_config(_config(thing, host, port)), encoding="utf-8")
     os.chmod(out / CONFIG_FILE, 0o644)
     return files
 

@@ -37,8 +37,8 @@ from edgewise.cloud.db import SessionDep, create_database_engine, create_session
 from edgewise.cloud.deployments import routes as deployment_routes
 from edgewise.cloud.errors import (
     AuthenticationError,
+    CloudConflictError,
     CloudError,
-    ConflictError,
     ErrorBody,
     InvalidRequestError,
     NotFoundError,
@@ -62,7 +62,7 @@ FIRST_ADMIN_NAME = "admin"
 ERROR_STATUS: dict[type[CloudError], int] = {
     InvalidRequestError: 422,
     NotFoundError: 404,
-    ConflictError: 409,
+    CloudConflictError: 409,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
 }

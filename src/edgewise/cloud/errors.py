@@ -4,7 +4,7 @@ EdgewiseError
  └── CloudError                    carries ``code`` (a stable machine-readable string)
       ├── InvalidRequestError      a field with a bad value (``field``, ``problem``)
       ├── NotFoundError            no such resource (``kind``, ``name``)
-      ├── ConflictError            the request clashes with the current state
+      ├── CloudConflictError       the request clashes with the current state
       │    ├── AlreadyExistsError  a resource with that name exists (``kind``, ``name``)
       │    ├── VersionConflictError  the expected version is not the current one
       │    └── LimitExceededError  a documented limit would be exceeded
@@ -49,13 +49,13 @@ class NotFoundError(CloudError):
         self.name = name
 
 
-class ConflictError(CloudError):
+class CloudConflictError(CloudError):
     """A request that the current state does not allow."""
 
     code = "conflict"
 
 
-class AlreadyExistsError(ConflictError):
+class AlreadyExistsError(CloudConflictError):
     """A resource with the same name exists already."""
 
     code = "already_exists"
@@ -66,7 +66,7 @@ class AlreadyExistsError(ConflictError):
         self.name = name
 
 
-class VersionConflictError(ConflictError):
+class VersionConflictError(CloudConflictError):
     """An update that expected another version of the resource (optimistic locking)."""
 
     code = "version_conflict"
@@ -79,7 +79,7 @@ class VersionConflictError(ConflictError):
         self.actual = actual
 
 
-class LimitExceededError(ConflictError):
+class LimitExceededError(CloudConflictError):
     """A change that would exceed one of the documented limits (AWS IoT quotas)."""
 
     code = "limit_exceeded"

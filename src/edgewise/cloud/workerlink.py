@@ -39,7 +39,7 @@ _CONNECT_TIMEOUT = 10.0
 _KEEPALIVE = 30
 
 
-class MessageTooLargeError(EdgewiseError):
+class PacketTooLargeError(EdgewiseError):
     """A message larger than the broker's Maximum Packet Size; sending it would get the worker disconnected."""
 
     def __init__(self, topic: str, size: int, limit: int) -> None:
@@ -125,12 +125,12 @@ class WorkerLink:
         """Queue a publish (paho sends it from its thread; safe to call from the loop).
 
         Raises:
-            MessageTooLargeError: the packet would be larger than the broker's Maximum Packet Size.
+            PacketTooLargeError: the packet would be larger than the broker's Maximum Packet Size.
         """
         data = payload.encode() if isinstance(payload, str) else payload
         size = publish_packet_size(topic, data)
         if self._max_packet is not None and size > self._max_packet:
-            raise MessageTooLargeError(topic, size, self._max_packet)
+            raise PacketTooLargeError(topic, size, self._max_packet)
         self._client.publish(topic, data, qos=qos, retain=retain)
 
     def _thread_connected(

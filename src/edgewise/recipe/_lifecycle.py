@@ -1,4 +1,4 @@
-"""Choosing the lifecycle a component runs (reference §1.5) and reading it into :class:`Lifecycle`.
+"""Choosing the lifecycle a component runs and reading it into :class:`Lifecycle`.
 
 A manifest's own non-empty ``Lifecycle`` is used as written. Otherwise the recipe's global ``Lifecycle``
 is filtered by the manifest's ``Selections``, the way Greengrass Classic filters it:
@@ -186,7 +186,7 @@ def manifest_path(recipe: Recipe, manifest: Manifest) -> str:
 
 
 def select_lifecycle(recipe: Recipe, manifest: Manifest) -> Lifecycle:
-    """The lifecycle ``manifest`` (normally from :func:`select_manifest`) runs (reference §1.5).
+    """The lifecycle ``manifest`` (normally from :func:`select_manifest`) runs.
 
     The manifest's own lifecycle if it is not empty, else the global lifecycle filtered by the
     manifest's selections (``all`` when it has none). Raises :class:`RecipeError` if the chosen

@@ -13,7 +13,7 @@ from typing import Any
 
 
 class DependencyType(StrEnum):
-    """How strongly a component depends on another (reference §1.3)."""
+    """How strongly a component depends on another (a recipe's ``DependencyType``; HARD when not given)."""
 
     HARD = "HARD"  #: wait for the dependency to be ready; restart when it restarts
     SOFT = "SOFT"  #: install and start it, but never gate or restart on it

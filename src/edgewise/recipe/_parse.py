@@ -1,4 +1,6 @@
-"""Parsing and validating a whole recipe (reference §1.1 to §1.7) into the :class:`Recipe` model.
+"""Parsing and validating a whole Greengrass recipe (format 2020-01-25) into the :class:`Recipe` model.
+
+The format: https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html.
 
 Every problem is collected before anything is raised, so a :class:`RecipeError` lists all of them.
 Keys inside ``DefaultConfiguration``, ``Platform``, ``Setenv`` and ``ComponentDependencies`` are data

@@ -1,4 +1,4 @@
-"""The device's platform attributes and the choice of a recipe manifest for them (reference §1.4).
+"""The device's platform attributes and the choice of a recipe manifest for them (the first that matches).
 
 A recipe with no manifests at all is treated as having one implicit, empty manifest that matches
 every device (so its global lifecycle, if any, runs everywhere). Greengrass Classic refuses such

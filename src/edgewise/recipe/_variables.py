@@ -1,4 +1,4 @@
-"""Recipe variables such as ``{artifacts:path}`` and ``{configuration:/interval}`` (reference §1.8).
+"""Recipe variables such as ``{artifacts:path}`` and ``{configuration:/interval}``, as Greengrass reads them.
 
 The forms are ``{namespace:key}`` for the component itself and ``{dependency:namespace:key}`` for one
 of its *direct* dependencies. A placeholder that cannot be resolved (unknown namespace or key, missing
@@ -40,7 +40,7 @@ class ComponentVariables:
     def from_root(
         cls, root: Path | str, name: str, version: str, configuration: Any = None
     ) -> ComponentVariables:
-        """The Greengrass layout under ``root`` (reference §1.7): ``packages/artifacts/<name>/<version>``,
+        """The Greengrass layout under ``root``: ``packages/artifacts/<name>/<version>``,
         ``packages/artifacts-unarchived/<name>/<version>`` and ``work/<name>``."""
         base = Path(root)
         return cls(

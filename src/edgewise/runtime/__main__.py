@@ -9,17 +9,16 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
-import re
 import shlex
 import sys
 from pathlib import Path
 
-from edgewise.runtime.cloudlink import CloudLinkError, ConfigFileError, RuntimeFileSettings, load_config_file
+from edgewise.names import THING_NAME
+from edgewise.runtime.cloudlink import CloudLinkError, ConfigFileError
+from edgewise.runtime.config_file import RuntimeFileSettings, load_config_file
 from edgewise.runtime.kernel import Kernel, RootBusyError, restart_in_place
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.settings import RuntimeSettings
-
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 
 
 def _configure_logging(settings: RuntimeSettings) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edgewise.runtime.pubsub import PubSubBus
 
 if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink import CloudLink
     from edgewise.runtime.config import ConfigStore
     from edgewise.runtime.deployment import DeploymentService
     from edgewise.runtime.ipc.auth import TokenTable
@@ -33,8 +34,9 @@ class RuntimeContext:
     platform: dict[str, str]
     #: The local pub/sub bus; IPC PublishToTopic/SubscribeToTopic and runtime services (shadows) use it.
     bus: PubSubBus = field(default_factory=PubSubBus)
-    #: The cloud link (``edgewise.runtime.cloudlink.CloudLink``) when a cloud endpoint is configured.
-    cloud: Any = None
+    #: The cloud link when a cloud endpoint is configured. Imported for type checking only: importing it at
+    #: run time would load paho-mqtt, which a runtime without a cloud section never does.
+    cloud: CloudLink | None = None
 
     def configuration_of(self, component: str) -> Any:
         """A component's current configuration (a deep copy), or None."""

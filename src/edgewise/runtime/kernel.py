@@ -92,7 +92,7 @@ class Kernel:
     # -- the environment components see -------------------------------------------------------------
 
     def component_environment(self, spec: ComponentSpec) -> dict[str, str]:
-        """The fixed variables of reference §2.4 for one component."""
+        """The variables Greengrass sets for every component (``SVCUID``, the IPC socket, ...), for one."""
         token = self.tokens.issue(spec.name)
         socket = str(self.paths.ipc_socket)
         for_component = socket

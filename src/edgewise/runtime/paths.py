@@ -1,4 +1,4 @@
-"""The runtime's root directory layout (modelled on the Greengrass root, reference §5.7).
+"""The runtime's root directory layout (modelled on the Greengrass root, ``/greengrass/v2`` by default).
 
 ROOT/
   config/            config.tlog, config.snapshot.json, effective.yaml

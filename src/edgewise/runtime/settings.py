@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from edgewise.runtime.paths import RootPaths
 
 if TYPE_CHECKING:
-    from edgewise.runtime.cloudlink import CloudSettings
+    from edgewise.runtime.cloudlink import CloudLinkSettings
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class RuntimeSettings:
     platform_overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     ipc_handshake_timeout: float = 5.0  #: seconds an IPC connection has to authenticate before it is closed
-    cloud: CloudSettings | None = None  #: the cloud connection, from the configuration file's ``cloud``
+    cloud: CloudLinkSettings | None = None  #: the cloud connection, from the configuration file's ``cloud``
     #: Parent of the components' cgroups for ``systemResourceLimits`` (docs/runtime.md, "Resource limits")
     cgroup_root: Path = Path("/sys/fs/cgroup/edgewise")
     #: Run when a Bootstrap step asks for a reboot (exit code 101), once the runtime has stopped

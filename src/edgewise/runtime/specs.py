@@ -1,7 +1,7 @@
 """From the stored ``services`` tree to the specs the supervisor runs.
 
 The tree keeps each component's selected lifecycle as written in its recipe; building a spec interpolates the
-recipe variables (reference §1.8) against the component's current configuration and paths. A configuration
+recipe variables against the component's current configuration and paths. A configuration
 change that alters an interpolated lifecycle therefore changes the spec, and the supervisor restarts it.
 """
 

@@ -6,8 +6,10 @@ A refused publish or delivery shows as a silence, so each test sends a marker af
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
+import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.pki import TestAuthority
 from tests.waiting import wait_until
@@ -53,9 +55,16 @@ async def test_subscription_reaching_another_device_delivers_none_of_its_message
     assert a.topics() == ["$aws/things/A/shadow/update"]
 
 
+# paho-mqtt does not close its TLS socket when the handshake fails (``Client._ssl_wrap_socket``): the garbage
+# collector does, with a ResourceWarning. Collected here, under this mark, so that it is neither hidden elsewhere
+# nor blamed on a later test.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
+)
 async def test_certificate_from_another_ca_is_refused(broker: MosquittoBroker) -> None:
     stranger = TestAuthority(broker.settings.data_dir.parent / "other-ca")
     assert not try_connect(broker.settings.devices.port, "A", stranger.issue("A"))
+    gc.collect()
 
 
 async def test_client_id_is_replaced_by_the_certificates_thing_name(device: DeviceFactory) -> None:

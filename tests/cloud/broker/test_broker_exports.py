@@ -7,5 +7,5 @@ import edgewise.cloud.broker as broker
 
 def test_all_lists_every_public_name() -> None:
     public = {name for name in vars(broker) if not name.startswith("_") and name != "annotations"}
-    modules = {"acl", "config", "connection", "errors", "orphans", "process", "sync"}
+    modules = {"acl", "config", "connection", "errors", "orphans", "permissions", "process", "sync"}
     assert set(broker.__all__) == public - modules

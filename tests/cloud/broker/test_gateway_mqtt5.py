@@ -22,6 +22,8 @@ from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.mosquitto import CertificateAuthority as OtherAuthority
 from tests.integration.mosquitto import wait_until
 
+pytestmark = pytest.mark.integration
+
 SUCCESS = mqtt5.PubackReasonCode.SUCCESS
 
 

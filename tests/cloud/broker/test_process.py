@@ -244,16 +244,16 @@ async def test_broker_dies_with_the_process_that_started_it(settings: BrokerSett
     """A starter killed with SIGKILL cannot stop its broker; the parent-death signal does."""
     settings_file = tmp_path / "settings.pickle"
     settings_file.write_bytes(pickle.dumps(settings))
-    starter = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _START_AND_WAIT, str(settings_file)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert starter.stdout is not None
-        pid = int(starter.stdout.readline())
-        assert running(pid)
-    finally:
-        starter.kill()
-        starter.wait()
+    ) as starter:
+        try:
+            assert starter.stdout is not None
+            pid = int(starter.stdout.readline())
+            assert running(pid)
+        finally:
+            starter.kill()
+            starter.wait()
     try:
         await eventually(
             lambda: not running(pid), what=f"Mosquitto (pid {pid}) to exit after its starter died"

@@ -23,6 +23,8 @@ from tests.cloud.broker.pki import Identity
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 NAME = "com.example.Cli"
 APP = b"print('hello from the cloud')\n"
 MODEL = os.urandom(2 * 1024 * 1024 + 5)

@@ -19,7 +19,7 @@ from edgewise.cloud.components import service
 from edgewise.cloud.components.models import ComponentArtifact, ComponentVersion
 from edgewise.cloud.components.service import PublishRejectedError
 from edgewise.cloud.components.store import LocalArtifactStore
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.recipe import parse_recipe
 from edgewise.versions import Requirement
 from tests.cloud.components.conftest import recipe, sha256_of
@@ -115,12 +115,12 @@ def test_republishing_with_another_recipe_or_artifact_is_a_conflict(
     publish(session, store, recipe(), {"app.zip": sha})
     changed = recipe()
     changed["ComponentDescription"] = "changed"
-    with pytest.raises(ConflictError, match="versions are immutable"):
+    with pytest.raises(CloudConflictError, match="versions are immutable"):
         publish(session, store, changed, {"app.zip": sha})
     other = upload(store, b"other bytes")
-    with pytest.raises(ConflictError, match="already published with another recipe or other artifacts"):
+    with pytest.raises(CloudConflictError, match="already published with another recipe or other artifacts"):
         publish(session, store, recipe(), {"app.zip": other})
-    with pytest.raises(ConflictError, match="only in build metadata"):
+    with pytest.raises(CloudConflictError, match="only in build metadata"):
         publish(session, store, recipe(version="1.0.0+build.7"), {"app.zip": sha})
     assert rows(session) == 1
 
@@ -256,7 +256,7 @@ def test_delete_is_refused_while_a_registered_check_reports_use(
 ) -> None:
     sha = upload(store, APP)
     publish(session, store, recipe(), {"app.zip": sha})
-    with pytest.raises(ConflictError, match="in use by deployment 'd-1'"):
+    with pytest.raises(CloudConflictError, match="in use by deployment 'd-1'"):
         service.delete_component_version(session, store, "com.example.Hello", "1.0.0")
     assert store.exists(sha)
     assert rows(session) == 1

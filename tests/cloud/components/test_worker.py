@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgewise.cloud.broker import BrokerConnection, MosquittoBroker
 from edgewise.cloud.components import service
 from edgewise.cloud.components.store import LocalArtifactStore
-from edgewise.cloud.components.worker import ResolveRejected, ResolveWorker, parse_request, thing_of
+from edgewise.cloud.components.worker import ResolveWorker
 from edgewise.cloud.dataplane.signing import UrlSigner
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
+from edgewise.protocol.resolve import ResolveRequestError, parse_request, thing_of
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import (  # noqa: F401
     authority,
@@ -165,7 +166,7 @@ def test_thing_names_come_from_resolve_topics_only() -> None:
 def test_any_payload_parses_or_is_rejected_as_invalid(payload: bytes) -> None:
     try:
         request = parse_request(payload)
-    except ResolveRejected as exc:
+    except ResolveRequestError as exc:
         assert exc.code == "InvalidRequest"  # noqa: PT017 - hypothesis drives many payloads through one test
         return
     assert 0 < len(request.requirements) <= 100

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.components import service as components
@@ -17,7 +18,7 @@ from edgewise.cloud.components.store import LocalArtifactStore
 from edgewise.cloud.deployments import service
 from edgewise.cloud.deployments.models import Deployment
 from edgewise.cloud.deployments.schemas import DeploymentCreate
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.cloud.jobs import service as jobs
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobStatus, TargetSelection
 from edgewise.cloud.registry import service as registry
@@ -139,7 +140,7 @@ def test_cancel_stops_the_rollout_and_cannot_be_repeated(fleet: Session) -> None
     service.cancel_deployment(fleet, deployment.deployment_id)
     assert service.progress(fleet, deployment).status == "CANCELED"
     assert service.progress(fleet, deployment).counts == {"CANCELED": 3}
-    with pytest.raises(ConflictError, match="CANCELED"):
+    with pytest.raises(CloudConflictError, match="CANCELED"):
         service.cancel_deployment(fleet, deployment.deployment_id)
 
 
@@ -172,7 +173,7 @@ def test_a_component_version_an_active_deployment_uses_cannot_be_deleted(
 ) -> None:
     deployment = service.create_deployment(fleet, _request(), sealer=SEALER)
     store = LocalArtifactStore(tmp_path / "artifacts")
-    with pytest.raises(ConflictError, match=deployment.deployment_id):
+    with pytest.raises(CloudConflictError, match=deployment.deployment_id):
         components.delete_component_version(fleet, store, "com.example.Hello", "1.0.0")
     service.cancel_deployment(fleet, deployment.deployment_id)
     components.delete_component_version(fleet, store, "com.example.Hello", "1.0.0")
@@ -253,3 +254,20 @@ async def test_the_api_takes_greengrass_json_and_names_bad_fields(
     assert cancelled.json()["deploymentStatus"] == "CANCELED"
     again = await admin_api.post(f"/api/v1/deployments/{deployment_id}/cancel")
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize(("key", "value"), [("memory", 0), ("cpus", 0), ("cpus", -0.5), ("memory", -1)])
+def test_resource_limits_the_device_would_refuse_are_refused_at_creation(key: str, value: float) -> None:
+    body = {
+        "targetArn": "plant",
+        "components": {
+            "com.example.Hello": {
+                "componentVersion": "1.0.0",
+                "runWith": {"systemResourceLimits": {key: value}},
+            }
+        },
+    }
+    with pytest.raises(ValidationError) as caught:
+        DeploymentCreate.model_validate(body)
+    [error] = caught.value.errors()
+    assert error["loc"][-2:] == ("systemResourceLimits", key)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
 from edgewise.cloud.fleet import status
 from edgewise.cloud.registry import service as registry
+from edgewise.protocol import health
 
 
 def _health(**fields: Any) -> bytes:
@@ -88,7 +89,7 @@ def test_the_chunks_of_a_split_complete_message_add_up(session: Session, thing: 
 def test_a_message_that_loses_the_race_to_create_the_row_is_still_stored(
     session: Session, thing: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert status.record_presence(session, thing, status.PresenceReport(connected=True, timestamp=5))
+    assert status.record_presence(session, thing, health.PresenceMessage(connected=True, timestamp=5))
     session.expunge_all()
     real_get = session.get
     calls: list[object] = []
@@ -112,13 +113,13 @@ def test_a_message_older_than_the_stored_one_is_ignored(session: Session, thing:
     assert not status.record_health(session, thing, status.parse_health(late))
     assert status.get_core_device(session, thing).status.overall_status == "HEALTHY"
 
-    assert status.record_presence(session, thing, status.PresenceReport(connected=False, timestamp=9))
-    assert not status.record_presence(session, thing, status.PresenceReport(connected=True, timestamp=8))
+    assert status.record_presence(session, thing, health.PresenceMessage(connected=False, timestamp=9))
+    assert not status.record_presence(session, thing, health.PresenceMessage(connected=True, timestamp=8))
     assert status.get_core_device(session, thing).status.connected is False
     # The same connection's online message arriving after its will changes nothing.
-    assert not status.record_presence(session, thing, status.PresenceReport(connected=True, timestamp=9))
-    assert status.record_presence(session, thing, status.PresenceReport(connected=True, timestamp=10))
-    assert status.record_presence(session, thing, status.PresenceReport(connected=False, timestamp=10))
+    assert not status.record_presence(session, thing, health.PresenceMessage(connected=True, timestamp=9))
+    assert status.record_presence(session, thing, health.PresenceMessage(connected=True, timestamp=10))
+    assert status.record_presence(session, thing, health.PresenceMessage(connected=False, timestamp=10))
     assert status.get_core_device(session, thing).status.connected is False
 
 
@@ -130,7 +131,7 @@ def test_devices_are_listed_by_status_and_connectivity(session: Session) -> None
     ):
         registry.create_thing(session, name)
         status.record_health(session, name, status.parse_health(_health(overallDeviceStatus=overall)))
-        status.record_presence(session, name, status.PresenceReport(connected=connected, timestamp=1))
+        status.record_presence(session, name, health.PresenceMessage(connected=connected, timestamp=1))
     assert [d.thing_name for d in status.list_core_devices(session).items] == ["a", "b", "c"]
     assert [d.thing_name for d in status.list_core_devices(session, status="HEALTHY").items] == ["a", "c"]
     assert [d.thing_name for d in status.list_core_devices(session, connected=True).items] == ["a", "b"]
@@ -235,7 +236,7 @@ async def test_the_api_shows_devices_their_components_and_presence(
         status.record_health(
             session, "sensor-1", status.parse_health(_health(overallDeviceStatus="UNHEALTHY"))
         )
-        status.record_presence(session, "sensor-1", status.PresenceReport(connected=True, timestamp=1))
+        status.record_presence(session, "sensor-1", health.PresenceMessage(connected=True, timestamp=1))
 
     listed = await admin_api.get("/api/v1/core-devices", params={"status": "UNHEALTHY"})
     assert listed.status_code == 200, listed.text

@@ -18,6 +18,8 @@ from tests.cloud.test_cli_registry import ok, run
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:

@@ -10,6 +10,7 @@ import json
 import pytest
 from sqlalchemy.orm import Session
 
+from edgewise.cloud.broker.permissions import all_device_permissions
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.identity import (
@@ -19,7 +20,6 @@ from edgewise.cloud.identity import (
     service,
 )
 from edgewise.cloud.identity.models import Certificate, Policy, PolicyCertificateAttachment, ThingPrincipal
-from edgewise.cloud.identity.permissions import all_device_permissions
 from edgewise.cloud.provisioning import service as provisioning
 from edgewise.cloud.registry import service as registry
 from edgewise.cloud.registry.models import Thing

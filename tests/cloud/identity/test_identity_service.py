@@ -14,9 +14,10 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.broker import DevicePermissions
+from edgewise.cloud.broker.permissions import all_device_permissions, device_permissions
 from edgewise.cloud.errors import (
     AlreadyExistsError,
-    ConflictError,
+    CloudConflictError,
     InvalidRequestError,
     LimitExceededError,
     NotFoundError,
@@ -28,7 +29,6 @@ from edgewise.cloud.identity import (
     CertificateStatus,
     service,
 )
-from edgewise.cloud.identity.permissions import all_device_permissions, device_permissions
 from edgewise.cloud.registry import service as registry
 from edgewise.topics import filter_matches
 
@@ -130,7 +130,7 @@ def test_new_certificate_can_start_inactive(session: Session, authority: Certifi
 def test_revoked_certificate_cannot_be_reactivated(session: Session, authority: CertificateAuthority) -> None:
     certificate_id = service.create_certificate(session, authority).certificate.certificate_id
     service.update_certificate_status(session, certificate_id, CertificateStatus.REVOKED)
-    with pytest.raises(ConflictError, match="is REVOKED and cannot become ACTIVE"):
+    with pytest.raises(CloudConflictError, match="is REVOKED and cannot become ACTIVE"):
         service.update_certificate_status(session, certificate_id, CertificateStatus.ACTIVE)
 
 
@@ -138,15 +138,15 @@ def test_only_detached_inactive_or_revoked_certificates_can_be_deleted(
     session: Session, authority: CertificateAuthority
 ) -> None:
     certificate_id = _device(session, authority, "sensor-1")
-    with pytest.raises(ConflictError, match="only an INACTIVE or REVOKED"):
+    with pytest.raises(CloudConflictError, match="only an INACTIVE or REVOKED"):
         service.delete_certificate(session, certificate_id)
     service.update_certificate_status(session, certificate_id, CertificateStatus.INACTIVE)
-    with pytest.raises(ConflictError, match="attached to thing 'sensor-1'"):
+    with pytest.raises(CloudConflictError, match="attached to thing 'sensor-1'"):
         service.delete_certificate(session, certificate_id)
     service.detach_thing_principal(session, "sensor-1", certificate_id)
     service.ensure_default_policy(session)
     service.attach_policy_to_certificate(session, DEFAULT_DEVICE_POLICY_NAME, certificate_id)
-    with pytest.raises(ConflictError, match="has policy"):
+    with pytest.raises(CloudConflictError, match="has policy"):
         service.delete_certificate(session, certificate_id)
     service.detach_policy_from_certificate(session, DEFAULT_DEVICE_POLICY_NAME, certificate_id)
     service.delete_certificate(session, certificate_id)
@@ -167,7 +167,7 @@ def test_certificate_cannot_be_attached_to_a_thing_of_another_name(
 ) -> None:
     certificate_id = _device(session, authority, "sensor-1")
     registry.create_thing(session, "sensor-2")
-    with pytest.raises(ConflictError, match="issued for 'sensor-1'"):
+    with pytest.raises(CloudConflictError, match="issued for 'sensor-1'"):
         service.attach_thing_principal(session, "sensor-2", certificate_id)
 
 
@@ -232,7 +232,7 @@ def test_attached_policy_cannot_be_deleted(session: Session, authority: Certific
     service.ensure_default_policy(session)
     registry.create_group(session, "fleet")
     service.attach_policy_to_group(session, DEFAULT_DEVICE_POLICY_NAME, "fleet")
-    with pytest.raises(ConflictError, match="thing group 'fleet'"):
+    with pytest.raises(CloudConflictError, match="thing group 'fleet'"):
         service.delete_policy(session, DEFAULT_DEVICE_POLICY_NAME)
     targets = service.list_policy_targets(session, DEFAULT_DEVICE_POLICY_NAME)
     assert (targets.certificate_ids, targets.group_names) == ([], ["fleet"])

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.db import create_database_engine, create_session_factory
-from edgewise.cloud.jobs import engine, executions, protocol, service, transitions
+from edgewise.cloud.jobs import engine, executions, service, transitions
 from edgewise.cloud.jobs.events import JobChange, JobEvents
 from edgewise.cloud.jobs.models import Job
 from edgewise.cloud.jobs.schemas import JobCreate
 from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.registry import service as registry
+from edgewise.protocol import jobs
 
 START = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
 THINGS = [f"t{number}" for number in range(1, 7)]
@@ -107,7 +108,7 @@ def report(
     payload = json.dumps({"status": status, **fields}).encode()
     with sessions() as session:
         return executions.update(
-            session, thing, None, job_id, protocol.parse_request("update", payload), now=clock()
+            session, thing, None, job_id, jobs.parse_request("update", payload), now=clock()
         )
 
 
@@ -115,7 +116,7 @@ def start_next(
     sessions: sessionmaker[Session], clock: FakeClock, thing: str, **fields: Any
 ) -> dict[str, Any]:
     """The device ``thing`` starts its next pending execution, as over MQTT; the accepted body."""
-    request = protocol.parse_request("start_next", json.dumps(fields).encode())
+    request = jobs.parse_request("start_next", json.dumps(fields).encode())
     with sessions() as session:
         return executions.start_next(session, thing, None, request, now=clock())
 

@@ -13,6 +13,8 @@ from typer.testing import CliRunner, Result
 from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:

@@ -27,6 +27,8 @@ from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 QOS = mqtt.QoS.AT_LEAST_ONCE
 DEADLINE = 20
 

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.jobs import executions, protocol
+from edgewise.cloud.jobs import executions
 from edgewise.cloud.jobs.models import JobExecution
-from edgewise.cloud.jobs.protocol import JobsRejection
+from edgewise.protocol import jobs
+from edgewise.protocol.jobs import JobsRejection
 from tests.cloud.jobs.conftest import FakeClock, create, latest, report, start_next
 from tests.cloud.jobs.test_protocol import request_fields
 
@@ -22,7 +23,7 @@ from tests.cloud.jobs.test_protocol import request_fields
 def describe(
     sessions: sessionmaker[Session], thing: str, job_id: str, namespace: str | None = None, **fields: Any
 ) -> dict[str, Any]:
-    request = protocol.parse_request("describe", json.dumps(fields).encode())
+    request = jobs.parse_request("describe", json.dumps(fields).encode())
     with sessions() as session:
         return executions.describe(session, thing, namespace, job_id, request)
 
@@ -153,7 +154,7 @@ def test_namespaced_jobs_are_only_seen_in_their_namespace(
     assert describe(fleet, "t1", "$next", "aws-gg-deployment")["execution"]["jobId"] == "deploy"
     assert rejection(lambda: describe(fleet, "t1", "deploy")).code == "ResourceNotFound"
     assert rejection(lambda: describe(fleet, "t1", "plain", "aws-gg-deployment")).code == "ResourceNotFound"
-    request = protocol.parse_request("update", b'{"status": "SUCCEEDED"}')
+    request = jobs.parse_request("update", b'{"status": "SUCCEEDED"}')
     with fleet() as session:
         executions.update(session, "t1", "aws-gg-deployment", "deploy", request, now=clock())
     assert latest(fleet, "deploy") == {"t1": "SUCCEEDED"}
@@ -168,7 +169,7 @@ def test_namespaced_jobs_are_only_seen_in_their_namespace(
 def test_a_refused_request_changes_nothing(
     fleet: sessionmaker[Session],
     clock: FakeClock,
-    kind: protocol.OperationKind,
+    kind: jobs.OperationKind,
     body: dict[str, Any],
     job_id: str,
 ) -> None:
@@ -176,7 +177,7 @@ def test_a_refused_request_changes_nothing(
         create(fleet, clock, targets=["t1"])
     before = snapshot(fleet)
     try:
-        request = protocol.parse_request(kind, json.dumps(body).encode())
+        request = jobs.parse_request(kind, json.dumps(body).encode())
         with fleet() as session:
             if kind == "start_next":
                 executions.start_next(session, "t1", None, request, now=clock())

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edgewise.cloud.jobs import protocol
 from edgewise.cloud.jobs.models import ExecutionStatus
-from edgewise.cloud.jobs.protocol import JobsRejection, Operation
 from edgewise.cloud.jobs.schemas import JobCreate
+from edgewise.protocol import jobs
+from edgewise.protocol.jobs import JobsRejection, Operation
 
 J = "$aws/things/pump-1/jobs"
 
@@ -44,7 +44,7 @@ J = "$aws/things/pump-1/jobs"
     ],
 )
 def test_topics_name_operations_and_replies_are_ignored(topic: str, operation: Operation | None) -> None:
-    assert protocol.parse_topic(topic) == operation
+    assert jobs.parse_request_topic(topic) == operation
 
 
 @pytest.mark.parametrize(
@@ -64,16 +64,16 @@ def test_topics_name_operations_and_replies_are_ignored(topic: str, operation: O
 )
 def test_topics_that_map_to_no_operation_are_refused(topic: str, code: str) -> None:
     with pytest.raises(JobsRejection) as caught:
-        protocol.parse_topic(topic)
+        jobs.parse_request_topic(topic)
     assert caught.value.code == code
 
 
 def test_requests_are_read_with_their_defaults() -> None:
-    assert protocol.parse_request("get_pending", b"") == protocol.Request()
-    assert protocol.parse_request(
-        "describe", b'{"clientToken": "c1", "executionNumber": 2.0}'
-    ) == protocol.Request(client_token="c1", execution_number=2)
-    update = protocol.parse_request(
+    assert jobs.parse_request("get_pending", b"") == jobs.Request()
+    assert jobs.parse_request("describe", b'{"clientToken": "c1", "executionNumber": 2.0}') == jobs.Request(
+        client_token="c1", execution_number=2
+    )
+    update = jobs.parse_request(
         "update",
         json.dumps(
             {
@@ -86,7 +86,7 @@ def test_requests_are_read_with_their_defaults() -> None:
             }
         ).encode(),
     )
-    assert update == protocol.Request(
+    assert update == jobs.Request(
         status=ExecutionStatus.FAILED,
         status_details={"reason": "disk full"},
         expected_version=3,
@@ -151,10 +151,10 @@ def test_requests_are_read_with_their_defaults() -> None:
     ],
 )
 def test_bad_requests_are_refused_naming_the_field(
-    kind: protocol.OperationKind, payload: bytes, code: str, field: str | None
+    kind: jobs.OperationKind, payload: bytes, code: str, field: str | None
 ) -> None:
     with pytest.raises(JobsRejection) as caught:
-        protocol.parse_request(kind, payload)
+        jobs.parse_request(kind, payload)
     assert caught.value.code == code
     if field is not None:
         assert f"Field {field!r} is invalid" in str(caught.value)
@@ -170,9 +170,9 @@ def test_rejections_echo_the_client_token_and_carry_the_execution_state() -> Non
         "clientToken": "c-9",
         "executionState": state,
     }
-    assert protocol.client_token_of(b'{"clientToken": "c-9", "status": 5}') == "c-9"
-    assert protocol.client_token_of(b'{"clientToken": 5}') is None
-    assert protocol.client_token_of(b"garbage") is None
+    assert jobs.client_token_of(b'{"clientToken": "c-9", "status": 5}') == "c-9"
+    assert jobs.client_token_of(b'{"clientToken": 5}') is None
+    assert jobs.client_token_of(b"garbage") is None
 
 
 json_values = st.recursive(
@@ -203,25 +203,25 @@ kinds = st.sampled_from(["get_pending", "start_next", "describe", "update"])
 
 @given(kind=kinds, body=request_fields)
 def test_any_json_request_is_read_or_refused_as_invalid(
-    kind: protocol.OperationKind, body: dict[str, Any]
+    kind: jobs.OperationKind, body: dict[str, Any]
 ) -> None:
     try:
-        request = protocol.parse_request(kind, json.dumps(body).encode())
+        request = jobs.parse_request(kind, json.dumps(body).encode())
     except JobsRejection as exc:
         refused = exc
     else:
         assert request.client_token is None or isinstance(request.client_token, str)
-        assert kind != "update" or request.status in protocol.DEVICE_STATUSES
+        assert kind != "update" or request.status in jobs.DEVICE_STATUSES
         return
     assert refused.code == "InvalidRequest"
     assert str(refused).startswith("Field '")
 
 
 @given(kind=kinds, payload=st.binary(max_size=64))
-def test_any_bytes_are_read_or_refused(kind: protocol.OperationKind, payload: bytes) -> None:
+def test_any_bytes_are_read_or_refused(kind: jobs.OperationKind, payload: bytes) -> None:
     code = "accepted"
     try:
-        protocol.parse_request(kind, payload)
+        jobs.parse_request(kind, payload)
     except JobsRejection as exc:
         code = exc.code
     assert code in ("accepted", "InvalidJson", "InvalidRequest")
@@ -231,7 +231,7 @@ def test_any_bytes_are_read_or_refused(kind: protocol.OperationKind, payload: by
 def test_any_topic_under_jobs_is_understood_ignored_or_refused(levels: list[str]) -> None:
     topic = "/".join([J, *levels])
     try:
-        operation = protocol.parse_topic(topic)
+        operation = jobs.parse_request_topic(topic)
     except JobsRejection as exc:
         refused = exc
     else:

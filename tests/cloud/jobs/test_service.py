@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import AlreadyExistsError, CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.cloud.jobs import service
 from edgewise.cloud.jobs.events import ExecutionChange, JobChange, JobStatusChange, record
 from edgewise.cloud.jobs.models import ExecutionStatus, JobStatus, TargetSelection
@@ -230,7 +230,7 @@ def test_force_cancel_also_cancels_in_progress_executions_even_of_a_cancelled_jo
     start_next(fleet, clock, "t1")
     with fleet() as session:
         service.cancel_job(session, "job-1", now=clock())
-        with pytest.raises(ConflictError, match="already CANCELED; give force"):
+        with pytest.raises(CloudConflictError, match="already CANCELED; give force"):
             service.cancel_job(session, "job-1", now=clock())
         assert service.cancel_job(session, "job-1", force=True, now=clock()).force_canceled
     assert latest(fleet) == {"t1": "CANCELED", "t2": "CANCELED"}
@@ -240,7 +240,7 @@ def test_a_completed_job_cannot_be_cancelled(fleet: sessionmaker[Session], clock
     create(fleet, clock, targets=["t1"])
     report(fleet, clock, "t1", "SUCCEEDED")
     assert run_pass(fleet, clock).completed == ["job-1"]
-    with fleet() as session, pytest.raises(ConflictError, match="is COMPLETED and cannot be cancelled"):
+    with fleet() as session, pytest.raises(CloudConflictError, match="is COMPLETED and cannot be cancelled"):
         service.cancel_job(session, "job-1", force=True, now=clock())
 
 
@@ -249,7 +249,7 @@ def test_delete_needs_force_while_in_progress_then_the_engine_removes_the_job(
 ) -> None:
     create(fleet, clock)
     with fleet() as session:
-        with pytest.raises(ConflictError, match="is IN_PROGRESS; cancel it first or give force"):
+        with pytest.raises(CloudConflictError, match="is IN_PROGRESS; cancel it first or give force"):
             service.delete_job(session, "job-1", now=clock())
         service.delete_job(session, "job-1", force=True, now=clock())
         with pytest.raises(NotFoundError):

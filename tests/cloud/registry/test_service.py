@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.errors import (
     AlreadyExistsError,
-    ConflictError,
+    CloudConflictError,
     InvalidRequestError,
     LimitExceededError,
     NotFoundError,
@@ -139,7 +139,7 @@ def test_hierarchy_deeper_than_seven_is_refused(session: Session) -> None:
 def test_group_with_children_cannot_be_deleted(session: Session) -> None:
     service.create_group(session, "parent")
     service.create_group(session, "child", parent_name="parent")
-    with pytest.raises(ConflictError, match="'child'"):
+    with pytest.raises(CloudConflictError, match="'child'"):
         service.delete_group(session, "parent")
     service.delete_group(session, "child")
     service.delete_group(session, "parent")
@@ -163,7 +163,7 @@ def test_a_thing_is_in_one_group_per_hierarchy(session: Session) -> None:
     service.create_group(session, "right", parent_name="root")
     service.create_thing(session, "t")
     service.add_thing_to_group(session, "left", "t")
-    with pytest.raises(ConflictError, match="already in group 'left'"):
+    with pytest.raises(CloudConflictError, match="already in group 'left'"):
         service.add_thing_to_group(session, "right", "t")
 
 
@@ -190,7 +190,7 @@ def test_dynamic_group_members_follow_attributes(session: Session) -> None:
 def test_dynamic_group_refuses_manual_members_and_parents(session: Session) -> None:
     service.create_group(session, "dyn", query_string="thingName:*")
     service.create_thing(session, "t")
-    with pytest.raises(ConflictError, match="dynamic"):
+    with pytest.raises(CloudConflictError, match="dynamic"):
         service.add_thing_to_group(session, "dyn", "t")
     with pytest.raises(InvalidRequestError, match="dynamic group") as caught:
         service.create_group(session, "child", parent_name="dyn")

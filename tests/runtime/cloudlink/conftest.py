@@ -11,11 +11,11 @@ from typing import Any, Protocol
 import pytest
 from tests.integration.mosquitto import CertificateAuthority, Mosquitto
 
-from edgewise.runtime.cloudlink import CloudSettings, ReconnectSettings, SpoolSettings
+from edgewise.runtime.cloudlink import CloudLinkSettings, ReconnectSettings, SpoolSettings
 
 
 class SettingsFactory(Protocol):
-    def __call__(self, **changes: Any) -> CloudSettings: ...
+    def __call__(self, **changes: Any) -> CloudLinkSettings: ...
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def broker(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Mosquitto]:
 def settings_for(ca: CertificateAuthority, broker: Mosquitto) -> SettingsFactory:
     """Settings of a device ``dev-1`` for the broker; keyword arguments replace fields."""
     device = ca.issue("dev-1")
-    base = CloudSettings(
+    base = CloudLinkSettings(
         endpoint="localhost",
         port=broker.port,
         certificate=device.certificate,
@@ -44,7 +44,7 @@ def settings_for(ca: CertificateAuthority, broker: Mosquitto) -> SettingsFactory
         reconnect=ReconnectSettings(min_delay=0.1, max_delay=0.5),
     )
 
-    def make(**changes: Any) -> CloudSettings:
+    def make(**changes: Any) -> CloudLinkSettings:
         return dataclasses.replace(base, **changes)
 
     return make

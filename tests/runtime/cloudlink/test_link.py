@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,15 @@ async def test_connects_with_mutual_tls_and_reports_status_changes(
     assert not link.statistics().connected
 
 
+#: paho-mqtt does not close its TLS socket when the handshake fails (``Client._ssl_wrap_socket``): the garbage
+#: collector does, with a ResourceWarning. The tests of failed handshakes collect it themselves, under this mark,
+#: so that it is neither hidden elsewhere nor blamed on a later test.
+paho_leaks_failed_handshakes = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
+)
+
+
+@paho_leaks_failed_handshakes
 async def test_broker_refuses_a_client_certificate_from_another_ca(
     settings_for: SettingsFactory, tmp_path: Path
 ) -> None:
@@ -52,14 +62,17 @@ async def test_broker_refuses_a_client_certificate_from_another_ca(
         )
         assert not stats.connected
         assert stats.connects == 0
+    gc.collect()
 
 
+@paho_leaks_failed_handshakes
 async def test_link_refuses_a_server_it_cannot_verify(settings_for: SettingsFactory, tmp_path: Path) -> None:
     stranger = CertificateAuthority(tmp_path / "other-pki", name="Other CA")
     async with _link(settings_for, tmp_path, root_ca=stranger.certificate) as link:
         error = await eventually(lambda: link.statistics().last_error, what="a failed attempt")
         assert "certificate verify failed" in error
         assert not link.connected
+    gc.collect()
 
 
 async def test_publishes_reach_a_subscriber_on_the_broker_with_their_properties(
@@ -206,15 +219,19 @@ async def test_subscriptions_are_restored_after_the_broker_restarts(
         with broker.client("commander") as commander:
             await eventually(lambda: link.statistics().subscriptions == 1)
 
-            async def published_and_received() -> bool:
-                await asyncio.to_thread(commander.publish, "jobs/dev-1/notify", b"job", 1)
-                return bool(received)
+            async def publish_until_received() -> None:
+                while not received:
+                    await asyncio.to_thread(commander.publish, "jobs/dev-1/notify", b"job", 1)
+                    await asyncio.sleep(0.1)
 
             # The SUBACK of the restored subscription may still be on its way: publish until one arrives.
-            deadline = asyncio.get_running_loop().time() + 20
-            while not await published_and_received():
-                assert asyncio.get_running_loop().time() < deadline, "no message after the reconnect"
-                await asyncio.sleep(0.1)
+            publishing = asyncio.create_task(publish_until_received())
+            try:
+                await eventually(lambda: received, timeout=20, what="a message after the reconnect")
+            finally:
+                if not received:
+                    publishing.cancel()
+                await asyncio.gather(publishing, return_exceptions=True)
         assert received[0].payload == b"job"
 
 

@@ -10,12 +10,12 @@ from tests.integration.mosquitto import CertificateAuthority
 
 from edgewise.runtime.__main__ import parse_args
 from edgewise.runtime.cloudlink import (
-    CloudSettings,
+    CloudLinkSettings,
     ConfigFileError,
     ReconnectSettings,
     SpoolSettings,
-    load_config_file,
 )
+from edgewise.runtime.config_file import load_config_file
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_a_minimal_cloud_section_gets_the_documented_defaults(tmp_path: Path, pk
     loaded = load_config_file(path)
 
     assert loaded.thing_name == "my-device"
-    assert loaded.cloud == CloudSettings(
+    assert loaded.cloud == CloudLinkSettings(
         endpoint="broker.example.com",
         certificate=pki / "device.pem.crt",
         private_key=pki / "device.pem.key",

@@ -231,7 +231,7 @@ def test_a_closed_store_refuses_changes_but_still_reads(store: ConfigStore) -> N
     assert store.get() == {"a": 1}
 
 
-# --- component updates (reference §3.3) -------------------------------------------------------------------
+# --- component updates: RESET, then defaults for what is missing, then MERGE (as Greengrass applies them) --------
 
 
 def test_first_deployment_applies_defaults_then_merge(store: ConfigStore) -> None:

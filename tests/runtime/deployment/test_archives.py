@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgewise.runtime.__main__ import parse_args
-from edgewise.runtime.cloudlink import ConfigFileError, load_config_file
+from edgewise.runtime.cloudlink import ConfigFileError
+from edgewise.runtime.config_file import load_config_file
 from edgewise.runtime.deployment.archives import disk_free, extract_zip
 from edgewise.runtime.deployment.errors import PackageError
 from edgewise.runtime.settings import ArtifactLimits

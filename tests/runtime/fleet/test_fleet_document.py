@@ -1,4 +1,4 @@
-"""``parse_fleet_deployment``: the device-side deployment document of a deployment job (reference §3.2)."""
+"""``parse_fleet_deployment``: the device-side deployment document of a deployment job (docs/device-protocol.md)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgewise.protocol.deployment import group_of_configuration_arn
 from edgewise.runtime.deployment import (
     DeploymentDocument,
     DocumentError,
     FailureHandlingPolicy,
     parse_fleet_deployment,
 )
-from edgewise.runtime.deployment.document import group_of_configuration_arn
 
 ARN = "arn:aws:greengrass:edgewise:edgewise:configuration:thinggroup/sensors:7"
 

@@ -7,13 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgewise.runtime.fleet.jobs import (
-    MAX_DETAIL_LENGTH,
-    deployment_status_details,
-    detail_value,
-    parse_execution,
-    parse_notify,
-)
+from edgewise.protocol.jobs import STATUS_DETAIL_VALUE_MAX_LENGTH as MAX_DETAIL_LENGTH
+from edgewise.runtime.fleet.jobs import deployment_status_details, detail_value, parse_execution, parse_notify
 
 
 def test_an_execution_is_read_with_its_document() -> None:

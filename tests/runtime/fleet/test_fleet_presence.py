@@ -10,8 +10,9 @@ from tests.integration.mosquitto import Mosquitto
 from tests.runtime.cloudlink.conftest import SettingsFactory
 from tests.waiting import wait_until
 
+from edgewise.protocol.health import presence_topic
 from edgewise.runtime.cloudlink import CloudLink, CloudMessage, ConnectionMessages
-from edgewise.runtime.fleet import presence_messages, presence_topic
+from edgewise.runtime.fleet import presence_messages
 
 TOPIC = presence_topic("dev-1")
 

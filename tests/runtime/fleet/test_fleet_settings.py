@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from tests.integration.mosquitto import CertificateAuthority
 
-from edgewise.runtime.cloudlink import ConfigFileError, FleetSettings, load_config_file
+from edgewise.runtime.cloudlink import ConfigFileError, FleetSettings
+from edgewise.runtime.config_file import load_config_file
 
 
 def config(tmp_path: Path, fleet: str = "") -> Path:

@@ -1,4 +1,4 @@
-"""Fleet status messages (reference §3.7): their shape, chunking, and when they are sent."""
+"""Fleet status messages (docs/device-protocol.md): their shape, chunking, and when they are sent."""
 
 from __future__ import annotations
 
@@ -11,13 +11,8 @@ from unittest.mock import create_autospec
 import pytest
 from tests.waiting import eventually
 
-from edgewise.runtime.fleet.status import (
-    MAX_PAYLOAD_BYTES,
-    FleetStatusReporter,
-    Trigger,
-    component_entries,
-    health_payloads,
-)
+from edgewise.protocol.health import MAX_PAYLOAD_BYTES, Trigger, health_payloads
+from edgewise.runtime.fleet.status import FleetStatusReporter, component_entries
 from edgewise.runtime.lifecycle import ComponentState, ComponentStatus, LifecycleSupervisor
 
 SERVICES = {

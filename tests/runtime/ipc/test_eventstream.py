@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from edgewise.runtime.ipc.errors import FrameError
 from edgewise.runtime.ipc.eventstream import (
     Byte,
+    FrameTooLargeError,
     HeaderValue,
     Int16,
     Int64,
     Message,
     MessageDecoder,
-    MessageTooLargeError,
     MessageType,
     Timestamp,
     encode_frame,
@@ -196,7 +196,7 @@ def test_a_first_message_decoded_alone_lets_the_next_be_checked_against_a_raised
 def test_an_oversized_message_says_its_length_and_the_limit() -> None:
     decoder = MessageDecoder(max_message_size=1024)
 
-    with pytest.raises(MessageTooLargeError) as caught:
+    with pytest.raises(FrameTooLargeError) as caught:
         decoder.feed(encode_message(Message({}, b"x" * 2000))[:12])
 
     assert (caught.value.length, caught.value.limit) == (2016, 1024)

@@ -3,13 +3,13 @@ a spec builder, and bounded waiting on conditions."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 import pytest
+from tests.waiting import eventually
 
 from edgewise.recipe import DependencyType, Lifecycle, LifecycleStep
 from edgewise.runtime.lifecycle import ComponentSpec, LifecycleSettings, LifecycleSupervisor
@@ -95,12 +95,7 @@ def wait_for() -> Waiter:
     """``await wait_for(condition, what)``: poll ``condition`` until it holds, failing after a deadline."""
 
     async def wait(condition: Callable[[], bool], what: str, *, timeout: float = 10.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not condition():
-            if loop.time() > deadline:
-                pytest.fail(f"Not true within {timeout}s: {what}")
-            await asyncio.sleep(0.01)
+        await eventually(condition, timeout=timeout, what=what)
 
     return wait
 

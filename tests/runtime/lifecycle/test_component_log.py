@@ -22,7 +22,9 @@ def test_log_is_created_on_first_write_and_appended_to(tmp_path: Path) -> None:
     log.write("Run", "INFO", "one")
     log.write("Run", "WARN", "two")
     log.close()
-    ComponentLog(path, max_bytes=10_000, backups=2).write("lifecycle", "INFO", "three")
+    reopened = ComponentLog(path, max_bytes=10_000, backups=2)
+    reopened.write("lifecycle", "INFO", "three")
+    reopened.close()
 
     written = [re.sub(r"^\S+ ", "", line) for line in path.read_text().splitlines()]
     assert written == ["[INFO] (Run) one", "[WARN] (Run) two", "[INFO] (lifecycle) three"]

@@ -1,4 +1,4 @@
-"""The supervisor runs real ``sh -c`` components through the §2 state machine."""
+"""The supervisor runs real ``sh -c`` components through the Greengrass lifecycle state machine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from edgewise.recipe import LifecycleStep, Skipif
 from edgewise.runtime.lifecycle import (
-    ComponentNotFoundError,
+    ComponentNotSupervisedError,
     ComponentSpec,
     ComponentState,
     ComponentStatus,
@@ -385,9 +385,9 @@ async def test_restart_and_stop_refuse_unknown_and_builtin_components(
 ) -> None:
     supervisor.apply({"core": make_spec("core", builtin=True)})
 
-    with pytest.raises(ComponentNotFoundError, match="'missing'"):
+    with pytest.raises(ComponentNotSupervisedError, match="'missing'"):
         await supervisor.restart("missing")
-    with pytest.raises(ComponentNotFoundError):
+    with pytest.raises(ComponentNotSupervisedError):
         await supervisor.stop("missing")
     with pytest.raises(LifecycleError, match="built-in"):
         await supervisor.stop("core")

@@ -1,4 +1,4 @@
-"""Dependencies at runtime (§2.7): HARD dependencies gate starts, cascade restarts and order stops."""
+"""Dependencies at runtime: HARD dependencies gate starts, cascade restarts and order stops."""
 
 from __future__ import annotations
 

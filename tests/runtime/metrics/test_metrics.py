@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.waiting import eventually
 
 import edgewise.runtime.metrics as metrics_package
 from edgewise.runtime.metrics import (
@@ -122,15 +122,6 @@ def test_a_damaged_file_is_a_metric_error(tmp_path: Path, text: str) -> None:
         load_metrics(path)
 
 
-async def _wait_for(condition: Any, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within 10 s: {what}")
-        await asyncio.sleep(0.01)
-
-
 async def test_the_recorder_writes_a_burst_of_changes_once_after_its_delay(tmp_path: Path) -> None:
     path = tmp_path / "current.json"
     recorder = MetricsRecorder(path, write_delay=0.2)
@@ -142,7 +133,7 @@ async def test_the_recorder_writes_a_burst_of_changes_once_after_its_delay(tmp_p
         recorder.record("a", [Metric("n", COUNT, value)])
 
     assert path.stat().st_mtime_ns == written_before
-    await _wait_for(lambda: bool(load_metrics(path)), "the metrics to be written")
+    await eventually(lambda: bool(load_metrics(path)), timeout=10, what="the metrics to be written")
     assert load_metrics(path)[0].count == 50
     await recorder.close()
 

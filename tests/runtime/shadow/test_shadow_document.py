@@ -1,4 +1,4 @@
-"""Shadow document semantics: merge, metadata, delta, version, clientToken, validation (aws-iot.md §1.2-1.7)."""
+"""Shadow document semantics: merge, metadata, delta, version, clientToken, validation, as AWS IoT Device Shadow documents behave."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from edgewise.runtime.shadow import (
     InvalidShadowRequestError,
     PayloadTooLargeError,
-    VersionConflictError,
+    ShadowVersionConflictError,
     topic_prefix,
     validate_shadow_name,
     validate_thing_name,
@@ -182,7 +182,7 @@ def test_matching_version_is_accepted_and_another_is_a_conflict() -> None:
     first = _update(None, {"state": {"desired": {"a": 1}}}).shadow
     assert _update(first, {"state": {"desired": {"a": 2}}, "version": 1}).shadow.version == 2
 
-    with pytest.raises(VersionConflictError) as caught:
+    with pytest.raises(ShadowVersionConflictError) as caught:
         _update(first, {"state": {"desired": {"a": 2}}, "version": 7})
 
     assert caught.value.code == 409

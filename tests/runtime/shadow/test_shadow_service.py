@@ -17,7 +17,7 @@ from edgewise.runtime.shadow import (
     PayloadTooLargeError,
     ShadowNotFoundError,
     ShadowService,
-    VersionConflictError,
+    ShadowVersionConflictError,
 )
 
 THING = "device-1"
@@ -124,7 +124,7 @@ async def test_delete_returns_the_version_and_a_later_update_continues_numbering
 async def test_version_conflict_leaves_the_shadow_unchanged(shadows: ShadowService) -> None:
     await shadows.update_shadow(THING, "", _body({"state": {"desired": {"a": 1}}}))
 
-    with pytest.raises(VersionConflictError):
+    with pytest.raises(ShadowVersionConflictError):
         await shadows.update_shadow(THING, "", _body({"state": {"desired": {"a": 2}}, "version": 5}))
 
     document = await shadows.get_shadow(THING, "")
@@ -259,7 +259,7 @@ async def test_get_and_delete_publish_accepted_and_errors_publish_rejected(
     await shadows.update_shadow(THING, "", _body({"state": {"reported": {"a": 1}}}))
 
     await shadows.get_shadow(THING, "")
-    with pytest.raises(VersionConflictError):
+    with pytest.raises(ShadowVersionConflictError):
         await shadows.update_shadow(THING, "", _body({"state": {}, "version": 9, "clientToken": "tok"}))
     await shadows.delete_shadow(THING, "")
     with pytest.raises(ShadowNotFoundError):

@@ -21,7 +21,7 @@ from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     AlreadyExistsError,
     AuthenticationError,
-    ConflictError,
+    CloudConflictError,
     NotFoundError,
 )
 from edgewise.cloud.registry import rules
@@ -95,7 +95,7 @@ def delete_token(session: Session, name: str) -> None:
             sa.select(sa.func.count()).select_from(ApiToken).where(ApiToken.role == Role.ADMIN)
         )
         if admins == 1:
-            raise ConflictError(
+            raise CloudConflictError(
                 f"API token {name!r} is the last admin token; create another admin token first"
             )
     session.delete(token)

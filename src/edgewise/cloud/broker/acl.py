@@ -24,10 +24,10 @@ from pathlib import Path
 
 from edgewise.cloud.broker.config import write_file_atomically
 from edgewise.cloud.broker.errors import BrokerConfigError
+from edgewise.names import THING_NAME
 from edgewise.topics import TopicError, validate_filter
 
 #: AWS IoT thing names; the same rule keeps ``+``, ``#``, ``/`` and white space out of ACL user names.
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _ACL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 

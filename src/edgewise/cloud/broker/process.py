@@ -50,7 +50,6 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edgewise.cloud.broker.acl import THING_NAME
 from edgewise.cloud.broker.config import BrokerSettings, write_config
 from edgewise.cloud.broker.errors import (
     BrokerConfigError,
@@ -67,6 +66,7 @@ from edgewise.cloud.broker.orphans import (
     stop_leftover_broker,
     write_pid_file,
 )
+from edgewise.names import THING_NAME
 
 logger = logging.getLogger(__name__)
 

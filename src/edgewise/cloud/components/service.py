@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from edgewise.cloud.components.models import ComponentArtifact, ComponentVersion
 from edgewise.cloud.components.store import ArtifactStore
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
+from edgewise.names import COMPONENT_NAME_MAX_LENGTH, COMPONENT_NAME_PATTERN
 from edgewise.recipe import Recipe, RecipeError, parse_recipe
 from edgewise.versions import Requirement, Version, VersionError
 
@@ -37,8 +38,8 @@ COMPONENT = "Component"
 COMPONENT_VERSION = "Component version"
 ALGORITHM = "SHA-256"
 RESOLVE_LIMIT = 20
-NAME_PATTERN = r"^[a-zA-Z0-9._-]+$"
-NAME_MAX_LENGTH = 128
+NAME_PATTERN = COMPONENT_NAME_PATTERN
+NAME_MAX_LENGTH = COMPONENT_NAME_MAX_LENGTH
 _NUMBER = "(0|[1-9][0-9]{0,5})"
 _PRERELEASE_ID = "(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
 #: A component version as the API accepts it in paths (the limits of :class:`~edgewise.versions.Version`).
@@ -247,7 +248,7 @@ def publish_component(
 
     Raises:
         PublishRejectedError: the recipe is invalid or an artifact is missing, unreferenced or mismatched.
-        ConflictError: the version exists with another recipe or other artifacts, or a version of equal
+        CloudConflictError: the version exists with another recipe or other artifacts, or a version of equal
             precedence (differing only in build metadata) exists.
     """
     parsed = _parse(recipe)
@@ -309,13 +310,13 @@ def _republished(
     existing: ComponentVersion, version: str, document: dict[str, Any], pairs: set[tuple[str, str]]
 ) -> Published:
     if existing.version != version:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Component {existing.name!r} has version {existing.version!r}, which differs from {version!r} only "
             "in build metadata; publish a version with another major.minor.patch or prerelease"
         )
     if recipe_document(existing) == document and _artifact_pairs(existing) == pairs:
         return Published(existing, created=False)
-    raise ConflictError(
+    raise CloudConflictError(
         f"Component {existing.name!r} version {version!r} is already published with another recipe or other "
         "artifacts; versions are immutable, so publish a new version"
     )
@@ -391,12 +392,12 @@ def delete_component_version(session: Session, store: ArtifactStore, name: str, 
 
     Raises:
         NotFoundError: that version is not published.
-        ConflictError: something still uses it (see :func:`register_usage_check`).
+        CloudConflictError: something still uses it (see :func:`register_usage_check`).
     """
     row = get_component_version(session, name, version)
     users = version_users(session, row.name, row.version)
     if users:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Component {row.name!r} version {row.version!r} is in use by {', '.join(users)}; "
             "it cannot be deleted"
         )

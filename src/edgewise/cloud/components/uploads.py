@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgewise.cloud.components.errors import DigestMismatchError
 from edgewise.cloud.components.store import ArtifactStore, check_sha256
-from edgewise.cloud.errors import ConflictError, InvalidRequestError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class UploadStatus:
     received_bytes: int
 
 
-class UploadOffsetError(ConflictError):
+class UploadOffsetError(CloudConflictError):
     """A request that does not continue the upload where it stands."""
 
     code = "upload_offset_mismatch"
@@ -82,7 +82,7 @@ class ArtifactUploads:
 
         Raises:
             UploadOffsetError: ``offset`` is not the number of bytes staged.
-            ConflictError: another request is writing to this upload.
+            CloudConflictError: another request is writing to this upload.
             InvalidRequestError: ``offset`` is beyond ``size``, or the bytes go beyond it.
             DigestMismatchError: the whole file does not have SHA-256 ``sha256``; the staged bytes are dropped.
         """
@@ -98,7 +98,7 @@ class ArtifactUploads:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ConflictError(
+                raise CloudConflictError(
                     f"Artifact {sha256} is being uploaded by another request; retry when it has ended"
                 ) from None
             received = os.fstat(descriptor).st_size

@@ -30,7 +30,7 @@ class Deployment(Base):
     components: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     deployment_policies: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     iot_job_configuration: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
-    #: The device-side document (reference greengrass.md §3.2) the job carries.
+    #: The device-side document the job carries (docs/device-protocol.md).
     document: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     job_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     #: Set when an operator cancelled it, or a newer deployment to the same target replaced it.

@@ -46,10 +46,11 @@ class ConfigurationUpdate(_Request):
 
 
 class SystemResourceLimits(_Request):
-    """Per-component limits (kept in the document; the runtime applies what its platform supports)."""
+    """Per-component limits: ``memory`` in KB, ``cpus`` in cores; the device refuses anything not above 0, so the
+    cloud does too (a deployment carrying one would fail on every device)."""
 
-    memory: Annotated[int, Field(ge=0)] | None = None
-    cpus: Annotated[float, Field(ge=0)] | None = None
+    memory: Annotated[int, Field(gt=0)] | None = None
+    cpus: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
 class RunWith(_Request):

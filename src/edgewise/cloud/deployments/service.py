@@ -1,11 +1,11 @@
 """Deployments: what a target (a thing or a thing group) should run, rolled out to its devices as a job.
 
 A deployment is one revision of its target: creating one checks the target and every root component version,
-builds the device-side document (reference greengrass.md §3.2) and creates a job in the ``aws-gg-deployment``
+builds the device-side document (docs/device-protocol.md) and creates a job in the ``aws-gg-deployment``
 namespace that carries it, CONTINUOUS for a group so that things added later get it too. A new deployment to the
 same target replaces the previous one: its job is cancelled (queued executions only; devices applying it finish)
 and it becomes INACTIVE. Devices run the union of their thing's and their groups' latest deployments; that union
-and its conflicts are the device's to resolve (reference §3.5).
+and its conflicts are the device's to resolve, as a Greengrass core device does.
 
 A deployment's status comes from its job: ACTIVE while the job runs, COMPLETED when a snapshot job is done,
 FAILED when the job's abort criteria stopped it, CANCELED when an operator cancelled it, INACTIVE once replaced.
@@ -28,22 +28,26 @@ from edgewise.cloud.components.service import RESERVED_PREFIX
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.deployments.aws_components import check_aws_components
 from edgewise.cloud.deployments.models import Deployment
-from edgewise.cloud.deployments.schemas import DeploymentCreate, DeploymentStatus
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.deployments.schemas import (
+    ComponentDeploymentSpecification,
+    DeploymentCreate,
+    DeploymentStatus,
+    RunWith,
+)
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.cloud.jobs import service as jobs
 from edgewise.cloud.jobs import targets
 from edgewise.cloud.jobs.models import Job, JobExecution, JobStatus, TargetSelection
 from edgewise.cloud.jobs.schemas import JobCreate
 from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.registry.service import Page
+from edgewise.protocol import deployment as protocol
 
 logger = logging.getLogger(__name__)
 
 #: The jobs namespace Greengrass devices listen on for deployments.
 DEPLOYMENT_NAMESPACE = "aws-gg-deployment"
-SCHEMA_DATE = "2021-05-17"
 DEPLOYMENT = "Deployment"
-_CONFIGURATION_ARN = "arn:aws:greengrass:edgewise:edgewise:configuration:{kind}/{name}:{revision}"
 _JOB_ARN = "arn:aws:iot:edgewise:edgewise:job/{job_id}"
 INACTIVE: DeploymentStatus = "INACTIVE"
 CANCELED: DeploymentStatus = "CANCELED"
@@ -71,21 +75,26 @@ def _check_components(session: Session, request: DeploymentCreate) -> None:
             raise InvalidRequestError(f"components.{name}.componentVersion", str(exc)) from exc
 
 
-def _device_components(request: DeploymentCreate) -> dict[str, Any]:
-    documented: dict[str, Any] = {}
-    for name, specification in request.components.items():
-        entry: dict[str, Any] = {"version": specification.component_version}
-        update = specification.configuration_update
-        if update is not None:
-            entry["configurationUpdate"] = {
-                key: value
-                for key, value in (("merge", update.merge), ("reset", update.reset))
-                if value not in (None, [])
-            }
-        if specification.run_with is not None:
-            entry["runWith"] = specification.run_with.model_dump(by_alias=True, exclude_none=True)
-        documented[name] = entry
-    return documented
+def _device_run_with(run_with: RunWith) -> protocol.RunWith:
+    limits = run_with.system_resource_limits
+    return protocol.RunWith(
+        posix_user=run_with.posix_user,
+        windows_user=run_with.windows_user,
+        system_resource_limits=None
+        if limits is None
+        else protocol.SystemResourceLimits(memory=limits.memory, cpus=limits.cpus),
+    )
+
+
+def _device_component(specification: ComponentDeploymentSpecification) -> protocol.ComponentSpecification:
+    update = specification.configuration_update
+    return protocol.ComponentSpecification(
+        version=specification.component_version,
+        configuration_update=None
+        if update is None
+        else protocol.ConfigurationUpdate(merge=update.merge, reset=tuple(update.reset)),
+        run_with=None if specification.run_with is None else _device_run_with(specification.run_with),
+    )
 
 
 def device_document(
@@ -96,26 +105,28 @@ def device_document(
     revision: int,
     created: datetime.datetime,
 ) -> dict[str, Any]:
-    """The document a device applies (reference greengrass.md §3.2)."""
+    """The document a device applies (docs/device-protocol.md, "Deployments")."""
     policies = request.deployment_policies
-    return {
-        "schemaDate": SCHEMA_DATE,
-        "deploymentId": deployment_id,
-        "deploymentName": request.deployment_name,
-        "configurationArn": _CONFIGURATION_ARN.format(
-            kind="thing" if target.kind == "thing" else "thinggroup", name=target.name, revision=revision
-        ),
-        "creationTimestamp": int(created.timestamp() * 1000),
-        "components": _device_components(request),
-        "failureHandlingPolicy": policies.failure_handling_policy,
-        "componentUpdatePolicy": {
-            "timeout": policies.component_update_policy.timeout_in_seconds,
-            "action": policies.component_update_policy.action,
-        },
-        "configurationValidationPolicy": {
-            "timeout": policies.configuration_validation_policy.timeout_in_seconds
-        },
-    }
+    return protocol.build_document(
+        protocol.FleetDeploymentDocument(
+            schema_date=protocol.SCHEMA_DATE,
+            deployment_id=deployment_id,
+            deployment_name=request.deployment_name,
+            configuration_arn=protocol.configuration_arn(
+                "thing" if target.kind == "thing" else "thinggroup", target.name, revision
+            ),
+            creation_timestamp=int(created.timestamp() * 1000),
+            components={name: _device_component(spec) for name, spec in request.components.items()},
+            failure_handling_policy=policies.failure_handling_policy,
+            component_update_policy=protocol.ComponentUpdatePolicy(
+                action=policies.component_update_policy.action,
+                timeout=policies.component_update_policy.timeout_in_seconds,
+            ),
+            configuration_validation_policy=protocol.ConfigurationValidationPolicy(
+                timeout=policies.configuration_validation_policy.timeout_in_seconds
+            ),
+        )
+    )
 
 
 def _latest_for(session: Session, target: targets.Target) -> Deployment | None:
@@ -311,12 +322,12 @@ def cancel_deployment(session: Session, deployment_id: str) -> Deployment:
 
     Raises:
         NotFoundError: there is no such deployment.
-        ConflictError: it already ended (completed, cancelled, failed or replaced).
+        CloudConflictError: it already ended (completed, cancelled, failed or replaced).
     """
     deployment = get_deployment(session, deployment_id)
     status = progress(session, deployment).status
     if status != "ACTIVE":
-        raise ConflictError(f"Deployment {deployment_id!r} is {status} and cannot be cancelled")
+        raise CloudConflictError(f"Deployment {deployment_id!r} is {status} and cannot be cancelled")
     deployment.ended_as = CANCELED
     session.flush()
     # cancel_job commits, and with it the deployment's new status.

@@ -17,28 +17,15 @@ from edgewise.cloud.broker.connection import BrokerConnection
 from edgewise.cloud.errors import CloudError
 from edgewise.cloud.fleet import status
 from edgewise.cloud.workerlink import WorkerLink
+from edgewise.protocol import health
+from edgewise.protocol.health import PresenceMessage
 
 logger = logging.getLogger(__name__)
 
-HEALTH_FILTER = "$aws/things/+/greengrassv2/health/json"
-PRESENCE_FILTER = "$aws/things/+/edgewise/presence"
 _CLIENT_ID = "edgewise-fleet-status"
 
 #: Called on the loop with the thing name and whether it is now connected, after a presence change is stored.
 PresenceListener = Callable[[str, bool], None]
-
-
-def _thing_and_kind(topic: str) -> tuple[str, str] | None:
-    parts = topic.split("/")
-    if (
-        len(parts) == 6
-        and parts[:2] == ["$aws", "things"]
-        and parts[3:] == ["greengrassv2", "health", "json"]
-    ):
-        return parts[2], "health"
-    if len(parts) == 5 and parts[:2] == ["$aws", "things"] and parts[3:] == ["edgewise", "presence"]:
-        return parts[2], "presence"
-    return None
 
 
 class FleetStatusWorker:
@@ -56,7 +43,7 @@ class FleetStatusWorker:
         self._link = WorkerLink(
             connection,
             client_id=_CLIENT_ID,
-            filters=(HEALTH_FILTER, PRESENCE_FILTER),
+            filters=(health.HEALTH_TOPIC_FILTER, health.PRESENCE_TOPIC_FILTER),
             on_message=self._record,
         )
 
@@ -74,10 +61,12 @@ class FleetStatusWorker:
         await self._link.close()
 
     async def _record(self, topic: str, payload: bytes) -> None:
-        route = _thing_and_kind(topic)
-        if route is None:
+        if (thing := health.health_thing(topic)) is not None:
+            kind = "health"
+        elif (thing := health.presence_thing(topic)) is not None:
+            kind = "presence"
+        else:
             return
-        thing, kind = route
         try:
             if kind == "health":
                 await asyncio.to_thread(self._store_health, thing, payload)
@@ -95,6 +84,6 @@ class FleetStatusWorker:
         with self._sessions() as session:
             status.record_health(session, thing, report)
 
-    def _store_presence(self, thing: str, presence: status.PresenceReport) -> bool:
+    def _store_presence(self, thing: str, presence: PresenceMessage) -> bool:
         with self._sessions() as session:
             return status.record_presence(session, thing, presence)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     AlreadyExistsError,
-    ConflictError,
+    CloudConflictError,
     InvalidRequestError,
     LimitExceededError,
     NotFoundError,
@@ -245,7 +245,7 @@ def update_certificate_status(
     try:
         certificate.status = change_status(certificate.status, status)
     except CertificateStatusError as exc:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Certificate {certificate_id!r} is {exc.current.value} and cannot become {exc.target.value}"
         ) from exc
     session.commit()
@@ -265,13 +265,13 @@ def delete_certificate(
     """
     certificate = get_certificate(session, certificate_id)
     if certificate.status not in (CertificateStatus.INACTIVE, CertificateStatus.REVOKED):
-        raise ConflictError(
+        raise CloudConflictError(
             f"Certificate {certificate_id!r} is {certificate.status.value}; only an INACTIVE or REVOKED"
             " certificate can be deleted"
         )
     things = list_certificate_things(session, certificate_id)
     if things:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Certificate {certificate_id!r} is attached to thing {things[0].name!r}; detach it first"
         )
     policy = session.scalar(
@@ -282,7 +282,9 @@ def delete_certificate(
         .limit(1)
     )
     if policy is not None:
-        raise ConflictError(f"Certificate {certificate_id!r} has policy {policy!r} attached; detach it first")
+        raise CloudConflictError(
+            f"Certificate {certificate_id!r} has policy {policy!r} attached; detach it first"
+        )
     now = now or utcnow()
     session.execute(sa.delete(DeletedCertificate).where(DeletedCertificate.not_after <= now))
     session.add(
@@ -409,7 +411,7 @@ def delete_policy(session: Session, name: str) -> None:
             if targets.certificate_ids
             else f"thing group {targets.group_names[0]!r}"
         )
-        raise ConflictError(f"Policy {name!r} is attached to {target}; detach it first")
+        raise CloudConflictError(f"Policy {name!r} is attached to {target}; detach it first")
     session.delete(policy)
     session.commit()
     logger.info("policy-deleted", extra={"policy": name})
@@ -518,7 +520,7 @@ def attach_thing_principal(session: Session, thing_name: str, certificate_id: st
     thing = registry.get_thing(session, thing_name)
     certificate = get_certificate(session, certificate_id)
     if certificate.common_name != thing.name:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Certificate {certificate_id!r} was issued for {certificate.common_name!r}, not thing"
             f" {thing_name!r}: the gateway knows a device by its certificate's common name"
         )

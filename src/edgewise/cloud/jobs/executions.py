@@ -4,7 +4,7 @@ and UpdateJobExecution do to the store, for one thing in one namespace (None: th
 A thing's pending executions are its QUEUED and IN_PROGRESS ones of jobs in that namespace: IN_PROGRESS first,
 then QUEUED, each oldest first; the first is "next". Every function returns the accepted reply's body without
 ``timestamp`` and ``clientToken`` (the worker adds them), commits what it changed, and raises
-:class:`~edgewise.cloud.jobs.protocol.JobsRejection` with AWS's error code otherwise, with nothing stored.
+:class:`~edgewise.protocol.jobs.JobsRejection` with AWS's error code otherwise, with nothing stored.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.jobs import protocol, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
-from edgewise.cloud.jobs.protocol import JobsRejection, Request
+from edgewise.protocol import jobs
+from edgewise.protocol.jobs import JobsRejection, Request
 
 
 def order_key(execution: JobExecution, job: Job) -> tuple[int, datetime.datetime, str, int]:
@@ -53,18 +54,18 @@ def pending(
 def get_pending(session: Session, thing_name: str, namespace_id: str | None) -> dict[str, Any]:
     """GetPendingJobExecutions: ``inProgressJobs`` and ``queuedJobs``."""
     rows = pending(session, thing_name, namespace_id)
-    return {
-        "inProgressJobs": [
+    return jobs.PendingExecutions(
+        in_progress=tuple(
             protocol.execution_summary(execution, job)
             for execution, job in rows
             if execution.status is ExecutionStatus.IN_PROGRESS
-        ],
-        "queuedJobs": [
+        ),
+        queued=tuple(
             protocol.execution_summary(execution, job)
             for execution, job in rows
             if execution.status is ExecutionStatus.QUEUED
-        ],
-    }
+        ),
+    ).payload()
 
 
 def _set_step_timer(execution: JobExecution, minutes: int | None, *, now: datetime.datetime) -> None:
@@ -79,7 +80,7 @@ def start_next(
     """StartNextPendingJobExecution: the next execution, moved to IN_PROGRESS if it was QUEUED."""
     rows = pending(session, thing_name, namespace_id, for_update=True)
     if not rows:
-        return {}
+        return jobs.ExecutionReply().payload()
     execution, job = rows[0]
     if execution.status is ExecutionStatus.QUEUED:
         transitions.change_status(
@@ -93,7 +94,7 @@ def start_next(
         )
         _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
         session.commit()
-    return {"execution": protocol.execution_data(execution, job)}
+    return jobs.ExecutionReply(protocol.execution_data(execution, job)).payload()
 
 
 def _job(session: Session, job_id: str, namespace_id: str | None) -> Job:
@@ -131,10 +132,10 @@ def describe(
 ) -> dict[str, Any]:
     """DescribeJobExecution: one execution (``$next``: the next pending one, or none)."""
     include_document = request.include_job_document is not False
-    if job_id == protocol.NEXT:
+    if job_id == jobs.NEXT:
         rows = pending(session, thing_name, namespace_id)
         if not rows:
-            return {}
+            return jobs.ExecutionReply().payload()
         execution, job = rows[0]
     else:
         job = _job(session, job_id, namespace_id)
@@ -144,7 +145,9 @@ def describe(
                 "TerminalStateReached",
                 f"The execution of job {job_id!r} on thing {thing_name!r} is {execution.status.value}",
             )
-    return {"execution": protocol.execution_data(execution, job, include_document=include_document)}
+    return jobs.ExecutionReply(
+        protocol.execution_data(execution, job, include_document=include_document)
+    ).payload()
 
 
 def update(
@@ -160,7 +163,7 @@ def update(
     assert request.status is not None
     job = _job(session, job_id, namespace_id)
     execution = _execution(session, job, thing_name, request.execution_number, for_update=True)
-    state = protocol.execution_state(execution)
+    state = protocol.execution_state(execution).payload()
     if request.expected_version is not None and request.expected_version != execution.version_number:
         raise JobsRejection(
             "VersionMismatch",
@@ -185,9 +188,7 @@ def update(
     )
     _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
     session.commit()
-    reply: dict[str, Any] = {}
-    if request.include_job_execution_state:
-        reply["executionState"] = protocol.execution_state(execution)
-    if request.include_job_document:
-        reply["jobDocument"] = job.document
-    return reply
+    return jobs.UpdateReply(
+        protocol.execution_state(execution) if request.include_job_execution_state else None,
+        job.document if request.include_job_document else None,
+    ).payload()

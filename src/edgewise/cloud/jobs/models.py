@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgewise.cloud.db import Base, UTCDateTime, utcnow
+from edgewise.protocol.jobs import ExecutionStatus as ExecutionStatus
 
 
 class JobStatus(enum.StrEnum):
@@ -29,39 +30,6 @@ class JobStatus(enum.StrEnum):
     def is_active(self) -> bool:
         """Whether the job still rolls out, retries and aborts."""
         return self is JobStatus.IN_PROGRESS
-
-
-class ExecutionStatus(enum.StrEnum):
-    """The status of one job execution (AWS IoT ``JobExecutionStatus``)."""
-
-    QUEUED = "QUEUED"
-    IN_PROGRESS = "IN_PROGRESS"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    REJECTED = "REJECTED"
-    REMOVED = "REMOVED"
-    CANCELED = "CANCELED"
-
-    @property
-    def is_pending(self) -> bool:
-        """QUEUED or IN_PROGRESS: the device still has work to do."""
-        return self in (ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS)
-
-    @property
-    def is_terminal(self) -> bool:
-        """No transition leaves this status."""
-        return not self.is_pending
-
-    @property
-    def was_executed(self) -> bool:
-        """The device ran the execution to an end (what abort criteria count)."""
-        return self in (
-            ExecutionStatus.SUCCEEDED,
-            ExecutionStatus.FAILED,
-            ExecutionStatus.TIMED_OUT,
-            ExecutionStatus.REJECTED,
-        )
 
 
 class TargetSelection(enum.StrEnum):

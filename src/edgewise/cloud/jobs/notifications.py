@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.jobs import executions, protocol, rules
 from edgewise.cloud.jobs.events import ExecutionChange, JobChange
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution
+from edgewise.protocol import jobs
 
 Key = tuple[int, datetime.datetime, str, int]
 Identity = tuple[str, int]
@@ -74,18 +75,16 @@ def plan(changes: Iterable[JobChange], pending: Pending, *, now: datetime.dateti
         identities = [(job.job_id, execution.execution_number) for execution, job in current]
         before = _pending_before(current, pair_changes)
         if set(before) != set(identities):
-            jobs = protocol.pending_lists(current, limit=rules.NOTIFY_MAX_EXECUTIONS)
-            messages.append(
-                Message(protocol.notify_topic(thing, namespace), {"timestamp": stamp, "jobs": jobs})
-            )
+            lists = protocol.pending_lists(current, limit=rules.NOTIFY_MAX_EXECUTIONS)
+            changed = jobs.ExecutionsChanged(stamp, lists)
+            messages.append(Message(jobs.notify_topic(thing, namespace), changed.payload()))
         if namespace is not None:
             continue
         next_before = min(before, key=before.__getitem__) if before else None
         if (identities[0] if identities else None) != next_before:
-            payload: dict[str, Any] = {"timestamp": stamp}
-            if current:
-                payload["execution"] = protocol.execution_data(*current[0])
-            messages.append(Message(protocol.notify_next_topic(thing), payload))
+            following = protocol.execution_data(*current[0]) if current else None
+            next_changed = jobs.NextExecutionChanged(stamp, following)
+            messages.append(Message(jobs.notify_next_topic(thing), next_changed.payload()))
     return messages
 
 

@@ -6,7 +6,7 @@ and list their executions. The Python API the fleet deployments build on::
     service.cancel_job(session, "fw-42", force=False)
 
 Every function takes the session first, validates its input (raising :class:`InvalidRequestError` naming the
-field, :class:`NotFoundError` or :class:`ConflictError`, with nothing stored), and commits its change. Status
+field, :class:`NotFoundError` or :class:`CloudConflictError`, with nothing stored), and commits its change. Status
 changes are told to :class:`~edgewise.cloud.jobs.events.JobEvents` listeners on commit. ``now`` defaults to
 the current time; tests and the engine pass their clock's.
 
@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.db import utcnow
-from edgewise.cloud.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import AlreadyExistsError, CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.cloud.jobs import rollout, targets, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
 from edgewise.cloud.jobs.schemas import JobCreate
@@ -159,9 +159,9 @@ def cancel_job(
     now = now or utcnow()
     job = get_job(session, job_id, for_update=True)
     if job.status is JobStatus.COMPLETED:
-        raise ConflictError(f"Job {job_id!r} is COMPLETED and cannot be cancelled")
+        raise CloudConflictError(f"Job {job_id!r} is COMPLETED and cannot be cancelled")
     if job.status is JobStatus.CANCELED and not force:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Job {job_id!r} is already CANCELED; give force to cancel its in-progress executions"
         )
     if job.status is not JobStatus.CANCELED:
@@ -183,7 +183,7 @@ def delete_job(
     now = now or utcnow()
     job = get_job(session, job_id, for_update=True)
     if job.status is JobStatus.IN_PROGRESS and not force:
-        raise ConflictError(f"Job {job_id!r} is IN_PROGRESS; cancel it first or give force to delete it")
+        raise CloudConflictError(f"Job {job_id!r} is IN_PROGRESS; cancel it first or give force to delete it")
     transitions.change_job_status(session, job, JobStatus.DELETION_IN_PROGRESS, now=now)
     transitions.cancel_pending(session, job, now=now, include_in_progress=True)
     session.commit()

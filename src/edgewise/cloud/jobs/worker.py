@@ -36,13 +36,13 @@ from edgewise.cloud.db import utcnow
 from edgewise.cloud.jobs import executions, notifications, protocol
 from edgewise.cloud.jobs.engine import Clock
 from edgewise.cloud.jobs.events import JobChange, JobEvents
-from edgewise.cloud.jobs.protocol import JobsRejection, Operation
 from edgewise.cloud.jobs.secrets import SecretSealer
-from edgewise.cloud.workerlink import MessageTooLargeError, WorkerLink
+from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
+from edgewise.protocol import jobs
+from edgewise.protocol.jobs import JobsRejection, Operation, Request
 
 logger = logging.getLogger(__name__)
 
-REQUEST_FILTER = "$aws/things/+/jobs/#"
 _CLIENT_ID = "edgewise-jobs"
 _MAX_BUCKETS = 10_000
 
@@ -106,7 +106,7 @@ class JobsWorker:
         self._notifying: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._link = WorkerLink(
-            connection, client_id=_CLIENT_ID, filters=(REQUEST_FILTER,), on_message=self._answer
+            connection, client_id=_CLIENT_ID, filters=(jobs.EVERY_THING_FILTER,), on_message=self._answer
         )
 
     async def start(self) -> None:
@@ -133,24 +133,24 @@ class JobsWorker:
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
         try:
             self._link.publish(topic, json.dumps(body, separators=(",", ":")))
-        except MessageTooLargeError as exc:
+        except PacketTooLargeError as exc:
             # Only a pending list of tens of thousands of jobs gets there (documents are at most 32 KiB).
             logger.error("jobs-message-dropped: %s", exc)
 
     async def _answer(self, topic: str, payload: bytes) -> None:
-        token = protocol.client_token_of(payload)
+        token = jobs.client_token_of(payload)
         try:
-            operation = protocol.parse_topic(topic)
+            operation = jobs.parse_request_topic(topic)
             if operation is None:
                 return
             if not self._throttle.allow(operation.thing_name):
                 raise JobsRejection(
                     "RequestThrottled", f"Thing {operation.thing_name!r} sends requests too fast; slow down"
                 )
-            request = protocol.parse_request(operation.kind, payload)
+            request = jobs.parse_request(operation.kind, payload)
             async with self._in_order(operation.thing_name):
                 reply = await asyncio.to_thread(self._handle, operation, request)
-                self._publish(f"{topic}/accepted", reply)
+                self._publish(jobs.reply_topic(topic, "accepted"), reply)
             return
         except JobsRejection as exc:
             reply = exc.payload(client_token=token, timestamp=protocol.timestamp(self._clock()))
@@ -159,7 +159,7 @@ class JobsWorker:
             logger.exception("jobs-request-failed topic=%s", topic)
             rejection = JobsRejection("InternalError", "The request failed; see the cloud log")
             reply = rejection.payload(client_token=token, timestamp=protocol.timestamp(self._clock()))
-        self._publish(f"{topic}/rejected", reply)
+        self._publish(jobs.reply_topic(topic, "rejected"), reply)
 
     @contextlib.asynccontextmanager
     async def _in_order(self, thing: str) -> AsyncIterator[None]:
@@ -177,7 +177,7 @@ class JobsWorker:
             else:
                 self._queues[thing] = (lock, users - 1)
 
-    def _handle(self, operation: Operation, request: protocol.Request) -> dict[str, Any]:
+    def _handle(self, operation: Operation, request: Request) -> dict[str, Any]:
         """The accepted reply to ``request``. Blocks."""
         now = self._clock()
         thing, namespace = operation.thing_name, operation.namespace_id
@@ -193,7 +193,9 @@ class JobsWorker:
                 assert operation.job_id is not None
                 body = executions.update(session, thing, namespace, operation.job_id, request, now=now)
         body = self._for_device(body, operation.job_id)
-        return protocol.with_token({**body, "timestamp": protocol.timestamp(now)}, request.client_token)
+        return jobs.accepted_payload(
+            body, timestamp=protocol.timestamp(now), client_token=request.client_token
+        )
 
     def _on_changes(self, changes: Sequence[JobChange]) -> None:
         self._changes.extend(changes)
@@ -219,10 +221,4 @@ class JobsWorker:
     def _for_device(self, body: dict[str, Any], job_id: str | None) -> dict[str, Any]:
         """``body`` with the secret values of its job document opened: the only message that carries them
         goes to the thing with an execution of the job, over its own connection. Blocks (CPU)."""
-        execution = body.get("execution")
-        if isinstance(execution, dict) and "jobDocument" in execution:
-            document = self._sealer.open(execution["jobDocument"], job_id=execution["jobId"])
-            return {**body, "execution": {**execution, "jobDocument": document}}
-        if "jobDocument" in body and job_id is not None:
-            return {**body, "jobDocument": self._sealer.open(body["jobDocument"], job_id=job_id)}
-        return body
+        return jobs.with_document(body, job_id, lambda document, of: self._sealer.open(document, job_id=of))

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.db import utcnow
-from edgewise.cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.cloud.identity import service as identity
 from edgewise.cloud.identity.models import Certificate, ThingPrincipal
 from edgewise.cloud.provisioning.hook import HOOK_TIMEOUT, TEMPLATE_ARN_PREFIX, ask_hook
@@ -81,7 +81,7 @@ def register_thing(
             unknown or not a string, or makes a value invalid (the field names the parameter or the path).
         PermissionDeniedError: the pre-provisioning hook refused, failed or was too slow.
         NotFoundError: there is no such template, or a group or policy it names is gone.
-        ConflictError: the template is disabled, the thing exists and the template says FAIL, the
+        CloudConflictError: the template is disabled, the thing exists and the template says FAIL, the
             certificate was revoked meanwhile, or a limit would be exceeded.
     """
     if not ownership_token:
@@ -89,7 +89,7 @@ def register_thing(
     now = now or utcnow()
     template = get_template(session, template_name)
     if not template.enabled:
-        raise ConflictError(f"{TEMPLATE} {template_name!r} is disabled")
+        raise CloudConflictError(f"{TEMPLATE} {template_name!r} is disabled")
     hashed = token_hash(ownership_token)
     token = session.get(OwnershipToken, hashed)
     if token is None or token.expires_at <= now:
@@ -195,7 +195,7 @@ def _update_thing(session: Session, plan: ProvisioningPlan) -> Thing:
     }
     failing = [name for name, override in plan.overrides.items() if override is Override.FAIL and given[name]]
     if failing:
-        raise ConflictError(
+        raise CloudConflictError(
             f"Thing {plan.thing_name!r} exists and the template's OverrideSettings say FAIL for"
             f" {', '.join(failing)}"
         )
@@ -234,5 +234,5 @@ def _policy(session: Session, policy: PolicyPlan) -> str:
         identity.create_policy(session, name, text)
     else:
         if json.loads(existing.document) != policy.document:
-            raise ConflictError(f"Policy {name!r} exists with another document than the template's")
+            raise CloudConflictError(f"Policy {name!r} exists with another document than the template's")
     return name

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgewise.cloud.broker.connection import BrokerConnection
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
+    CloudConflictError,
     CloudError,
-    ConflictError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -68,7 +68,7 @@ def _rejection(exc: CloudError) -> ProvisioningRejected:
         return ProvisioningRejected(403, "AccessDenied", str(exc))
     if isinstance(exc, NotFoundError):
         return ProvisioningRejected(404, "ResourceNotFound", str(exc))
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, CloudConflictError):
         return ProvisioningRejected(409, "ResourceConflict", str(exc))
     return ProvisioningRejected(400, "InvalidRequest", str(exc))
 

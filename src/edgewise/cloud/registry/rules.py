@@ -1,4 +1,4 @@
-"""The registry's naming rules and limits (AWS IoT's, see reference/aws-iot.md §5.1 and §5.3), and checks.
+"""The registry's naming rules and limits (AWS IoT's), and checks.
 
 The patterns are anchored and use only syntax that Python, pydantic and JSON Schema (ECMA 262) read alike, so
 the same constants drive the service's checks and the OpenAPI schema.
@@ -8,6 +8,9 @@ user name and client id. So some names are reserved (:func:`check_unreserved`): 
 ``edgewise-``, the client ids of the cloud's own MQTT workers, and those shaped like the CNs the cloud gives
 certificates made before their thing (``claim-`` or ``device-`` and 24 hex digits, fleet provisioning).
 A thing holding one could take a worker's session or share a provisioning identity's ACL entry.
+
+AWS lists its quotas at https://docs.aws.amazon.com/general/latest/gr/iot-core.html and the rules of thing
+groups at https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import re
 from collections.abc import Mapping
 
 from edgewise.cloud.errors import InvalidRequestError
+from edgewise.names import THING_NAME_MAX_LENGTH, THING_NAME_PATTERN
 
-NAME_PATTERN = r"^[a-zA-Z0-9:_-]+$"
-NAME_MAX_LENGTH = 128
+NAME_PATTERN = THING_NAME_PATTERN
+NAME_MAX_LENGTH = THING_NAME_MAX_LENGTH
 ATTRIBUTE_NAME_PATTERN = r"^[a-zA-Z0-9_.,@/:#-]+$"
 ATTRIBUTE_NAME_MAX_LENGTH = 128
 ATTRIBUTE_VALUE_PATTERN = r"^[a-zA-Z0-9_.,@/:#=\[\]-]*$"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     AlreadyExistsError,
-    ConflictError,
+    CloudConflictError,
     InvalidRequestError,
     LimitExceededError,
     NotFoundError,
@@ -329,7 +329,7 @@ def delete_group(session: Session, name: str, *, expected_version: int | None = 
     _check_version(GROUP, name, group.version, expected_version)
     child = session.scalar(sa.select(ThingGroup.name).where(ThingGroup.parent_id == group.id).limit(1))
     if child is not None:
-        raise ConflictError(f"Thing group {name!r} has child groups (e.g. {child!r}); delete them first")
+        raise CloudConflictError(f"Thing group {name!r} has child groups (e.g. {child!r}); delete them first")
     session.execute(sa.delete(ThingGroupMembership).where(ThingGroupMembership.group_id == group.id))
     session.delete(group)
     session.commit()
@@ -355,7 +355,7 @@ def add_thing_to_group(session: Session, group_name: str, thing_name: str) -> No
     group = get_group(session, group_name)
     thing = get_thing(session, thing_name)
     if group.dynamic:
-        raise ConflictError(f"Thing group {group_name!r} is dynamic: its query decides its members")
+        raise CloudConflictError(f"Thing group {group_name!r} is dynamic: its query decides its members")
     current = _static_groups_of(session, thing)
     if any(existing.id == group.id for existing in current):
         return
@@ -366,7 +366,7 @@ def add_thing_to_group(session: Session, group_name: str, thing_name: str) -> No
     root = _root(group)
     for existing in current:
         if _root(existing).id == root.id:
-            raise ConflictError(
+            raise CloudConflictError(
                 f"Thing {thing_name!r} is already in group {existing.name!r} of the hierarchy under"
                 f" {root.name!r}; a thing can be in only one group per hierarchy"
             )
@@ -380,7 +380,7 @@ def remove_thing_from_group(session: Session, group_name: str, thing_name: str) 
     group = get_group(session, group_name)
     thing = get_thing(session, thing_name)
     if group.dynamic:
-        raise ConflictError(f"Thing group {group_name!r} is dynamic: its query decides its members")
+        raise CloudConflictError(f"Thing group {group_name!r} is dynamic: its query decides its members")
     session.execute(
         sa.delete(ThingGroupMembership).where(
             ThingGroupMembership.group_id == group.id, ThingGroupMembership.thing_id == thing.id

@@ -1,5 +1,6 @@
-"""The runtime's MQTT 5 connection to the cloud (AWS IoT Core or the Edgewise cloud), with an offline spool,
-and the runtime configuration file that configures it.
+"""The runtime's MQTT 5 connection to the cloud (AWS IoT Core or the Edgewise cloud), with an offline spool.
+
+Its settings come from the runtime configuration file (:mod:`edgewise.runtime.config_file`).
 
 Usage::
 
@@ -13,13 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
 from edgewise.runtime.cloudlink._settings import (
-    CloudSettings,
+    CloudLinkSettings,
     FleetSettings,
     ReconnectSettings,
-    RuntimeFileSettings,
     SpoolSettings,
-    load_config_file,
-    parse_config_file,
 )
 from edgewise.runtime.cloudlink.errors import (
     CloudLinkClosedError,
@@ -65,9 +63,9 @@ __all__ = [
     "CloudLink",
     "CloudLinkClosedError",
     "CloudLinkError",
+    "CloudLinkSettings",
     "CloudLinkStatistics",
     "CloudMessage",
-    "CloudSettings",
     "CloudSubscription",
     "ConfigFileError",
     "ConnectionMessages",
@@ -78,10 +76,7 @@ __all__ = [
     "MessageTooLargeError",
     "NotConnectedError",
     "ReconnectSettings",
-    "RuntimeFileSettings",
     "SpoolSettings",
     "StatusListener",
     "SubscriptionError",
-    "load_config_file",
-    "parse_config_file",
 ]

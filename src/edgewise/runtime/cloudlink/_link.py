@@ -48,7 +48,7 @@ from edgewise.runtime.cloudlink._paho import (
     received_message,
     subscribe_properties,
 )
-from edgewise.runtime.cloudlink._settings import CloudSettings
+from edgewise.runtime.cloudlink._settings import CloudLinkSettings
 from edgewise.runtime.cloudlink._spool import Spool
 from edgewise.runtime.cloudlink.errors import (
     CloudLinkClosedError,
@@ -224,7 +224,7 @@ class CloudLink:
 
     def __init__(
         self,
-        settings: CloudSettings,
+        settings: CloudLinkSettings,
         *,
         client_id: str,
         spool_dir: Path,

@@ -1,9 +1,9 @@
 """The persistent configuration store: the runtime's whole state tree, durable across crashes.
 
 The tree holds ``services.<component>.{version, lifecycle, dependencies, configuration, runWith}``,
-``system.{...}`` and the rest of reference §1.10. Values are JSON. Every leaf (a list is a leaf: lists
-are replaced whole) carries the millisecond timestamp of its last write, and merges are last writer
-wins per node (reference §3.3, §5.7).
+``system.{...}`` and whatever else the Greengrass nucleus keeps at the top of its tree. Values are JSON. Every
+leaf (a list is a leaf: lists are replaced whole) carries the millisecond timestamp of its last write, and
+merges are last writer wins per node, as in the nucleus's own store.
 
 Keys are case-sensitive and kept as given. Greengrass matches configuration keys case-insensitively;
 Edgewise does not yet, so ``Message`` and ``message`` are two keys here.
@@ -68,7 +68,7 @@ CORRUPT_LOG_NAME = "config.tlog.corrupt"
 #: Log lines after which the store compacts itself (Greengrass uses 15,000).
 DEFAULT_COMPACT_AFTER = 10_000
 
-#: The timestamp recipe defaults are merged with, older than any real update (reference §3.3).
+#: The timestamp recipe defaults are merged with, older than any real update, so defaults only fill gaps.
 DEFAULTS_TIMESTAMP = 1
 
 ChangeCallback = Callable[[ConfigChange], None]
@@ -260,7 +260,7 @@ class ConfigStore:
         reset: Sequence[str],
         timestamp: int,
     ) -> list[ConfigChange]:
-        """Update ``services.<component>.configuration`` as a deployment does (reference §3.3).
+        """Update ``services.<component>.configuration`` as a Greengrass deployment does.
 
         In order: remove each ``reset`` JSON pointer (``""`` removes everything), fill what is missing
         from the recipe's ``defaults`` (stamped 1, so a value already present is never replaced by a

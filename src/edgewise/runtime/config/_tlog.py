@@ -1,6 +1,6 @@
 """The transaction log ``config.tlog``: every change since the last snapshot, one JSON line each.
 
-A line has the shape Greengrass writes (reference §5.7)::
+A line has the shape the Greengrass nucleus writes to its own ``config/config.tlog``::
 
     {"TS": 1625836341225, "TP": ["services", "x", "configuration", "k"], "W": "changed", "V": 42}
 

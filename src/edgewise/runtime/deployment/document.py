@@ -1,16 +1,16 @@
 """Deployment documents: what a deployment asks for, validated, in one normalized shape.
 
-Local deployments arrive as the IPC ``CreateLocalDeployment`` request (the greengrass-cli shape, reference
-§3.6/§4.8); :func:`parse_local_deployment` checks every field and names the ones that are wrong. Fleet
-deployments arrive as the job document of a deployment job (reference §3.2, docs/device-protocol.md);
-:func:`parse_fleet_deployment` does the same for them.
+Local deployments arrive as the IPC ``CreateLocalDeployment`` request (what ``greengrass-cli deployment
+create`` sends); :func:`parse_local_deployment` checks every field and names the ones that are wrong. Fleet
+deployments arrive as the job document of a deployment job (docs/device-protocol.md), whose shape and checks
+live in :mod:`edgewise.protocol.deployment`; :func:`parse_fleet_deployment` reads it with them and turns it into
+a :class:`DeploymentDocument`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,18 +19,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from edgewise.protocol.deployment import (
+    DEFAULT_UPDATE_TIMEOUT_SECONDS,
+    DEFAULT_VALIDATION_TIMEOUT_SECONDS,
+    DeploymentDocumentError,
+    SystemResourceLimits,
+    parse_document,
+    parse_resource_limits,
+)
 from edgewise.runtime.deployment.errors import DocumentError
 from edgewise.versions import Version, VersionError
 
 LOCAL_GROUP = "LOCAL_DEPLOYMENT"
 DEFAULT_TIMEOUT_SECONDS = 600.0
-#: Greengrass defaults: components get 60 s to defer an update; local deployments validate for 20 s.
-DEFAULT_UPDATE_TIMEOUT_SECONDS = 60.0
-DEFAULT_VALIDATION_TIMEOUT_SECONDS = 20.0
 
 
 class FailureHandlingPolicy(StrEnum):
-    """What a failed deployment does (reference §3.1)."""
+    """What a failed deployment does (its ``failureHandlingPolicy``)."""
 
     ROLLBACK = "ROLLBACK"  #: restore the previous components and configuration
     DO_NOTHING = "DO_NOTHING"  #: leave the failed set as it is
@@ -64,7 +69,7 @@ class DeploymentDocument:
     notify_components: bool = False  #: componentUpdatePolicy action NOTIFY_COMPONENTS
     update_timeout: float = DEFAULT_UPDATE_TIMEOUT_SECONDS
     validation_timeout: float = DEFAULT_VALIDATION_TIMEOUT_SECONDS
-    #: Fleet deployments replace the group's root components (reference §3.5); local ones add and remove.
+    #: A fleet deployment replaces its group's root components, not other groups'; local ones add and remove.
     replace_group_roots: bool = False
     configuration_arn: str | None = None  #: the fleet configuration (target and revision) it came from
 
@@ -183,6 +188,16 @@ def _configuration(value: object, problems: list[str]) -> dict[str, Configuratio
     return updates
 
 
+def _limits(limits: SystemResourceLimits | None) -> Mapping[str, Any] | None:
+    """The limits a deployment sets: None (no limits) where ``systemResourceLimits`` is absent or empty."""
+    if limits is None:
+        return None
+    given = {
+        key: value for key, value in (("memory", limits.memory), ("cpus", limits.cpus)) if value is not None
+    }
+    return given or None
+
+
 def _timeout(value: object, name: str, default: float, problems: list[str]) -> float:
     if value is None:
         return default
@@ -273,8 +288,10 @@ def parse_local_deployment(
         # As in a fleet deployment's runWith: the user changes only where one is named, the limits with any entry.
         if "posixUser" in run_with:
             posix_users[name] = user or None
-        resource_limits[name] = _resource_limits(
-            run_with.get("systemResourceLimits"), f"componentToRunWithInfo.{name}", problems
+        resource_limits[name] = _limits(
+            parse_resource_limits(
+                run_with.get("systemResourceLimits"), f"componentToRunWithInfo.{name}", problems
+            )
         )
     policy_text = request.get("failureHandlingPolicy") or FailureHandlingPolicy.ROLLBACK.value
     try:
@@ -310,229 +327,11 @@ def parse_local_deployment(
 
 # -- fleet deployments -----------------------------------------------------------------------------------
 
-#: Greengrass waits 20 s for validity reports when a document carries no configurationValidationPolicy.
-FLEET_VALIDATION_TIMEOUT_SECONDS = DEFAULT_VALIDATION_TIMEOUT_SECONDS
-_FLEET_KEYS = frozenset(
-    {
-        "schemaDate",
-        "deploymentId",
-        "deploymentName",
-        "configurationArn",
-        "creationTimestamp",
-        "onBehalfOf",
-        "parentTargetArn",
-        "requiredCapabilities",
-        "components",
-        "failureHandlingPolicy",
-        "componentUpdatePolicy",
-        "configurationValidationPolicy",
-    }
-)
-_COMPONENT_KEYS = frozenset({"version", "configurationUpdate", "runWith"})
-_RUN_WITH_KEYS = frozenset({"posixUser", "windowsUser", "systemResourceLimits"})
-#: Deployment ids name files under ROOT/deployments/history: no separators, no leading dot.
-_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_COMPONENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_THING_OR_GROUP_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_TARGET = re.compile(r"(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})")
-_MAX_TEXT = 2048
-_MAX_TIMESTAMP_MS = 2**53
-
-
-def _text(
-    document: Mapping[str, Any], key: str, problems: list[str], *, required: bool = False
-) -> str | None:
-    value = document.get(key)
-    if value is None or (value == "" and not required):
-        if required:
-            problems.append(f"{key}: required")
-        return None
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
-        problems.append(f"{key}: expected a string of 1-{_MAX_TEXT} characters, got {_kind(value)}")
-        return None
-    return value
-
-
-def _unknown_keys(value: Mapping[str, Any], allowed: frozenset[str], where: str, problems: list[str]) -> None:
-    for key in sorted(set(value) - allowed):
-        problems.append(f"{where}{key}: unknown key (expected one of {', '.join(sorted(allowed))})")
-
-
-def group_of_configuration_arn(arn: str) -> str:
-    """The deployment group of a ``configurationArn``: its target, ``thing/<name>`` or ``thinggroup/<name>``.
-
-    The ARN is ``arn:<partition>:greengrass:<region>:<account>:configuration:<target>:<revision>``.
-
-    Raises:
-        ValueError: naming what is wrong with the ARN.
-    """
-    parts = arn.split(":", 6)
-    if len(parts) != 7 or parts[0] != "arn" or parts[2] != "greengrass" or parts[5] != "configuration":
-        msg = (
-            f"expected arn:<partition>:greengrass:<region>:<account>:configuration:<target>:<revision>, "
-            f"got {arn!r}"
-        )
-        raise ValueError(msg)
-    target = parts[6]
-    head, _, revision = target.rpartition(":")
-    if head and revision.isdigit():
-        target = head
-    if not _TARGET.fullmatch(target):
-        msg = f"the target must be thing/<name> or thinggroup/<name>, got {target!r}"
-        raise ValueError(msg)
-    return target
-
-
-def _group(document: Mapping[str, Any], problems: list[str]) -> tuple[str, str]:
-    """The group (reference §3.2: from configurationArn, overridden by onBehalfOf) and the ARN."""
-    arn = _text(document, "configurationArn", problems, required=True)
-    group = ""
-    if arn is not None:
-        try:
-            group = group_of_configuration_arn(arn)
-        except ValueError as exc:
-            problems.append(f"configurationArn: {exc}")
-    on_behalf_of = _text(document, "onBehalfOf", problems)
-    if on_behalf_of is not None:
-        name = on_behalf_of.rsplit("thinggroup/", 1)[-1] if on_behalf_of.startswith("arn:") else on_behalf_of
-        if _THING_OR_GROUP_NAME.fullmatch(name):
-            group = f"thinggroup/{name}"
-        else:
-            problems.append(f"onBehalfOf: expected a thing group name or ARN, got {on_behalf_of!r}")
-    return group, arn or ""
-
-
-def _reset_pointers(value: object, where: str, problems: list[str]) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(pointer, str) for pointer in value):
-        problems.append(f"{where}: expected a list of JSON pointer strings, got {_kind(value)}")
-        return ()
-    for index, pointer in enumerate(value):
-        if pointer and not pointer.startswith("/"):
-            problems.append(f"{where}[{index}]: {pointer!r} is not a JSON pointer (must start with '/')")
-    return tuple(value)
-
-
-def _fleet_component(
-    name: str, entry: object, problems: list[str]
-) -> tuple[
-    str | None, ConfigurationUpdate | None, tuple[bool, str | None], tuple[bool, Mapping[str, Any] | None]
-]:
-    """One ``components`` entry: its version, configuration update, ``(has posixUser, posixUser)`` and
-    ``(has runWith, systemResourceLimits)``."""
-    where = f"components.{name}"
-    if not isinstance(entry, Mapping) or not all(isinstance(key, str) for key in entry):
-        problems.append(f"{where}: expected an object with version, got {_kind(entry)}")
-        return None, None, (False, None), (False, None)
-    _unknown_keys(entry, _COMPONENT_KEYS, f"{where}.", problems)
-    version = entry.get("version")
-    if not isinstance(version, str):
-        problems.append(f"{where}.version: expected a version string, got {_kind(version)}")
-        version = None
-    else:
-        try:
-            version = str(Version.parse(version))
-        except VersionError as exc:
-            problems.append(f"{where}.version: {exc}")
-            version = None
-    update: ConfigurationUpdate | None = None
-    raw_update = entry.get("configurationUpdate")
-    if isinstance(raw_update, Mapping) and all(isinstance(key, str) for key in raw_update):
-        _unknown_keys(raw_update, frozenset({"merge", "reset"}), f"{where}.configurationUpdate.", problems)
-        merge = raw_update.get("merge")
-        if merge is not None and (
-            not isinstance(merge, Mapping) or not all(isinstance(key, str) for key in merge)
-        ):
-            problems.append(f"{where}.configurationUpdate.merge: expected an object, got {_kind(merge)}")
-            merge = None
-        reset = _reset_pointers(raw_update.get("reset"), f"{where}.configurationUpdate.reset", problems)
-        if merge is not None or reset:
-            update = ConfigurationUpdate(merge=merge, reset=reset)
-    elif raw_update is not None:
-        problems.append(f"{where}.configurationUpdate: expected an object, got {_kind(raw_update)}")
-    run_with = entry.get("runWith")
-    user: tuple[bool, str | None] = (False, None)
-    limits: tuple[bool, Mapping[str, Any] | None] = (False, None)
-    if isinstance(run_with, Mapping) and all(isinstance(key, str) for key in run_with):
-        _unknown_keys(run_with, _RUN_WITH_KEYS, f"{where}.runWith.", problems)
-        if "posixUser" in run_with:
-            posix_user = run_with["posixUser"]
-            if posix_user is not None and not isinstance(posix_user, str):
-                problems.append(f"{where}.runWith.posixUser: expected a string, got {_kind(posix_user)}")
-            else:
-                user = (True, posix_user or None)
-        limits = (True, _resource_limits(run_with.get("systemResourceLimits"), f"{where}.runWith", problems))
-    elif run_with is not None:
-        problems.append(f"{where}.runWith: expected an object, got {_kind(run_with)}")
-    return version, update, user, limits
-
-
-def _resource_limits(value: object, where: str, problems: list[str]) -> Mapping[str, Any] | None:
-    """``systemResourceLimits`` of a ``runWith``: ``memory`` (KB, a whole number) and ``cpus`` (cores), both
-    positive; None when absent."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        problems.append(f"{where}.systemResourceLimits: expected an object, got {_kind(value)}")
-        return None
-    _unknown_keys(value, frozenset({"memory", "cpus"}), f"{where}.systemResourceLimits.", problems)
-    limits: dict[str, Any] = {}
-    for key, whole in (("memory", True), ("cpus", False)):
-        number = value.get(key)
-        if number is None:
-            continue
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, int | float)
-            or not math.isfinite(number)
-            or number <= 0
-            or (whole and number != int(number))
-        ):
-            kind = "a positive whole number of KB" if whole else "a positive number of cores"
-            problems.append(f"{where}.systemResourceLimits.{key}: expected {kind}, got {number!r}")
-            continue
-        limits[key] = int(number) if whole else float(number)
-    return limits or None
-
-
-def _fleet_policies(document: Mapping[str, Any], problems: list[str]) -> tuple[bool, float, float]:
-    """``componentUpdatePolicy`` and ``configurationValidationPolicy`` (reference §3.2 spelling)."""
-    update = document.get("componentUpdatePolicy")
-    if update is None:
-        update = {}
-    elif not isinstance(update, Mapping) or not all(isinstance(key, str) for key in update):
-        problems.append(f"componentUpdatePolicy: expected an object, got {_kind(update)}")
-        update = {}
-    _unknown_keys(update, frozenset({"timeout", "action"}), "componentUpdatePolicy.", problems)
-    action = update.get("action", "NOTIFY_COMPONENTS")
-    if action not in ("NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS"):
-        problems.append(
-            f"componentUpdatePolicy.action: expected NOTIFY_COMPONENTS or SKIP_NOTIFY_COMPONENTS, got {action!r}"
-        )
-    update_timeout = _timeout(
-        update.get("timeout"), "componentUpdatePolicy.timeout", DEFAULT_UPDATE_TIMEOUT_SECONDS, problems
-    )
-    validation = document.get("configurationValidationPolicy")
-    if validation is None:
-        validation = {}
-    elif not isinstance(validation, Mapping) or not all(isinstance(key, str) for key in validation):
-        problems.append(f"configurationValidationPolicy: expected an object, got {_kind(validation)}")
-        validation = {}
-    _unknown_keys(validation, frozenset({"timeout"}), "configurationValidationPolicy.", problems)
-    validation_timeout = _timeout(
-        validation.get("timeout"),
-        "configurationValidationPolicy.timeout",
-        FLEET_VALIDATION_TIMEOUT_SECONDS,
-        problems,
-    )
-    return action == "NOTIFY_COMPONENTS", update_timeout, validation_timeout
-
 
 def parse_fleet_deployment(
     document: object, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
 ) -> DeploymentDocument:
-    """Validate the Greengrass device-side deployment document a deployment job carries (reference §3.2).
+    """Validate the Greengrass device-side deployment document a deployment job carries.
 
     The deployment replaces the root components of its group (``thing/<name>`` or ``thinggroup/<name>``,
     from ``configurationArn``, or ``onBehalfOf`` when given); components of other groups stay.
@@ -540,76 +339,36 @@ def parse_fleet_deployment(
     Raises:
         DocumentError: listing every field that is wrong.
     """
-    if not isinstance(document, Mapping) or not all(isinstance(key, str) for key in document):
-        raise DocumentError([f"the deployment document: expected an object, got {_kind(document)}"])
-    problems: list[str] = []
-    _unknown_keys(document, _FLEET_KEYS, "", problems)
-    deployment_id = _text(document, "deploymentId", problems, required=True)
-    if deployment_id is not None and not _DEPLOYMENT_ID.fullmatch(deployment_id):
-        problems.append(
-            f"deploymentId: expected 1-128 letters, digits, '_', '.' or '-' starting with a letter or digit, "
-            f"got {deployment_id!r}"
-        )
-    for key in ("schemaDate", "deploymentName", "parentTargetArn"):
-        _text(document, key, problems)
-    group, arn = _group(document, problems)
-    created = document.get("creationTimestamp")
-    if isinstance(created, bool) or not isinstance(created, int) or not 0 <= created < _MAX_TIMESTAMP_MS:
-        problems.append(f"creationTimestamp: expected milliseconds since the epoch, got {_kind(created)}")
-        created = 0
-    capabilities = document.get("requiredCapabilities")
-    if capabilities is not None:
-        if not isinstance(capabilities, list) or not all(isinstance(item, str) for item in capabilities):
-            problems.append(f"requiredCapabilities: expected a list of strings, got {_kind(capabilities)}")
-        else:
-            for capability in capabilities:
-                problems.append(f"requiredCapabilities: this runtime does not support {capability!r}")
-    components = document.get("components")
-    to_add: dict[str, str] = {}
+    try:
+        fleet = parse_document(document)
+    except DeploymentDocumentError as exc:
+        raise DocumentError(exc.problems) from exc
     configuration: dict[str, ConfigurationUpdate] = {}
     posix_users: dict[str, str | None] = {}
     resource_limits: dict[str, Mapping[str, Any] | None] = {}
-    if not isinstance(components, Mapping) or not all(isinstance(key, str) for key in components):
-        problems.append(f"components: expected an object of component names, got {_kind(components)}")
-        components = {}
-    for name, entry in components.items():
-        if not _COMPONENT_NAME.fullmatch(name) or name in (".", ".."):
-            problems.append(
-                f"components: {name[:200]!r} is not a component name (1-128 letters, digits, '.', '_', '-')"
-            )
-            continue
-        version, update, (has_user, user), (has_run_with, limits) = _fleet_component(name, entry, problems)
-        if version is not None:
-            to_add[name] = version
-        if update is not None:
-            configuration[name] = update
-        if has_user:
-            posix_users[name] = user
-        if has_run_with:
-            resource_limits[name] = limits
-    policy_text = document.get("failureHandlingPolicy", FailureHandlingPolicy.ROLLBACK.value)
-    try:
-        policy = FailureHandlingPolicy(policy_text)
-    except ValueError:
-        problems.append(f"failureHandlingPolicy: expected ROLLBACK or DO_NOTHING, got {policy_text!r}")
-        policy = FailureHandlingPolicy.ROLLBACK
-    notify, update_timeout, validation_timeout = _fleet_policies(document, problems)
-    if problems:
-        raise DocumentError(problems)
-    assert deployment_id is not None
+    for name, component in fleet.components.items():
+        update = component.configuration_update
+        if update is not None and (update.merge is not None or update.reset):
+            configuration[name] = ConfigurationUpdate(merge=update.merge, reset=update.reset)
+        run_with = component.run_with
+        if run_with is not None:
+            # A runWith changes the user only where it names one, and the limits always.
+            if run_with.posix_user is not None:
+                posix_users[name] = run_with.posix_user or None
+            resource_limits[name] = _limits(run_with.system_resource_limits)
     return DeploymentDocument(
-        deployment_id=deployment_id,
-        group=group,
-        created_ms=created,
-        components_to_add=to_add,
+        deployment_id=fleet.deployment_id,
+        group=fleet.group,
+        created_ms=fleet.creation_timestamp,
+        components_to_add={name: component.version for name, component in fleet.components.items()},
         configuration=configuration,
         posix_users=posix_users,
         resource_limits=resource_limits,
-        failure_policy=policy,
+        failure_policy=FailureHandlingPolicy(fleet.failure_handling_policy),
         timeout=timeout,
-        notify_components=notify,
-        update_timeout=update_timeout,
-        validation_timeout=validation_timeout,
+        notify_components=fleet.component_update_policy.action == "NOTIFY_COMPONENTS",
+        update_timeout=fleet.component_update_policy.timeout,
+        validation_timeout=fleet.configuration_validation_policy.timeout,
         replace_group_roots=True,
-        configuration_arn=arn,
+        configuration_arn=fleet.configuration_arn,
     )

@@ -1,9 +1,9 @@
 """Planning a deployment: from a resolution and a document to the next ``services`` tree.
 
-The tree is what the runtime persists and runs (reference §1.10): per component its version, type,
-dependencies, selected lifecycle (not yet interpolated), configuration and ``runWith``. Configuration follows
-reference §3.3: reset pointers first, recipe defaults fill only what is missing, then the merge (objects key by
-key, lists and scalars replaced whole). Pure functions, no I/O.
+The tree is what the runtime persists and runs, shaped like the Greengrass nucleus's: per component its
+version, type, dependencies, selected lifecycle (not yet interpolated), configuration and ``runWith``.
+Configuration follows Greengrass's rules: reset pointers first, recipe defaults fill only what is missing,
+then the merge (objects key by key, lists and scalars replaced whole). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def plan_configuration(
     *,
     interpolate: Interpolator | None = None,
 ) -> Tree:
-    """A component's next configuration (reference §3.3).
+    """A component's next configuration: reset, then recipe defaults where missing, then the merge.
 
     With ``interpolate`` (``interpolateComponentConfiguration``), the recipe defaults and the merged values
     are interpolated before they are applied, as Greengrass does: ``{configuration:...}`` reads the defaults
@@ -192,7 +192,7 @@ def _plan_component(
             error_types=("COMPONENT_RECIPE_ERROR",),
         )
     previous_config = current.get("configuration") if current else None
-    # Only root components take configuration updates (reference §3.3).
+    # Only root components take configuration updates; as in Greengrass, dependencies keep what they have.
     update = document.configuration.get(recipe.name) if recipe.name in roots else None
     run_with: Tree = dict(current.get("runWith") or {}) if current else {}
     if recipe.name in document.posix_users:
@@ -202,7 +202,7 @@ def _plan_component(
         else:
             run_with.pop("posixUser", None)
     if recipe.name in document.resource_limits:
-        # A runWith without systemResourceLimits removes the component's own limits (reference §3.3).
+        # A runWith without systemResourceLimits removes the component's own limits, as in Greengrass.
         limits = document.resource_limits[recipe.name]
         if limits:
             run_with["systemResourceLimits"] = dict(limits)
@@ -231,7 +231,7 @@ def _interpolator(recipe: Recipe, context: ContextFactory) -> Interpolator:
 
 
 def bootstrap_order(previous: Mapping[str, Any], planned: Mapping[str, Any]) -> list[str]:
-    """The components of ``planned`` whose Bootstrap step must run, dependencies first (reference §2.9): those
+    """The components of ``planned`` whose Bootstrap step must run, dependencies first: those
     with a Bootstrap step that are new, change version, or change their Bootstrap step."""
     wanted: set[str] = set()
     for name, node in planned.items():

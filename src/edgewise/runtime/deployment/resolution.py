@@ -233,7 +233,7 @@ def _needs(name: str, constraints: Sequence[_Constraint]) -> str:
 
 
 def union_group_roots(groups: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """The root components of every group together (reference §3.5).
+    """The root components of every group together: a device runs its thing's and all its groups'.
 
     Raises:
         DeploymentError: two groups deploy one component at different versions; the message names both.

@@ -11,8 +11,8 @@ from edgewise.runtime.fleet.errors import (
     ComponentResolveError,
     FleetDeploymentCanceled,
 )
-from edgewise.runtime.fleet.presence import presence_messages, presence_topic
-from edgewise.runtime.fleet.status import FleetStatusReporter, Trigger, health_topic
+from edgewise.runtime.fleet.presence import presence_messages
+from edgewise.runtime.fleet.status import FleetStatusReporter
 
 __all__ = [
     "ArtifactDownloadError",
@@ -22,8 +22,5 @@ __all__ = [
     "FleetAgent",
     "FleetDeploymentCanceled",
     "FleetStatusReporter",
-    "Trigger",
-    "health_topic",
     "presence_messages",
-    "presence_topic",
 ]

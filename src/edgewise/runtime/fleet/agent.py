@@ -29,6 +29,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgewise.protocol import health
+from edgewise.protocol.jobs import NEXT
+from edgewise.protocol.jobs import PENDING_STATUSES as PENDING
 from edgewise.recipe import Recipe
 from edgewise.runtime.cloudlink import CloudLinkError
 from edgewise.runtime.deployment import (
@@ -49,21 +52,14 @@ from edgewise.runtime.fleet.download import (
     install_offer,
 )
 from edgewise.runtime.fleet.errors import FleetDeploymentCanceled
-from edgewise.runtime.fleet.jobs import (
-    NEXT,
-    PENDING,
-    JobExecution,
-    JobsClient,
-    JobsRejection,
-    deployment_status_details,
-)
+from edgewise.runtime.fleet.jobs import JobExecution, JobsClient, RejectedRequest, deployment_status_details
 from edgewise.runtime.fleet.ledger import JobEntry, JobLedger, JobStage
 from edgewise.runtime.fleet.resolve import ComponentCatalog, fetch_closure, resolve_groups
 from edgewise.runtime.fleet.status import FleetStatusReporter
 from edgewise.runtime.settings import ArtifactLimits
 
 if TYPE_CHECKING:
-    from edgewise.runtime.cloudlink import CloudLink, CloudSettings
+    from edgewise.runtime.cloudlink import CloudLink, CloudLinkSettings
     from edgewise.runtime.config import ConfigStore
     from edgewise.runtime.deployment import DeploymentService
     from edgewise.runtime.lifecycle import LifecycleSupervisor
@@ -101,18 +97,15 @@ def deployment_information(
     entry: JobEntry, status: str, details: Mapping[str, str], record: DeploymentRecord | None
 ) -> dict[str, Any]:
     """The ``deploymentInformation`` of a fleet status message for a finished deployment."""
-    return {
-        "status": status,
-        "fleetConfigurationArnForStatus": entry.configuration_arn or "",
-        "deploymentId": entry.deployment_id or "",
-        "statusDetails": {
-            "detailedStatus": details.get("detailed-deployment-status", ""),
-            "failureCause": details.get("deployment-failure-cause", ""),
-            "errorStack": list(record.error_stack) if record else [],
-            "errorTypes": list(record.error_types) if record else [],
-        },
-        "unchangedRootComponents": [],
-    }
+    return health.deployment_information(
+        status=status,
+        configuration_arn=entry.configuration_arn or "",
+        deployment_id=entry.deployment_id or "",
+        detailed_status=details.get("detailed-deployment-status", ""),
+        failure_cause=details.get("deployment-failure-cause", ""),
+        error_stack=record.error_stack if record else (),
+        error_types=record.error_types if record else (),
+    )
 
 
 class FleetAgent:
@@ -123,7 +116,7 @@ class FleetAgent:
         link: CloudLink,
         *,
         thing: str,
-        settings: CloudSettings,
+        settings: CloudLinkSettings,
         paths: RootPaths,
         store: ConfigStore,
         supervisor: LifecycleSupervisor,
@@ -288,7 +281,7 @@ class FleetAgent:
             if self._current is not None and self._current.key == entry.key:
                 self._current = entry
 
-    def _report_rejected(self, rejection: JobsRejection) -> bool:
+    def _report_rejected(self, rejection: RejectedRequest) -> bool:
         """Handle a rejection of an unconfirmed final report (or of a describe of its execution); False when
         the rejection is about something else."""
         job_id = rejection.job_id
@@ -375,7 +368,7 @@ class FleetAgent:
         self._offered = execution
         self._wake.set()
 
-    def _rejected(self, rejection: JobsRejection) -> None:
+    def _rejected(self, rejection: RejectedRequest) -> None:
         if self._report_rejected(rejection):
             return
         logger.warning(

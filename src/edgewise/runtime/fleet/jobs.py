@@ -1,9 +1,9 @@
 """The AWS IoT Jobs protocol over the cloud link, in the namespace Greengrass deployments use.
 
-Topics (``J`` = ``$aws/things/<thing>/jobs``, reference aws-iot.md §2.7): ``J/notify-namespace-aws-gg-deployment``
-(pending executions changed), ``J/<jobId>/namespace-aws-gg-deployment/get`` (describe; ``$next`` is the next
-pending one) and ``.../update``, each answered on ``/accepted`` or ``/rejected``. Payloads are those of §2.3;
-anything malformed that arrives is logged and ignored, as a device SDK would.
+The device subscribes to ``J/notify-namespace-aws-gg-deployment`` (pending executions changed) and to the answers
+of ``J/<jobId>/namespace-aws-gg-deployment/get`` (describe; ``$next`` is the next pending one) and ``.../update``
+(``J`` = ``$aws/things/<thing>/jobs``), with the topics and payloads of :mod:`edgewise.protocol.jobs`. Anything
+malformed that arrives is logged and ignored, as a device SDK would.
 """
 
 from __future__ import annotations
@@ -16,32 +16,38 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgewise.protocol import jobs
+from edgewise.protocol.jobs import NEXT, STATUS_DETAIL_VALUE_MAX_LENGTH, JobsPayloadError, JobsRejection
+
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink, CloudMessage, CloudSubscription
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "aws-gg-deployment"
-NEXT = "$next"
-PENDING = ("QUEUED", "IN_PROGRESS")
-#: Statuses after which an execution never changes again (§2.4).
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED")
-#: Rejection codes that mean the execution is gone or over: nothing more will happen to it.
-GONE_CODES = ("ResourceNotFound", "TerminalStateReached", "InvalidStateTransition")
-MAX_DETAIL_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_JOB_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
 class JobExecution:
-    """A job execution as ``get/accepted`` describes it (``execution``)."""
+    """A job execution as the agent works on it: what a describe answer's ``execution`` says of it."""
 
     job_id: str
     status: str
     version: int
     execution_number: int | None
     document: Any  #: the job document, as sent (the agent checks it)
+
+    @classmethod
+    def of(cls, execution: jobs.Execution) -> JobExecution:
+        """The agent's view of a described execution."""
+        return cls(
+            execution.job_id,
+            execution.status,
+            execution.version_number,
+            execution.execution_number,
+            execution.document,
+        )
 
     @property
     def key(self) -> str:
@@ -50,11 +56,11 @@ class JobExecution:
 
 
 @dataclass(frozen=True)
-class JobsRejection:
-    """A ``/rejected`` answer."""
+class RejectedRequest:
+    """A ``/rejected`` answer to one of the agent's requests."""
 
     job_id: str  #: the job id of the request topic (``$next`` for a describe of the next one)
-    operation: str  #: ``get`` or ``update``
+    operation: str  #: the request topic's last level: ``get`` or ``update``
     code: str
     message: str
     client_token: str | None = None  #: the request's, echoed
@@ -66,49 +72,31 @@ def parse_execution(value: object) -> JobExecution | None:
     """An ``execution`` object of a describe answer, or None when it is absent or malformed (logged)."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        logger.warning("Ignoring a job execution that is not an object: %.200r", value)
+    try:
+        return JobExecution.of(jobs.parse_execution(value))
+    except JobsPayloadError as exc:
+        logger.warning("Ignoring a malformed job execution (%s): %.300r", exc, value)
         return None
-    job_id, status, version = value.get("jobId"), value.get("status"), value.get("versionNumber")
-    number = value.get("executionNumber")
-    if (
-        not isinstance(job_id, str)
-        or not _JOB_ID.fullmatch(job_id)
-        or not isinstance(status, str)
-        or isinstance(version, bool)
-        or not isinstance(version, int)
-        or (number is not None and (isinstance(number, bool) or not isinstance(number, int)))
-    ):
-        logger.warning("Ignoring a malformed job execution: %.300r", value)
-        return None
-    return JobExecution(job_id, status, version, number, value.get("jobDocument"))
 
 
 def parse_notify(payload: bytes) -> dict[str, list[str]] | None:
-    """The job ids of a JobExecutionsChanged event by status; None when malformed (logged)."""
+    """The job ids of a JobExecutionsChanged event by pending status; None when malformed (logged)."""
     try:
-        body = json.loads(payload)
-        jobs = body["jobs"]
-        pending = {
-            status: [summary["jobId"] for summary in jobs.get(status, [])]
-            for status in PENDING
-            if status in jobs
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        logger.warning("Ignoring a malformed jobs notification: %.300r", payload)
+        changed = jobs.parse_executions_changed(payload)
+    except JobsPayloadError as exc:
+        logger.warning("Ignoring a malformed jobs notification (%s): %.300r", exc, payload)
         return None
-    if not all(isinstance(job_id, str) for ids in pending.values() for job_id in ids):
-        logger.warning("Ignoring a jobs notification with bad job ids: %.300r", payload)
-        return None
-    return pending
+    return {
+        status.value: changed.job_ids(status) for status in jobs.PENDING_STATUSES if status in changed.jobs
+    }
 
 
 def detail_value(text: str) -> str:
     """A ``statusDetails`` value: control characters replaced (the service refuses them), cut to 1,024."""
     cleaned = _CONTROL.sub(" ", text).strip()
-    if len(cleaned) <= MAX_DETAIL_LENGTH:
+    if len(cleaned) <= STATUS_DETAIL_VALUE_MAX_LENGTH:
         return cleaned
-    return cleaned[: MAX_DETAIL_LENGTH - 3] + "..."
+    return cleaned[: STATUS_DETAIL_VALUE_MAX_LENGTH - 3] + "..."
 
 
 def deployment_status_details(
@@ -118,7 +106,7 @@ def deployment_status_details(
     error_types: Iterable[str] = (),
     error_stack: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The ``statusDetails`` a Greengrass device reports for a finished deployment (reference §3.7).
+    """The ``statusDetails`` a Greengrass device reports for a finished deployment (the nucleus's keys).
 
     ``deployment-error-types`` and ``deployment-error-stack`` are JSON lists in a string, as each value must be
     a string; empty values are left out (the service requires 1-1,024 characters).
@@ -148,26 +136,26 @@ class JobsClient:
         *,
         on_notify: Callable[[dict[str, list[str]]], None],
         on_execution: Callable[[str, JobExecution | None], None],
-        on_rejected: Callable[[JobsRejection], None],
+        on_rejected: Callable[[RejectedRequest], None],
         on_updated: Callable[[str, str], None] | None = None,
     ) -> None:
         self._link = link
+        self._thing = thing
         self._on_updated = on_updated
-        self._prefix = f"$aws/things/{thing}/jobs"
         self._on_notify = on_notify
         self._on_execution = on_execution
         self._on_rejected = on_rejected
         self._subscriptions: list[CloudSubscription] = []
 
-    def topic(self, job_id: str, operation: str) -> str:
-        return f"{self._prefix}/{job_id}/namespace-{NAMESPACE}/{operation}"
+    def _operation(self, kind: jobs.OperationKind, job_id: str) -> jobs.Operation:
+        return jobs.Operation(kind, self._thing, NAMESPACE, job_id)
 
     async def start(self) -> None:
         """Subscribe to the namespace's notifications and answers (made again on every reconnect)."""
         filters = (
-            f"{self._prefix}/notify-namespace-{NAMESPACE}",
-            self.topic("+", "get/+"),
-            self.topic("+", "update/+"),
+            jobs.notify_topic(self._thing, NAMESPACE),
+            jobs.reply_filter(self._operation("describe", "+")),
+            jobs.reply_filter(self._operation("update", "+")),
         )
         for topic_filter in filters:
             self._subscriptions.append(await self._link.subscribe(topic_filter, self._received, qos=1))
@@ -182,8 +170,9 @@ class JobsClient:
         connected: returns False offline, where the agent asks again on the next connection."""
         if not self._link.connected:
             return False
-        request = {"clientToken": uuid.uuid4().hex, "includeJobDocument": True}
-        await self._link.publish(self.topic(job_id, "get"), json.dumps(request).encode(), qos=1)
+        request = jobs.Request(client_token=uuid.uuid4().hex, include_job_document=True)
+        topic = jobs.request_topic(self._operation("describe", job_id))
+        await self._link.publish(topic, jobs.request_payload("describe", request), qos=1)
         return True
 
     async def update(
@@ -198,51 +187,64 @@ class JobsClient:
         Committed to the cloud link's spool before returning: it reaches the cloud after a disconnect or a
         restart too."""
         token = uuid.uuid4().hex
-        request: dict[str, Any] = {"status": status, "clientToken": token}
-        if details:
-            request["statusDetails"] = dict(details)
-        if expected_version is not None:
-            request["expectedVersion"] = expected_version
-        if execution.execution_number is not None:
-            request["executionNumber"] = execution.execution_number
-        await self._link.publish(self.topic(execution.job_id, "update"), json.dumps(request).encode(), qos=1)
+        request = jobs.Request(
+            client_token=token,
+            status=jobs.ExecutionStatus(status),
+            status_details=dict(details) if details else None,
+            expected_version=expected_version,
+            execution_number=execution.execution_number,
+        )
+        topic = jobs.request_topic(self._operation("update", execution.job_id))
+        await self._link.publish(topic, jobs.request_payload("update", request), qos=1)
         logger.info("Reported job %s %s %s", execution.job_id, status, dict(details or {}))
         return token
 
     def _received(self, message: CloudMessage) -> None:
-        parts = message.topic[len(self._prefix) + 1 :].split("/")
-        if parts == [f"notify-namespace-{NAMESPACE}"]:
-            pending = parse_notify(message.payload)
-            if pending is not None:
-                self._on_notify(pending)
-            return
-        if len(parts) != 4 or parts[1] != f"namespace-{NAMESPACE}":
-            return
-        job_id, _, operation, outcome = parts
         try:
-            body = json.loads(message.payload)
-        except ValueError:
-            body = None
-        if not isinstance(body, Mapping):
-            logger.warning("Ignoring a jobs answer on %s that is not a JSON object", message.topic)
+            topic = jobs.parse_topic(message.topic)
+        except JobsRejection:
             return
+        if isinstance(topic, jobs.Notification):
+            if topic.kind == "notify" and topic.namespace_id == NAMESPACE:
+                pending = parse_notify(message.payload)
+                if pending is not None:
+                    self._on_notify(pending)
+            return
+        if not isinstance(topic, jobs.Reply) or topic.operation.namespace_id != NAMESPACE:
+            return
+        try:
+            self._answered(topic.operation, topic.outcome, message.payload)
+        except JobsPayloadError as exc:
+            logger.warning("Ignoring a jobs answer on %s: %s", message.topic, exc)
+
+    def _answered(self, operation: jobs.Operation, outcome: jobs.Outcome, payload: bytes) -> None:
+        assert operation.job_id is not None
         if outcome == "rejected":
-            code, text, token = body.get("code"), body.get("message"), body.get("clientToken")
-            state = body.get("executionState")
-            status = state.get("status") if isinstance(state, Mapping) else None
+            rejected = jobs.parse_rejected(payload)
+            state = rejected.execution_state
             self._on_rejected(
-                JobsRejection(
-                    job_id,
-                    operation,
-                    str(code),
-                    str(text or ""),
-                    client_token=token if isinstance(token, str) else None,
-                    execution_status=status if isinstance(status, str) else None,
+                RejectedRequest(
+                    operation.job_id,
+                    operation.verb,
+                    rejected.code,
+                    rejected.message,
+                    client_token=rejected.client_token,
+                    execution_status=None if state is None else state.status,
                 )
             )
-        elif outcome == "accepted" and operation == "get":
-            self._on_execution(job_id, parse_execution(body.get("execution")))
-        elif outcome == "accepted" and operation == "update" and self._on_updated is not None:
-            token = body.get("clientToken")
-            if isinstance(token, str):
-                self._on_updated(job_id, token)
+        elif operation.kind == "describe":
+            try:
+                reply = jobs.parse_execution_reply(payload)
+            except JobsPayloadError as exc:
+                if exc.field is None or not exc.field.startswith("execution"):
+                    raise
+                # Read as "no execution": the agent moves on instead of waiting for an answer.
+                logger.warning("Ignoring a malformed job execution: %s", exc)
+                self._on_execution(operation.job_id, None)
+                return
+            execution = None if reply.execution is None else JobExecution.of(reply.execution)
+            self._on_execution(operation.job_id, execution)
+        elif self._on_updated is not None:
+            updated = jobs.parse_update_reply(payload)
+            if updated.client_token is not None:
+                self._on_updated(operation.job_id, updated.client_token)

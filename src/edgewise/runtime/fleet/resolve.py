@@ -1,5 +1,6 @@
-"""Recipes from the cloud: the ``components/resolve`` request of docs/device-protocol.md, the dependency closure
-it is asked for round by round, and the resolution over every group the device belongs to.
+"""Recipes from the cloud: the ``components/resolve`` request of docs/device-protocol.md (its messages are
+:mod:`edgewise.protocol.resolve`), the dependency closure it is asked for round by round, and the resolution
+over every group the device belongs to.
 
 The cloud answers, for each component name and version requirement, the published versions that satisfy it
 (recipe, and a signed download URL per artifact). The device asks for its new root components, then for the
@@ -10,8 +11,6 @@ chooses versions over the union of the cloud's recipes and the installed ones.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import time
@@ -20,32 +19,22 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgewise.recipe import Recipe, RecipeError, parse_recipe
+from edgewise.protocol import resolve as protocol
+from edgewise.protocol.resolve import ArtifactSource
+from edgewise.recipe import Recipe, RecipeError
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.resolution import Resolution, ResolutionError, resolve, union_group_roots
 from edgewise.runtime.fleet.errors import ComponentResolveError
+from edgewise.versions import Requirement
 
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink, CloudMessage, CloudSubscription
 
 logger = logging.getLogger(__name__)
 
-#: The most versions the cloud lists per requirement, and bounds on how much one deployment may fetch.
-MAX_VERSIONS = 20
-#: The most names one request may carry (the cloud refuses more).
-MAX_NAMES_PER_REQUEST = 100
+#: Bounds on how much one deployment may fetch.
 MAX_ROUNDS = 50
 MAX_OFFERS = 2000
-_SHA256_BYTES = 32
-
-
-@dataclass(frozen=True)
-class ArtifactSource:
-    """Where one artifact is downloaded from, and what it must be."""
-
-    url: str
-    digest: str  #: base64 SHA-256
-    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,66 +49,29 @@ class ComponentOffer:
 Ask = Callable[[dict[str, str]], Awaitable[dict[str, list[ComponentOffer]]]]
 
 
-def _artifact(value: Any, where: str) -> ArtifactSource:
-    if not isinstance(value, Mapping):
-        raise ComponentResolveError(f"{where}: expected an object with url, digest and size")
-    url, digest, size = value.get("url"), value.get("digest"), value.get("size")
-    if not isinstance(url, str) or not url.startswith("https://"):
-        raise ComponentResolveError(f"{where}.url: expected an https:// URL, got {url!r:.200}")
-    try:
-        if not isinstance(digest, str) or len(base64.b64decode(digest, validate=True)) != _SHA256_BYTES:
-            raise ValueError
-    except (ValueError, binascii.Error):
-        raise ComponentResolveError(
-            f"{where}.digest: expected a base64 SHA-256, got {digest!r:.100}"
-        ) from None
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise ComponentResolveError(f"{where}.size: expected a number of bytes, got {size!r:.100}")
-    return ArtifactSource(url=url, digest=digest, size=size)
-
-
-def _offer(name: str, value: Any, where: str) -> ComponentOffer:
-    if not isinstance(value, Mapping):
-        raise ComponentResolveError(f"{where}: expected an object with version, recipe and artifacts")
-    document = value.get("recipe")
-    if not isinstance(document, Mapping):
-        raise ComponentResolveError(f"{where}.recipe: expected the recipe as an object")
-    try:
-        recipe = parse_recipe(document, source_name=f"{where}.recipe")
-    except RecipeError as exc:
-        raise ComponentResolveError(str(exc), error_types=("COMPONENT_RECIPE_ERROR",)) from None
-    if recipe.name != name or recipe.version != value.get("version"):
-        raise ComponentResolveError(
-            f"{where}: the recipe is {recipe.name} {recipe.version}, "
-            f"listed as {name} {value.get('version')!r:.100}"
-        )
-    artifacts = value.get("artifacts", {})
-    if not isinstance(artifacts, Mapping):
-        raise ComponentResolveError(f"{where}.artifacts: expected an object keyed by artifact Uri")
-    sources = {str(uri): _artifact(entry, f"{where}.artifacts.{uri}") for uri, entry in artifacts.items()}
-    text = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
-    return ComponentOffer(recipe=recipe, text=text, artifacts=sources)
-
-
 def parse_resolve_reply(body: Mapping[str, Any]) -> dict[str, list[ComponentOffer]]:
     """The offers of a ``resolve/accepted`` answer, by component name.
 
     Raises:
         ComponentResolveError: naming the field that is wrong.
     """
-    components = body.get("components")
-    if not isinstance(components, Mapping):
-        raise ComponentResolveError("components: expected an object of component names")
-    offers: dict[str, list[ComponentOffer]] = {}
-    for name, versions in components.items():
-        if not isinstance(versions, list) or len(versions) > MAX_VERSIONS:
-            raise ComponentResolveError(
-                f"components.{name}: expected a list of at most {MAX_VERSIONS} versions"
+    try:
+        offers = protocol.parse_accepted(body)
+    except protocol.ResolveAnswerError as exc:
+        raise ComponentResolveError(str(exc)) from None
+    except RecipeError as exc:
+        raise ComponentResolveError(str(exc), error_types=("COMPONENT_RECIPE_ERROR",)) from None
+    return {
+        name: [
+            ComponentOffer(
+                recipe=offer.recipe,
+                text=json.dumps(offer.document, indent=2, sort_keys=True).encode("utf-8"),
+                artifacts=offer.artifacts,
             )
-        offers[str(name)] = [
-            _offer(str(name), value, f"components.{name}[{index}]") for index, value in enumerate(versions)
+            for offer in listed
         ]
-    return offers
+        for name, listed in offers.items()
+    }
 
 
 class ComponentCatalog:
@@ -127,15 +79,16 @@ class ComponentCatalog:
 
     def __init__(self, link: CloudLink, thing: str, *, timeout: float = 30.0, attempts: int = 3) -> None:
         self._link = link
-        self._topic = f"$aws/things/{thing}/edgewise/components/resolve"
+        self._thing = thing
         self._timeout = timeout
         self._attempts = attempts
-        self._waiting: dict[str, asyncio.Future[Mapping[str, Any]]] = {}
+        self._waiting: dict[str, asyncio.Future[protocol.Reply]] = {}
         self._subscriptions: list[CloudSubscription] = []
 
     async def start(self) -> None:
-        for outcome in ("accepted", "rejected"):
-            subscription = await self._link.subscribe(f"{self._topic}/{outcome}", self._received, qos=1)
+        for outcome in (protocol.ACCEPTED, protocol.REJECTED):
+            topic = protocol.reply_topic(self._thing, outcome)
+            subscription = await self._link.subscribe(topic, self._received, qos=1)
             self._subscriptions.append(subscription)
 
     def close(self) -> None:
@@ -158,16 +111,19 @@ class ComponentCatalog:
             ComponentResolveError: the cloud refused the request, answered something malformed, or did not
                 answer any attempt.
         """
+        components = {name: Requirement.parse(text) for name, text in requirements.items()}
         for _ in range(self._attempts):
             await self._link.wait_connected()
             token = uuid.uuid4().hex
-            future: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[protocol.Reply] = asyncio.get_running_loop().create_future()
             self._waiting[token] = future
             try:
-                request = {"clientToken": token, "components": requirements}
-                await self._link.publish(self._topic, json.dumps(request).encode(), qos=1)
+                request = protocol.ResolveRequest(components, client_token=token)
+                await self._link.publish(
+                    protocol.request_topic(self._thing), protocol.build_request(request), qos=1
+                )
                 async with asyncio.timeout(self._timeout):
-                    body = await future
+                    reply = await future
             except TimeoutError:
                 logger.warning(
                     "No answer to the component resolve request in %.0f s; asking again", self._timeout
@@ -175,12 +131,13 @@ class ComponentCatalog:
                 continue
             finally:
                 self._waiting.pop(token, None)
-            if "code" in body:
+            rejection = protocol.rejection_of(reply)
+            if rejection is not None:
                 raise ComponentResolveError(
                     f"The cloud refused to resolve {', '.join(sorted(requirements))}: "
-                    f"{body.get('code')}: {body.get('message')}"
+                    f"{rejection.code}: {rejection.message}"
                 )
-            return parse_resolve_reply(body)
+            return parse_resolve_reply(reply.body)
         raise ComponentResolveError(
             f"The cloud did not answer the component resolve request ({self._attempts} attempts, "
             f"{self._timeout:.0f} s each)",
@@ -188,18 +145,13 @@ class ComponentCatalog:
         )
 
     def _received(self, message: CloudMessage) -> None:
-        try:
-            body = json.loads(message.payload)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        reply = protocol.read_reply(message.topic, message.payload)
+        if reply is None:
             logger.warning("Ignoring a component resolve answer that is not a JSON object")
             return
-        if message.topic.endswith("/rejected"):
-            body.setdefault("code", "InternalError")
-        future = self._waiting.get(str(body.get("clientToken")))
+        future = None if reply.client_token is None else self._waiting.get(reply.client_token)
         if future is not None and not future.done():
-            future.set_result(body)
+            future.set_result(reply)
 
 
 async def fetch_closure(
@@ -237,8 +189,8 @@ async def fetch_closure(
         asked.update(batch.items())
         names = list(batch)
         reply: dict[str, list[ComponentOffer]] = {}
-        for start in range(0, len(names), MAX_NAMES_PER_REQUEST):
-            part = {name: batch[name] for name in names[start : start + MAX_NAMES_PER_REQUEST]}
+        for start in range(0, len(names), protocol.MAX_COMPONENTS):
+            part = {name: batch[name] for name in names[start : start + protocol.MAX_COMPONENTS]}
             answer = await ask(part)
             reply.update({name: answer.get(name, []) for name in part})
         wanted = later
@@ -279,7 +231,7 @@ def resolve_groups(
     *,
     builtins: Mapping[str, str],
 ) -> Resolution:
-    """Resolve the union of every group's root components (reference §3.5).
+    """Resolve the union of every group's root components: every group's version constraints hold at once.
 
     Raises:
         DeploymentError: two groups deploy one component at different versions, or no version set satisfies

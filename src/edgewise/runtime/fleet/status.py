@@ -1,5 +1,5 @@
-"""Fleet status: the Greengrass fleet status messages (reference §3.7) on
-``$aws/things/<thing>/greengrassv2/health/json``.
+"""Fleet status: when the device sends the Greengrass fleet status messages of :mod:`edgewise.protocol.health`,
+and what they say.
 
 When, and what:
 
@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
+from edgewise.protocol import health
+from edgewise.protocol.health import ComponentHealth, HealthMessage, MessageType, OverallStatus, Trigger
 from edgewise.recipe import ComponentType
 from edgewise.runtime.cloudlink import CloudLinkError
 from edgewise.runtime.deployment.service import GROUPS, SERVICES
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_PAYLOAD_BYTES = 128_000
 RECONNECT_INTERVAL_SECONDS = 60.0
 #: States whose arrival is reported (transient ones are not).
 REPORTED_STATES = frozenset(
@@ -56,32 +55,45 @@ _ERROR_CODES = {
 }
 
 
-class Trigger(StrEnum):
-    """Why a fleet status message was sent (the ``trigger`` field)."""
-
-    NUCLEUS_LAUNCH = "NUCLEUS_LAUNCH"
-    CADENCE = "CADENCE"
-    RECONNECT = "RECONNECT"
-    COMPONENT_STATUS_CHANGE = "COMPONENT_STATUS_CHANGE"
-    THING_DEPLOYMENT = "THING_DEPLOYMENT"
-    THING_GROUP_DEPLOYMENT = "THING_GROUP_DEPLOYMENT"
-
-    @classmethod
-    def for_group(cls, group: str | None) -> Trigger:
-        """The trigger of a fleet deployment to ``thing/<name>`` or ``thinggroup/<name>`` (or unknown)."""
-        return cls.THING_DEPLOYMENT if group and group.startswith("thing/") else cls.THING_GROUP_DEPLOYMENT
-
-
-def health_topic(thing: str) -> str:
-    return f"$aws/things/{thing}/greengrassv2/health/json"
-
-
-def status_details(status: ComponentStatus | None) -> dict[str, Any]:
+def _status_details(status: ComponentStatus | None) -> dict[str, Any]:
     """``componentStatusDetails`` of an ERRORED or BROKEN component."""
     if status is None:
-        return {"statusCodes": [], "statusReason": ""}
+        return health.component_status_details([], "")
     codes = sorted({_ERROR_CODES.get(state, f"{state.value}_ERROR") for state in status.error_counts})
-    return {"statusCodes": codes, "statusReason": status.last_failure or ""}
+    return health.component_status_details(codes, status.last_failure or "")
+
+
+def component_health(
+    services: Mapping[str, Any],
+    groups: Mapping[str, Mapping[str, str]],
+    group_arns: Mapping[str, str],
+    supervisor: LifecycleSupervisor,
+) -> list[ComponentHealth]:
+    """The ``components`` of a COMPLETE message: every service in the store, by name."""
+    entries = []
+    for name in sorted(services):
+        service = services[name] if isinstance(services[name], Mapping) else {}
+        builtin = service.get("componentType") == ComponentType.NUCLEUS.value
+        state = ComponentState.RUNNING if builtin else supervisor.state(name) or ComponentState.NEW
+        member_of = sorted(group for group, roots in groups.items() if name in roots)
+        requested = service.get("requestedVersion")
+        entries.append(
+            ComponentHealth(
+                name=name,
+                version=str(service.get("version", "")),
+                fleet_config_arns=tuple(group_arns[group] for group in member_of if group in group_arns),
+                is_root=bool(member_of),
+                status=state.value,
+                # A built-in serves an older version of its major line that a deployment asked for: report both.
+                requested_version=requested if isinstance(requested, str) else None,
+                status_details=(
+                    _status_details(supervisor.status(name))
+                    if state in (ComponentState.ERRORED, ComponentState.BROKEN)
+                    else None
+                ),
+            )
+        )
+    return entries
 
 
 def component_entries(
@@ -89,55 +101,9 @@ def component_entries(
     groups: Mapping[str, Mapping[str, str]],
     group_arns: Mapping[str, str],
     supervisor: LifecycleSupervisor,
-    names: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``components`` of a message: every service in the store, or only ``names``."""
-    entries = []
-    for name in sorted(services if names is None else set(names) & set(services)):
-        service = services[name] if isinstance(services[name], Mapping) else {}
-        builtin = service.get("componentType") == ComponentType.NUCLEUS.value
-        state = ComponentState.RUNNING if builtin else supervisor.state(name) or ComponentState.NEW
-        member_of = sorted(group for group, roots in groups.items() if name in roots)
-        entry: dict[str, Any] = {
-            "componentName": name,
-            "version": str(service.get("version", "")),
-            "fleetConfigArns": [group_arns[group] for group in member_of if group in group_arns],
-            "isRoot": bool(member_of),
-            "status": state.value,
-        }
-        # A built-in serves an older version of its major line that a deployment asked for: report both.
-        if isinstance(service.get("requestedVersion"), str):
-            entry["requestedVersion"] = service["requestedVersion"]
-        if state in (ComponentState.ERRORED, ComponentState.BROKEN):
-            entry["componentStatusDetails"] = status_details(supervisor.status(name))
-        entries.append(entry)
-    return entries
-
-
-def health_payloads(message: Mapping[str, Any], components: list[dict[str, Any]]) -> list[bytes]:
-    """``message`` with ``components``, as one payload, or as chunks of at most 128,000 bytes each."""
-    whole = json.dumps({**message, "components": components}, separators=(",", ":")).encode()
-    if len(whole) <= MAX_PAYLOAD_BYTES:
-        return [whole]
-    envelope = len(
-        json.dumps({**message, "components": [], "chunkInfo": {"chunkId": 99999, "totalChunks": 99999}})
-    )
-    chunks: list[list[dict[str, Any]]] = [[]]
-    size = envelope
-    for component in components:
-        length = len(json.dumps(component, separators=(",", ":"))) + 1
-        if chunks[-1] and size + length > MAX_PAYLOAD_BYTES:
-            chunks.append([])
-            size = envelope
-        chunks[-1].append(component)
-        size += length
-    return [
-        json.dumps(
-            {**message, "components": chunk, "chunkInfo": {"chunkId": index, "totalChunks": len(chunks)}},
-            separators=(",", ":"),
-        ).encode()
-        for index, chunk in enumerate(chunks, start=1)
-    ]
+    """:func:`component_health` as it is sent."""
+    return [entry.to_json() for entry in component_health(services, groups, group_arns, supervisor)]
 
 
 class FleetStatusReporter:
@@ -266,25 +232,26 @@ class FleetStatusReporter:
         """The payload(s) of one message: COMPLETE unless ``names`` limits it to some components."""
         services: Mapping[str, Any] = self._store.get(SERVICES) or {}
         groups: Mapping[str, Mapping[str, str]] = self._store.get(GROUPS) or {}
-        everything = component_entries(services, groups, self._group_arns(), self._supervisor)
-        components = everything if names is None else [e for e in everything if e["componentName"] in names]
-        broken = any(entry["status"] == ComponentState.BROKEN.value for entry in everything)
+        everything = component_health(services, groups, self._group_arns(), self._supervisor)
+        components = everything if names is None else [entry for entry in everything if entry.name in names]
+        broken = any(entry.status == ComponentState.BROKEN.value for entry in everything)
         self._sequence += 1
-        message: dict[str, Any] = {
-            "ggcVersion": GREENGRASS_COMPATIBILITY_VERSION,
-            "platform": self._platform.get("os", ""),
-            "architecture": self._platform.get("architecture", ""),
-            "runtime": "edgewise",
-            "thing": self._thing,
-            "sequenceNumber": self._sequence,
-            "timestamp": int(self._clock() * 1000),
-            "messageType": "COMPLETE" if names is None else "PARTIAL",
-            "trigger": trigger.value,
-            "overallDeviceStatus": "UNHEALTHY" if broken else "HEALTHY",
-        }
-        if deployment is not None:
-            message["deploymentInformation"] = dict(deployment)
-        return health_payloads(message, components)
+        return health.encode_health(
+            HealthMessage(
+                core_version=GREENGRASS_COMPATIBILITY_VERSION,
+                platform=self._platform.get("os", ""),
+                architecture=self._platform.get("architecture", ""),
+                runtime=health.RUNTIME,
+                thing=self._thing,
+                sequence_number=self._sequence,
+                timestamp=int(self._clock() * 1000),
+                message_type=MessageType.COMPLETE if names is None else MessageType.PARTIAL,
+                trigger=trigger,
+                overall_status=OverallStatus.UNHEALTHY if broken else OverallStatus.HEALTHY,
+                deployment=deployment,
+                components=tuple(components),
+            )
+        )
 
     async def publish(
         self,
@@ -296,5 +263,5 @@ class FleetStatusReporter:
         """Build and publish one message (QoS 1, spooled while offline)."""
         payloads = self.message(trigger, deployment=deployment, names=names)
         for payload in payloads:
-            await self._link.publish(health_topic(self._thing), payload, qos=1)
+            await self._link.publish(health.health_topic(self._thing), payload, qos=1)
         logger.info("Fleet status %s published (%d byte(s))", trigger.value, sum(map(len, payloads)))

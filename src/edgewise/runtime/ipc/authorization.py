@@ -1,9 +1,12 @@
-"""IPC authorization: the ``accessControl`` policies of component configurations (reference §4.10).
+"""IPC authorization: the ``accessControl`` policies of component configurations.
 
 A policy lives in the *calling* component's configuration under
 ``accessControl.<service id>.<policy id> = {operations: [...], resources: [...]}`` (or the same structure
 as a JSON string). Policies only allow; anything not allowed is denied. In resources, ``*`` matches any
 character sequence; ``${*}``, ``${?}`` and ``${$}`` stand for a literal ``*``, ``?`` and ``$``.
+
+Greengrass documents them in "Authorize components to perform IPC operations" at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/interprocess-communication.html.
 """
 
 from __future__ import annotations

@@ -69,22 +69,26 @@ class IpcClient:
 
     def connect(self) -> None:
         """Connect and authenticate. Raises OSError when the runtime is not there, IpcCallError when refused."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self._timeout)
-        sock.connect(str(self._socket_path))
-        self._sock = sock
-        self._send(
-            Message(
-                {
-                    VERSION: PROTOCOL_VERSION,
-                    MESSAGE_TYPE: MessageType.CONNECT,
-                    MESSAGE_FLAGS: 0,
-                    STREAM_ID: 0,
-                },
-                json.dumps({"authToken": self._token}).encode(),
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.settimeout(self._timeout)
+            self._sock.connect(str(self._socket_path))
+            self._send(
+                Message(
+                    {
+                        VERSION: PROTOCOL_VERSION,
+                        MESSAGE_TYPE: MessageType.CONNECT,
+                        MESSAGE_FLAGS: 0,
+                        STREAM_ID: 0,
+                    },
+                    json.dumps({"authToken": self._token}).encode(),
+                )
             )
-        )
-        ack = self._receive()
+            ack = self._receive()
+        except BaseException:
+            # A runtime that is not there (or went away) must not cost the caller a file descriptor.
+            self.close()
+            raise
         flags = int(ack.headers.get(MESSAGE_FLAGS, 0))
         if (
             ack.headers.get(MESSAGE_TYPE) != MessageType.CONNECT_ACK

@@ -20,7 +20,9 @@
 A handler raises a ``ModeledError`` subclass; the server turns it into an APPLICATION_ERROR whose
 ``service-model-type`` is :attr:`ModeledError.shape` and whose JSON body is :meth:`ModeledError.payload`.
 The body carries ``message`` (what the Python and Java SDKs read) and the ``_message``/``_errorCode``/
-``_service`` fields the Java nucleus adds, so every known client finds what it looks for.
+``_service`` fields the Java nucleus adds, so every known client finds what it looks for. Each class is named
+after its shape, as the ``awsiot`` SDK names the exception a client catches; the rest of the code gives its
+errors other names (``ComponentNotSupervisedError``, ``CloudConflictError``) so that these stay unique.
 """
 
 from __future__ import annotations

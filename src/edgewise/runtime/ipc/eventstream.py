@@ -1,9 +1,12 @@
-"""The eventstream codec: framing and typed headers (greengrass.md §4.2), plus the RPC vocabulary (§4.3).
+"""The eventstream codec: framing and typed headers, plus the RPC vocabulary of Greengrass IPC.
 
 A message on the wire is a 12-byte prelude (total length, headers length, prelude CRC), the encoded
 headers, the opaque payload and a CRC-32 of everything before it. Header values keep their wire type
 through a decode/encode round trip: ``int`` is int32, and the other integer widths have their own ``int``
 subclasses (:class:`Byte`, :class:`Int16`, :class:`Int64`, :class:`Timestamp`).
+
+The format is that of AWS's C library, https://github.com/awslabs/aws-c-event-stream, which the IPC clients
+of the AWS IoT Device SDKs use.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ MAX_HEADER_NAME_BYTES = 255
 #: The C library's limit for string and byte-buffer header values (its length field is signed).
 MAX_HEADER_VALUE_BYTES = 32767
 
-# RPC layer (§4.3): reserved header names and values.
+# RPC layer: the header names and values eventstream-RPC reserves.
 MESSAGE_TYPE = ":message-type"
 MESSAGE_FLAGS = ":message-flags"
 STREAM_ID = ":stream-id"
@@ -221,7 +224,7 @@ def _encode_variable(name: str, kind: HeaderType, raw: bytes) -> bytes:
     return _TYPE_AND_LENGTH.pack(kind, len(raw)) + raw
 
 
-class MessageTooLargeError(FrameError):
+class FrameTooLargeError(FrameError):
     """A prelude announces a message longer than the decoder accepts; raised before any of it is buffered."""
 
     def __init__(self, length: int, limit: int) -> None:
@@ -319,7 +322,7 @@ class MessageDecoder:
             msg = f"Message length {total} is below the {MESSAGE_OVERHEAD}-byte minimum"
             raise FrameError(msg)
         if total > self._max_message_size:
-            raise MessageTooLargeError(total, self._max_message_size)
+            raise FrameTooLargeError(total, self._max_message_size)
         if headers_length > total - MESSAGE_OVERHEAD:
             msg = f"Headers length {headers_length} does not fit in a message of {total} bytes"
             raise FrameError(msg)

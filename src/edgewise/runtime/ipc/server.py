@@ -1,4 +1,4 @@
-"""The IPC server: Unix socket, CONNECT handshake and eventstream-RPC streams (greengrass.md §4.1 to 4.6).
+"""The IPC server: Unix socket, CONNECT handshake and eventstream-RPC streams, the protocol of Greengrass IPC.
 
 Services register one handler per operation (``aws.greengrass#X``). A unary handler returns the response
 object; a streaming handler returns the initial response and pushes events through its
@@ -59,11 +59,11 @@ from edgewise.runtime.ipc.eventstream import (
     SERVICE_MODEL_TYPE,
     STREAM_ID,
     VERSION,
+    FrameTooLargeError,
     HeaderValue,
     Message,
     MessageDecoder,
     MessageFlag,
-    MessageTooLargeError,
     MessageType,
     encode_frame,
     encode_headers,
@@ -558,7 +558,7 @@ class _Connection(asyncio.Protocol):
         """Decode and dispatch what ``data`` completes; False when it closed the connection."""
         try:
             messages = self._decoder.feed(data, max_messages=max_messages)
-        except MessageTooLargeError as exc:
+        except FrameTooLargeError as exc:
             if self.component is None:
                 self._protocol_error(
                     f"a message of {exc.length} bytes before authentication; until its CONNECT is accepted "

@@ -1,10 +1,10 @@
-"""Component lifecycle: the state machine of §2 and the supervision of component processes.
+"""Component lifecycle: the Greengrass component state machine and the supervision of component processes.
 
 The deployment engine hands a :class:`LifecycleSupervisor` the set of :class:`ComponentSpec` to run;
 the supervisor installs, starts, restarts and stops them, and reports their :class:`ComponentState`.
 """
 
-from edgewise.runtime.lifecycle.errors import ComponentNotFoundError, LifecycleError, StepError
+from edgewise.runtime.lifecycle.errors import ComponentNotSupervisedError, LifecycleError, StepError
 from edgewise.runtime.lifecycle.settings import LifecycleSettings
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.lifecycle.states import ComponentState
@@ -12,7 +12,7 @@ from edgewise.runtime.lifecycle.status import ComponentStatus
 from edgewise.runtime.lifecycle.supervisor import LifecycleSupervisor, StateCallback
 
 __all__ = [
-    "ComponentNotFoundError",
+    "ComponentNotSupervisedError",
     "ComponentSpec",
     "ComponentState",
     "ComponentStatus",

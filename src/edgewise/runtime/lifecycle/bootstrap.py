@@ -1,4 +1,4 @@
-"""Running a component's ``Bootstrap`` step once, outside its state machine (reference §1.6, §2.9).
+"""Running a component's ``Bootstrap`` step once, outside its state machine.
 
 A deployment runs Bootstrap before it activates a component that is new, changes version or changes its
 Bootstrap step. The step runs like any other (same environment, user, working directory, cgroup), and its

@@ -1,8 +1,8 @@
 """Errors of the lifecycle supervisor:
 
-LifecycleError (EdgewiseError)   the supervisor cannot do what was asked
- ├── ComponentNotFoundError      no component of that name is supervised
- └── StepError                   a step could not be started (bad user, bad Skipif, spawn failure)
+LifecycleError (EdgewiseError)    the supervisor cannot do what was asked
+ ├── ComponentNotSupervisedError  no component of that name is supervised
+ └── StepError                    a step could not be started (bad user, bad Skipif, spawn failure)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ class LifecycleError(EdgewiseError):
     """The supervisor cannot do what was asked."""
 
 
-class ComponentNotFoundError(LifecycleError, LookupError):
+class ComponentNotSupervisedError(LifecycleError, LookupError):
     """A request named a component the supervisor does not run."""
 
     def __init__(self, component: str) -> None:

@@ -1,4 +1,4 @@
-"""Restart policy as data (reference §2.5): error counting per originating state, and retry back-off."""
+"""Restart policy as data: error counting per originating state (as Greengrass counts), and retry back-off."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One component's state machine (reference §2.2, §2.3, §2.5-§2.7), driven by one asyncio task.
+"""One component's state machine, with the transitions of Greengrass's, driven by one asyncio task.
 
 Requests are expressed, as in Greengrass, as a *desired-state list* that the task works through:
 
@@ -47,7 +47,7 @@ ERRORED = ComponentState.ERRORED
 BROKEN = ComponentState.BROKEN
 FINISHED = ComponentState.FINISHED
 
-#: The only reported transitions Greengrass accepts (§2.2); IPC ``UpdateState`` goes through this filter.
+#: The only reported transitions Greengrass accepts (it ignores others); IPC ``UpdateState`` goes through it.
 ACCEPTED_REPORTS: Mapping[ComponentState, frozenset[ComponentState]] = {
     NEW: frozenset({ERRORED}),
     STARTING: frozenset({RUNNING, ERRORED, FINISHED}),
@@ -55,7 +55,7 @@ ACCEPTED_REPORTS: Mapping[ComponentState, frozenset[ComponentState]] = {
     STOPPING: frozenset({ERRORED, FINISHED}),
 }
 
-#: States in which a component that is being removed no longer needs its HARD dependencies (§2.7).
+#: States in which a component that is being removed no longer needs its HARD dependencies.
 CLOSABLE_STATES = frozenset({NEW, INSTALLED, FINISHED, BROKEN})
 
 
@@ -107,7 +107,7 @@ class ComponentService:
         self.name = spec.name
         self._spec = spec  #: the spec in effect
         self._pending: ComponentSpec | None = None  #: a newer spec, taken at the next NEW or INSTALLED
-        self._started: ComponentSpec | None = None  #: the spec whose Shutdown must run (§2.6)
+        self._started: ComponentSpec | None = None  #: the spec whose Shutdown must run (not a newer one's)
         self._settings = settings
         self._host = host
         self._state = NEW
@@ -215,7 +215,7 @@ class ComponentService:
         self._wake.set()
 
     def update(self, spec: ComponentSpec, *, reinstall: bool) -> None:
-        """Take ``spec`` as the desired spec: restart, or reinstall when needed (§2.8), or do nothing if
+        """Take ``spec`` as the desired spec: restart, or reinstall when needed, or do nothing if
         it is unchanged and no reinstall is asked for."""
         rejoining, self._leaving = self._leaving, False
         self._uninstall = False
@@ -263,12 +263,12 @@ class ComponentService:
         self._request([FINISHED], reason)
 
     def dependency_left_ready(self, dependency: str, state: ComponentState) -> None:
-        """A HARD dependency stopped being ready: restart if running (§2.7), unless something else is asked."""
+        """A HARD dependency stopped being ready: restart if running, unless something else is asked."""
         if self._state in (STARTING, RUNNING) and self._desired in ([], [RUNNING]) and not self._spec.builtin:
             self._request([INSTALLED, RUNNING], f"HARD dependency {dependency!r} is {state}")
 
     def report(self, state: ComponentState) -> bool:
-        """A state the component reported (IPC ``UpdateState``); False when the §2.2 filter rejects it."""
+        """A state the component reported (IPC ``UpdateState``); False when :data:`ACCEPTED_REPORTS` rejects it."""
         if self._spec.builtin or state not in ACCEPTED_REPORTS.get(self._state, frozenset()):
             logger.warning("component-report-ignored: %s reported %s while %s", self.name, state, self._state)
             return False
@@ -368,6 +368,11 @@ class ComponentService:
             await self._terminate_all(0.0)
             raise
         finally:
+            # A step that exited on its own (a FINISHED Run) still holds its transport until the next launch
+            # closes it; the component has left, so there is no next launch.
+            for process in self._processes:
+                if process.returncode is not None:
+                    process.close()
             self._launcher.release()
             self.log.close()
 
@@ -553,12 +558,12 @@ class ComponentService:
         if not spec.builtin:
             result = await self._run_step("Recover", spec)
             if not result.ok:
-                # §2.5: a failing Recover is only logged; the retry happens regardless.
+                # As in Greengrass, a failing Recover is only logged; the retry happens regardless.
                 self.log.write("lifecycle", "WARN", f"Recover failed: {result.reason}")
                 logger.warning("component-recover-failed: %s: %s", self.name, result.reason)
         if failure.origin in COUNTED_STATES:
             if not self._desired:
-                # §2.3: an error with nothing else asked for is retried.
+                # As in Greengrass, an error with nothing else asked for is retried.
                 self._desired = [RUNNING]
             delay = self._backoff.delay(failure.errors)
             self._retry_at = asyncio.get_running_loop().time() + delay if delay > 0 else None
@@ -575,7 +580,7 @@ class ComponentService:
             self._set_state(NEW, self._reason)
             return
         if self._desired:
-            # Only a reinstall brings a component back from BROKEN (§2.3); other requests lapse.
+            # Only a reinstall brings a component back from BROKEN; other requests lapse.
             self._desired.clear()
             self._host.progressed()
         await self._sleep(None)
@@ -600,7 +605,7 @@ class ComponentService:
 
     def _should_stop(self) -> bool:
         """True when a request wants the component out of STARTING/RUNNING, and, if it is being removed,
-        its HARD dependers have stopped first (§2.7)."""
+        its HARD dependers have stopped first."""
         if self._head() in (None, RUNNING):
             return False
         return not self._leaving or self._host.dependers_closable(self.name)
@@ -644,7 +649,7 @@ class ComponentService:
         return False
 
     async def _fail(self, origin: ComponentState, reason: str) -> None:
-        """Enter ERRORED from ``origin``, or BROKEN when that makes too many errors (§2.5)."""
+        """Enter ERRORED from ``origin``, or BROKEN when that makes too many errors."""
         self._main = None
         self._last_failure = reason
         errors = 0

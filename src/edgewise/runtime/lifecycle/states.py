@@ -1,4 +1,8 @@
-"""Component lifecycle states (reference §2.1) and their predicates."""
+"""Component lifecycle states and their predicates.
+
+The states are Greengrass's, described under "Component lifecycle" at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/develop-greengrass-components.html.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Starting one lifecycle step (reference §1.6, §2.4): its environment, its ``Skipif`` check, the user it
+"""Starting one lifecycle step: its environment, its ``Skipif`` check, the user it
 runs as and its working directory, then the process itself."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def step_environment(
     lifecycle_setenv: Mapping[str, str],
     step: LifecycleStep,
 ) -> dict[str, str]:
-    """The environment of a step, outermost first so that later sources win (§2.4):
+    """The environment of a step, outermost first so that later sources win, as in Greengrass:
     inherited → the user's HOME/USER/LOGNAME → the runtime's variables → lifecycle Setenv → step Setenv."""
     env = dict(base)
     if identity is not None:

@@ -1,8 +1,8 @@
-"""The lifecycle supervisor: runs the set of components a deployment asks for (reference §2).
+"""The lifecycle supervisor: runs the set of components a deployment asks for.
 
 Each component is a :class:`~edgewise.runtime.lifecycle.service.ComponentService` driven by its own
 task, which this supervisor owns, awaits on shutdown, and forgets once the component has left. The
-supervisor connects the components: HARD dependencies gate starts and cascade restarts (§2.7), and a
+supervisor connects the components: HARD dependencies gate starts and cascade restarts, and a
 component being removed waits for its HARD dependers to stop first.
 
 Example::
@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction, BootstrapOutcome, run_bootstrap
 from edgewise.runtime.lifecycle.cgroups import CgroupLimiter
-from edgewise.runtime.lifecycle.errors import ComponentNotFoundError, LifecycleError
+from edgewise.runtime.lifecycle.errors import ComponentNotSupervisedError, LifecycleError
 from edgewise.runtime.lifecycle.logs import ComponentLog
 from edgewise.runtime.lifecycle.service import ComponentService
 from edgewise.runtime.lifecycle.settings import LifecycleSettings
@@ -179,7 +179,7 @@ class LifecycleSupervisor:
         wait for it to run.
 
         Raises:
-            ComponentNotFoundError: no such component (or it is being removed).
+            ComponentNotSupervisedError: no such component (or it is being removed).
             LifecycleError: it is a built-in service, which cannot be restarted.
         """
         service = self._controllable(name, "restarted")
@@ -199,7 +199,7 @@ class LifecycleSupervisor:
         (a BROKEN component stays BROKEN).
 
         Raises:
-            ComponentNotFoundError: no such component (or it is being removed).
+            ComponentNotSupervisedError: no such component (or it is being removed).
             LifecycleError: it is a built-in service, which cannot be stopped.
         """
         service = self._controllable(name, "stopped")
@@ -212,7 +212,7 @@ class LifecycleSupervisor:
         A paused component is resumed before it is stopped, restarted or removed. Pausing twice is harmless.
 
         Raises:
-            ComponentNotFoundError: no such component (or it is being removed).
+            ComponentNotSupervisedError: no such component (or it is being removed).
             LifecycleError: it is a built-in service, or not RUNNING.
         """
         self._controllable(name, "paused").pause()
@@ -221,7 +221,7 @@ class LifecycleSupervisor:
         """Continue a paused component (SIGCONT to its process groups); a running one is left alone.
 
         Raises:
-            ComponentNotFoundError: no such component (or it is being removed).
+            ComponentNotSupervisedError: no such component (or it is being removed).
             LifecycleError: it is a built-in service, or neither paused nor RUNNING.
         """
         self._controllable(name, "resumed").resume()
@@ -229,7 +229,7 @@ class LifecycleSupervisor:
     def report_state(self, name: str, state: ComponentState) -> bool:
         """A state a component reports itself (IPC ``UpdateState``: RUNNING or ERRORED).
 
-        Returns False when the component is unknown or the transition is not one §2.2 accepts (for
+        Returns False when the component is unknown or the transition is not one Greengrass accepts (for
         example RUNNING while already RUNNING).
         """
         service = self._services.get(name)
@@ -355,7 +355,7 @@ class LifecycleSupervisor:
     def _controllable(self, name: str, action: str) -> ComponentService:
         service = self._services.get(name)
         if service is None or service.leaving:
-            raise ComponentNotFoundError(name)
+            raise ComponentNotSupervisedError(name)
         if service.spec.builtin:
             msg = f"Component {name!r} is a built-in service of the runtime; it cannot be {action}"
             raise LifecycleError(msg)

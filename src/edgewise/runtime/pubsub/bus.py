@@ -13,7 +13,7 @@ answers False when that queue is full. The bus then counts the message as droppe
 alone and logs it (at most one line per subscriber and ``drop_log_interval``, plus one when a subscription
 of a subscriber with unreported drops ends); the other subscribers are not held up.
 
-Nothing is stored: local messages are not persisted and have no QoS (reference §4.9).
+Nothing is stored: as in Greengrass, local messages are not persisted and have no QoS.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from edgewise.runtime.shadow.errors import (
     PayloadTooLargeError,
     ShadowError,
     ShadowNotFoundError,
-    VersionConflictError,
+    ShadowVersionConflictError,
 )
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "ShadowError",
     "ShadowNotFoundError",
     "ShadowService",
-    "VersionConflictError",
+    "ShadowVersionConflictError",
     "encode_document",
     "topic_prefix",
     "validate_shadow_name",

@@ -1,10 +1,11 @@
-"""Shadow document semantics, as AWS IoT defines them (aws-iot.md §1.1 to 1.7). Pure functions, no I/O.
+"""Shadow document semantics, as AWS IoT's Device Shadow service defines them. Pure functions, no I/O.
 
 A stored shadow is a ``state`` (``desired`` and/or ``reported`` objects), a ``metadata`` tree of the same
 shape whose leaves are ``{"timestamp": t}``, and a ``version``. An update merges key by key: objects merge
 recursively, ``null`` deletes a key (or a whole section), anything else (arrays included) replaces the value.
 Objects left empty disappear. The delta is what ``desired`` holds that ``reported`` does not, computed from
-the stored document after each change.
+the stored document after each change. AWS IoT's definition:
+https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-document.html.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from edgewise.runtime.shadow.errors import (
     InvalidShadowRequestError,
     PayloadTooLargeError,
-    VersionConflictError,
+    ShadowVersionConflictError,
 )
 
 SECTIONS = ("desired", "reported")
@@ -156,7 +157,7 @@ def _check_arrays(value: Json) -> None:
 
 
 def parse_update(payload: bytes, *, max_bytes: int) -> UpdateRequest:
-    """Validate an update request document (aws-iot.md §1.2).
+    """Validate an update request document (the payload of a ``<shadow topic>/update`` publish).
 
     Raises:
         PayloadTooLargeError: the payload is larger than ``max_bytes``.
@@ -311,11 +312,11 @@ def apply_update(
     numbering continues across a delete.
 
     Raises:
-        VersionConflictError: the request names another version.
+        ShadowVersionConflictError: the request names another version.
         PayloadTooLargeError: the merged state is larger than ``max_state_bytes``.
     """
     if request.version is not None and request.version != current_version:
-        raise VersionConflictError(request.version, current_version)
+        raise ShadowVersionConflictError(request.version, current_version)
     state: JsonObject = copy.deepcopy(previous.state) if previous else {}
     metadata: JsonObject = copy.deepcopy(previous.metadata) if previous else {}
     if request.state is None:

@@ -2,7 +2,7 @@
 
 Every operation runs as one SQLite transaction on a dedicated thread, so operations on a shadow never
 interleave and the event loop never waits on the disk. After each accepted operation the standard response
-topics (aws-iot.md §1.1) are published on the local pub/sub bus, as the Greengrass shadow manager does:
+topics of AWS IoT are published on the local pub/sub bus, as the Greengrass shadow manager does:
 ``P/get/accepted``, ``P/update/accepted``, ``P/update/delta`` (when a delta exists), ``P/update/documents``,
 ``P/delete/accepted``, and ``P/<op>/rejected`` with the AWS error document when a request for a valid shadow is
 refused. Messages are JSON documents sent as binary payloads, like Greengrass (subscribers read
@@ -172,7 +172,7 @@ class ShadowService:
 
         Raises:
             InvalidShadowRequestError: a name, the JSON or its shape is invalid.
-            VersionConflictError: the request's version is not the shadow's.
+            ShadowVersionConflictError: the request's version is not the shadow's.
             PayloadTooLargeError: the request or the resulting state is over the size limit.
         """
         thing_name, shadow_name = validate_thing_name(thing_name), validate_shadow_name(shadow_name)

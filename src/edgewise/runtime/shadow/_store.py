@@ -5,11 +5,12 @@ the shadow's ``version``, its ``state`` and ``metadata`` (JSON text), ``updated_
 local change) and ``deleted``. A deleted shadow keeps its row, with its state cleared, so that a shadow created
 again continues the version numbering (as AWS IoT does within 48 hours; we keep it forever).
 
-Designed for a cloud sync worker to come (reference §5.4): ``synced_version`` is the local version last
-acknowledged by the cloud (NULL: never synced) and ``cloud_version`` the cloud's own version number at that
-time. A row is *dirty* (``version`` differs from ``synced_version``, or ``synced_version`` is NULL) when it has
-local changes, deletes included, the cloud has not seen; the worker will read dirty rows, push them, and set
-both columns in the same transaction as it reads the version it pushed. Local updates never touch them.
+Designed for a cloud sync worker to come, like the Greengrass shadow manager's sync table: ``synced_version``
+is the local version last acknowledged by the cloud (NULL: never synced) and ``cloud_version`` the cloud's own
+version number at that time. A row is *dirty* (``version`` differs from ``synced_version``, or
+``synced_version`` is NULL) when it has local changes, deletes included, the cloud has not seen; the worker
+will read dirty rows, push them, and set both columns in the same transaction as it reads the version it
+pushed. Local updates never touch them.
 
 Every method blocks and must be called from the one thread that opened the store; each public operation of
 :class:`~edgewise.runtime.shadow.ShadowService` runs as one transaction.

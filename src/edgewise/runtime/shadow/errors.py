@@ -1,14 +1,15 @@
-"""Errors of the local shadow service, each carrying the AWS IoT shadow error code (aws-iot.md §1.6).
+"""Errors of the local shadow service, each carrying its AWS IoT shadow error code.
 
     EdgewiseError
      └── ShadowError                    ``code`` = the HTTP-style status AWS IoT puts in error documents
-          ├── InvalidShadowRequestError (400) a malformed request or an invalid name
-          ├── ShadowNotFoundError       (404) no such shadow
-          ├── VersionConflictError      (409) the request's ``version`` is not the shadow's version
-          └── PayloadTooLargeError      (413) the request or the resulting state exceeds the size limit
+          ├── InvalidShadowRequestError  (400) a malformed request or an invalid name
+          ├── ShadowNotFoundError        (404) no such shadow
+          ├── ShadowVersionConflictError (409) the request's ``version`` is not the shadow's version
+          └── PayloadTooLargeError       (413) the request or the resulting state exceeds the size limit
 
 The IPC service maps them to InvalidArgumentsError, ResourceNotFoundError and ConflictError; a future cloud
-sync and MQTT front end can use :attr:`ShadowError.code` as it is.
+sync and MQTT front end can use :attr:`ShadowError.code` as it is. AWS IoT's codes and messages:
+https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-error-messages.html.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ShadowNotFoundError(ShadowError):
         self.shadow_name = shadow_name
 
 
-class VersionConflictError(ShadowError):
+class ShadowVersionConflictError(ShadowError):
     """An update named a version other than the shadow's current one."""
 
     code = 409

@@ -1,7 +1,9 @@
 """The ``aws.greengrass.Cli`` IPC service: list, inspect, restart and stop components; local deployments.
 
-Request and response shapes follow reference §4.8. A component needs an ``accessControl`` policy for
-``aws.greengrass.Cli`` to call these; the ``edgewise`` CLI's own token is allowed everything.
+Request and response shapes are those of ``awsiot.greengrasscoreipc.model``, documented at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-local-deployments-components.html.
+A component needs an ``accessControl`` policy for ``aws.greengrass.Cli`` to call these; the ``edgewise``
+CLI's own token is allowed everything.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The component configuration IPC operations (reference §4.8): read, update, watch and validate.
+"""The component configuration IPC operations: read, update, watch and validate.
 
 No ``accessControl`` policy is needed: any component may read or watch any component's configuration, and
 may change only its own (never its ``accessControl``). Configuration lives in the store at
@@ -9,6 +9,9 @@ Validation joins the deployment pipeline as a :class:`DeploymentHook`: before a 
 configuration of a component subscribed with ``SubscribeToValidateConfigurationUpdates``, the component
 receives the new configuration and may reject it; one rejection fails the deployment with no state change.
 Components that stay silent until ``document.validation_timeout`` do not hold it back.
+
+Greengrass documents these operations at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-component-configuration.html.
 """
 
 from __future__ import annotations

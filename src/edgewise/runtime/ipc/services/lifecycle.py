@@ -1,5 +1,5 @@
-"""The component lifecycle IPC operations (reference §4.8): report a state, take part in component updates,
-pause and resume other components.
+"""The component lifecycle IPC operations: report a state, take part in component updates, pause and resume
+other components.
 
 ``UpdateState``, ``SubscribeToComponentUpdates`` and ``DeferComponentUpdate`` need no policy;
 ``PauseComponent`` and ``ResumeComponent`` need an ``aws.greengrass.ipc.lifecycle`` policy whose resources
@@ -11,6 +11,9 @@ answer with ``DeferComponentUpdate``. An answer with ``recheckAfterMs`` > 0 post
 longest such delay the subscribers are asked again. The deployment goes ahead once every subscriber answered
 0, or once ``document.update_timeout`` has passed since the first event, whichever comes first. A successful
 deployment then sends every subscriber a ``postUpdateEvent``.
+
+Greengrass documents these operations at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-component-lifecycle.html.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from edgewise.runtime.ipc.errors import (
     ServiceError,
 )
 from edgewise.runtime.ipc.server import CallContext, EventStream, IpcServer
-from edgewise.runtime.lifecycle import ComponentNotFoundError, ComponentState, LifecycleError
+from edgewise.runtime.lifecycle import ComponentNotSupervisedError, ComponentState, LifecycleError
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ class LifecycleService(DeploymentHook):
             raise ResourceNotFoundError(
                 "Component", context.component, f"Component {context.component} is not running"
             )
-        # A report the state machine does not accept (§2.2) is ignored, as Greengrass does.
+        # A report the state machine does not accept (see ACCEPTED_REPORTS) is ignored, as Greengrass does.
         self._supervisor.report_state(context.component, ComponentState(state))
         return {}
 
@@ -109,7 +112,7 @@ class LifecycleService(DeploymentHook):
         name = self._authorized_target(context, request)
         try:
             self._supervisor.pause(name)
-        except ComponentNotFoundError as exc:
+        except ComponentNotSupervisedError as exc:
             raise ResourceNotFoundError("Component", name, f"Component {name} not found") from exc
         except LifecycleError as exc:
             raise InvalidArgumentsError(str(exc)) from exc
@@ -119,7 +122,7 @@ class LifecycleService(DeploymentHook):
         name = self._authorized_target(context, request)
         try:
             self._supervisor.resume(name)
-        except ComponentNotFoundError as exc:
+        except ComponentNotSupervisedError as exc:
             raise ResourceNotFoundError("Component", name, f"Component {name} not found") from exc
         except LifecycleError as exc:
             raise InvalidArgumentsError(str(exc)) from exc

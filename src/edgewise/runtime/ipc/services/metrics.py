@@ -1,4 +1,4 @@
-"""The ``PutComponentMetric`` IPC operation (reference §4.8): components report measurements.
+"""The ``PutComponentMetric`` IPC operation: components report measurements.
 
 A caller needs an ``aws.greengrass.ipc.componentmetric`` policy covering each metric name
 (``aws.greengrass.StreamManager`` needs none). Greengrass also requires the caller's name to start with

@@ -1,11 +1,14 @@
 """The ``aws.greengrass.ipc.mqttproxy`` IPC service: PublishToIoTCore, SubscribeToIoTCore and
-SubscribeToIoTCoreConnectionStatus, carried by the runtime's cloud link (reference §4.8 and §4.10).
+SubscribeToIoTCoreConnectionStatus, carried by the runtime's cloud link.
 
 Publish and subscribe need an ``accessControl`` policy for ``aws.greengrass.ipc.mqttproxy`` whose resources
 match the topic MQTT-style (``+``/``#`` in policies are wildcards here). Topics follow AWS IoT Core's limits:
 at most 256 bytes and 7 slashes (reserved ``$aws/`` topics may have more). Subscribing to the connection status
 needs no policy. Without a cloud link (no ``cloud`` section in the runtime configuration) every operation
 answers ServiceError, before any other check.
+
+Greengrass documents these operations at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-iot-core-mqtt.html.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local pub/sub IPC service: PublishToTopic and SubscribeToTopic over the runtime's bus (§4.8).
+"""The local pub/sub IPC service: PublishToTopic and SubscribeToTopic over the runtime's bus.
 
 A component needs an ``aws.greengrass.ipc.pubsub`` policy: the resource is the topic for a publish and the
 filter string itself for a subscribe, where ``+`` and ``#`` are compared as literal characters (a policy
@@ -7,6 +7,9 @@ filter string itself for a subscribe, where ``+`` and ``#`` are compared as lite
 Each event is encoded once per publish and shared by every IPC subscriber; it waits in the subscriber
 stream's bounded queue, so a client that does not read loses its own events and slows nobody else. A
 subscription ends with its stream: when the client closes it or disconnects.
+
+Greengrass documents these operations at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-publish-subscribe.html.
 """
 
 from __future__ import annotations

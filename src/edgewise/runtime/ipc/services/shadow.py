@@ -1,11 +1,14 @@
 """The ``aws.greengrass.ShadowManager`` IPC service: GetThingShadow, UpdateThingShadow, DeleteThingShadow and
-ListNamedShadowsForThing on the device's local shadows (reference §4.8, §5.4).
+ListNamedShadowsForThing on the device's local shadows.
 
 A component needs an ``aws.greengrass.ShadowManager`` policy. The resource is ``$aws/things/<thing>/shadow``
 for a classic shadow, ``$aws/things/<thing>/shadow/name/<shadow>`` for a named one, and the thing name for
 ListNamedShadowsForThing. Shadow errors map to Greengrass shapes: 400 and 413 to InvalidArgumentsError, 404 to
 ResourceNotFoundError, 409 to ConflictError. The shadows live in ``ROOT/shadows/shadows.db``; the document size
 limit is the ShadowManager component's ``shadowDocumentSizeLimitBytes`` (8192 by default, at most 30720).
+
+Greengrass documents these operations at
+https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-local-shadows.html.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from edgewise.runtime.shadow import (
     ShadowError,
     ShadowNotFoundError,
     ShadowService,
-    VersionConflictError,
+    ShadowVersionConflictError,
     encode_document,
     topic_prefix,
     validate_shadow_name,
@@ -52,7 +55,7 @@ def _ipc_error(error: ShadowError) -> ModeledError:
     if isinstance(error, ShadowNotFoundError):
         name = error.shadow_name or error.thing_name
         return ResourceNotFoundError("Shadow", name, error.message)
-    if isinstance(error, VersionConflictError):
+    if isinstance(error, ShadowVersionConflictError):
         return ConflictError(error.message)
     if isinstance(error, (InvalidShadowRequestError, PayloadTooLargeError)):
         return InvalidArgumentsError(error.message)

@@ -1,4 +1,4 @@
-"""The ``ValidateAuthorizationToken`` IPC operation (reference §4.8).
+"""The ``ValidateAuthorizationToken`` IPC operation, as the Greengrass nucleus serves it.
 
 The stream manager authenticates its own TCP clients with the ``SVCUID`` token the runtime gave each
 component, and asks the runtime whether a token is one of its own. Only ``aws.greengrass.StreamManager`` may ask.

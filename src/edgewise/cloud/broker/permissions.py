@@ -1,4 +1,4 @@
-"""What each device may do on the gateway, worked out from the store for the broker's authorization.
+"""What each device may do on the gateway, worked out from the identity store for the broker's ACL.
 
 A thing's policies are those attached to its ACTIVE certificates plus those attached to every group it
 belongs to (static groups, their ancestors, and matching dynamic groups). A thing without an ACTIVE
@@ -10,6 +10,9 @@ One bad row must not cost every other device its authorization: :func:`all_devic
 (and reports as :class:`SkippedIdentity`) a name reserved for the cloud's own clients, a name two sources
 claim (a thing and a claim certificate, say: neither gets it, so neither gains the other's rights), and a
 thing or certificate whose permissions cannot be rendered.
+
+It lives with the broker because it speaks the broker's terms (:class:`DevicePermissions`): identity
+(certificates, policies) knows nothing of the gateway, and the broker reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker.acl import THING_NAME, DevicePermissions
+from edgewise.cloud.broker.acl import DevicePermissions
 from edgewise.cloud.identity.certificates import CertificateStatus
 from edgewise.cloud.identity.models import (
     Certificate,
@@ -34,6 +37,7 @@ from edgewise.cloud.registry import rules
 from edgewise.cloud.registry import service as registry
 from edgewise.cloud.registry.models import Thing
 from edgewise.errors import EdgewiseError
+from edgewise.names import THING_NAME
 from edgewise.topics import has_wildcards
 
 logger = logging.getLogger(__name__)
