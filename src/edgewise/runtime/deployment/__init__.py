@@ -1,8 +1,8 @@
 """Deployments: resolution, the component store, planning, apply with rollback, the deployment queue."""
 
+from edgewise.protocol.deployment import ConfigurationUpdate
 from edgewise.runtime.deployment.document import (
     LOCAL_GROUP,
-    ConfigurationUpdate,
     DeploymentDocument,
     FailureHandlingPolicy,
     parse_fleet_deployment,

@@ -22,6 +22,7 @@ from typing import Any
 from edgewise.protocol.deployment import (
     DEFAULT_UPDATE_TIMEOUT_SECONDS,
     DEFAULT_VALIDATION_TIMEOUT_SECONDS,
+    ConfigurationUpdate,
     DeploymentDocumentError,
     SystemResourceLimits,
     parse_document,
@@ -39,14 +40,6 @@ class FailureHandlingPolicy(StrEnum):
 
     ROLLBACK = "ROLLBACK"  #: restore the previous components and configuration
     DO_NOTHING = "DO_NOTHING"  #: leave the failed set as it is
-
-
-@dataclass(frozen=True)
-class ConfigurationUpdate:
-    """One component's ``configurationUpdate``: reset pointers first, then merge."""
-
-    merge: Mapping[str, Any] | None = None
-    reset: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -349,7 +342,7 @@ def parse_fleet_deployment(
     for name, component in fleet.components.items():
         update = component.configuration_update
         if update is not None and (update.merge is not None or update.reset):
-            configuration[name] = ConfigurationUpdate(merge=update.merge, reset=update.reset)
+            configuration[name] = update
         run_with = component.run_with
         if run_with is not None:
             # A runWith changes the user only where it names one, and the limits always.

@@ -15,6 +15,7 @@ from typing import Any
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.aws_components import BUILTIN_VERSIONS as BUILTIN_VERSIONS
 from edgewise.aws_components import NUCLEUS
+from edgewise.protocol.deployment import ConfigurationUpdate
 from edgewise.recipe import (
     ComponentType,
     Recipe,
@@ -24,7 +25,7 @@ from edgewise.recipe import (
     select_manifest,
 )
 from edgewise.runtime.config import ConfigError, parse_pointer
-from edgewise.runtime.deployment.document import ConfigurationUpdate, DeploymentDocument
+from edgewise.runtime.deployment.document import DeploymentDocument
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.resolution import Resolution
 from edgewise.runtime.specs import lifecycle_to_tree
