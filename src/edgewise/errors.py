@@ -13,8 +13,8 @@ EdgewiseError
  │    ├── deployment.DeploymentDocumentError  a deployment document that cannot be applied
  │    ├── device_config.DeviceConfigError     a device configuration file that is not valid
  │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
- │    ├── jobs.JobsPayloadError               a jobs reply or notification that does not parse
- │    ├── jobs.JobsRejection                  a jobs request answered on ``/rejected`` (AWS's error code)
+ │    ├── jobs.errors.JobsPayloadError        a jobs reply or notification that does not parse
+ │    ├── jobs.errors.JobsRejection           a jobs request answered on ``/rejected`` (AWS's error code)
  │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
  │    └── resolve.ResolveAnswerError          a component resolution answer the device cannot use
  ├── runtime/

@@ -37,7 +37,7 @@ from edgewise.cloud.server import PreparedCloud, ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.pki import Identity
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 from tests.waiting import eventually, wait_until
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,9 @@ from edgewise.cloud.provisioning.worker import CREATE_TOPIC
 from edgewise.cloud.server import ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.pki import Identity
-from tests.integration.mosquitto import MOSQUITTO, free_port
-from tests.integration.mosquitto import CertificateAuthority as OtherAuthority
+from tests.support.mosquitto import MOSQUITTO
+from tests.support.pki import CertificateAuthority as OtherAuthority
+from tests.support.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, write_pid_file
 from tests.cloud.test_cloud_up import CloudProcess, process_alive
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

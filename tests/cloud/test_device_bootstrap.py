@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from edgewise.cli.main import app
 from edgewise.runtime.config_file import load_config_file
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.runtime_process import running
+from tests.support.runtime_process import running
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

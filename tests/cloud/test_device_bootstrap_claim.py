@@ -33,8 +33,10 @@ from edgewise.cli.claim import (
 from edgewise.cli.main import app
 from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
 from tests.cloud.test_cloud_up import CloudProcess, mtls_connect
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto, free_port
-from tests.integration.runtime_process import running
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import CertificateAuthority
+from tests.support.ports import free_port
+from tests.support.runtime_process import running
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

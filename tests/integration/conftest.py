@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, running
+from tests.support.runtime_process import RuntimeProcess, running
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fleet_cloud import FleetCloud
-from tests.integration.runtime_process import RuntimeProcess, running
 from tests.integration.test_fleet_agent import broker, ca, cloud, config_file
+from tests.support.fleet_cloud import FleetCloud
+from tests.support.runtime_process import RuntimeProcess, running
 
 __all__ = ["broker", "ca", "cloud", "config_file"]
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, write_recipe
+from tests.support.runtime_process import RuntimeProcess, write_recipe
 
 pytestmark = pytest.mark.integration
 

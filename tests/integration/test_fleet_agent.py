@@ -1,5 +1,5 @@
 """The device agent in a real runtime process, against a real Mosquitto with mutual TLS and a test-side stand-in
-for the cloud (jobs service, component resolve responder, HTTPS artifact server; tests/integration/fleet_cloud.py)
+for the cloud (jobs service, component resolve responder, HTTPS artifact server; tests/support/fleet_cloud.py)
 speaking docs/device-protocol.md."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.fleet_cloud import FleetCloud, fleet_cloud
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto, MqttClient
-from tests.integration.runtime_process import RuntimeProcess, running
+from tests.support.fleet_cloud import FleetCloud, fleet_cloud
+from tests.support.mosquitto import Mosquitto, MqttClient
+from tests.support.pki import CertificateAuthority
+from tests.support.runtime_process import RuntimeProcess, running
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cloud.test_cli_registry import ok, run
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.runtime_process import RuntimeProcess
+from tests.support.runtime_process import RuntimeProcess
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

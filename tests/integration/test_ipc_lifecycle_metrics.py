@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess, write_recipe
+from tests.support.runtime_process import RuntimeProcess, write_recipe
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess
+from tests.support.runtime_process import RuntimeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
-from tests.integration.runtime_process import RuntimeProcess, running, write_recipe
+from tests.support.runtime_process import RuntimeProcess, running, write_recipe
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
-from tests.integration.runtime_process import RuntimeProcess
+from tests.support.runtime_process import RuntimeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.runtime.ipc.client import IpcCallError
-from tests.integration.runtime_process import RuntimeProcess, running, write_recipe
+from tests.support.runtime_process import RuntimeProcess, running, write_recipe
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

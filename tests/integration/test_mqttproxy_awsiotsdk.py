@@ -12,8 +12,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto
-from tests.integration.runtime_process import RuntimeProcess, running, script_component
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import CertificateAuthority
+from tests.support.runtime_process import RuntimeProcess, running, script_component
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

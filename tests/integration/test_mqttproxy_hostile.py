@@ -19,9 +19,10 @@ from edgewise.runtime.cloudlink import CloudLink, CloudLinkSettings, FleetSettin
 from edgewise.runtime.ipc.eventstream import Message, MessageDecoder, MessageType, encode_message
 from edgewise.runtime.kernel import Kernel
 from edgewise.runtime.settings import RuntimeSettings
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto
-from tests.integration.runtime_process import write_recipe
 from tests.runtime.ipc.services.harness import connect, deploy
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import CertificateAuthority
+from tests.support.runtime_process import write_recipe
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration

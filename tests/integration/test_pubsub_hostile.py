@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import RuntimeProcess
 from tests.integration.test_pubsub_with_awsiotsdk import add_component, pubsub_policy
+from tests.support.runtime_process import RuntimeProcess
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime_process import running
+from tests.support.runtime_process import running
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -31,7 +31,7 @@ from edgewise.runtime.config_file import (
     load_config_file,
 )
 from edgewise.runtime.settings import ArtifactLimits
-from tests.integration.mosquitto import CertificateAuthority
+from tests.support.pki import CertificateAuthority
 
 FILES = ("device.pem.crt", "device.pem.key", "ca.pem")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.pki import Identity, TestAuthority
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 
 from edgewise.cloud.broker import (
     BrokerSettings,

@@ -19,8 +19,8 @@ from tests.cloud.broker.mqtt5 import Mqtt5Device
 from tests.cloud.broker.pki import Identity
 from tests.cloud.test_authorization_sync import acl_grants, enroll
 from tests.cloud.test_cloud_up import CloudProcess
-from tests.integration.mosquitto import CertificateAuthority as OtherAuthority
-from tests.integration.mosquitto import wait_until
+from tests.support.pki import CertificateAuthority as OtherAuthority
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.conftest import default_permissions
 from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, running, write_pid_file
 from tests.cloud.broker.pki import Identity, TestAuthority
-from tests.integration.mosquitto import MOSQUITTO
+from tests.support.mosquitto import MOSQUITTO
 from tests.waiting import eventually
 
 from edgewise.cloud.broker import (

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from edgewise.cloud.app import create_app, initialize
 from tests.cloud.components.conftest import recipe, sha256_of
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 from tests.waiting import wait_until
 
 ApiClientFactory = Callable[[str | None], httpx.AsyncClient]

@@ -20,7 +20,7 @@ from edgewise.cloud.components.store import ArtifactStore
 from edgewise.cloud.dataplane import DataPlaneServer, DataPlaneSettings, DataPlaneStartError, UrlSigner
 from edgewise.cloud.dataplane.signing import SigningKeyError, load_or_create_signing_key
 from edgewise.cloud.identity import CertificateAuthority
-from tests.integration.mosquitto import free_port
+from tests.support.ports import free_port
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(DATA).hexdigest()

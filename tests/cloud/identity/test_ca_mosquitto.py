@@ -16,7 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgewise.cloud.identity import CertificateAuthority, IssuedCertificate
-from tests.integration.mosquitto import MOSQUITTO, free_port
+from tests.support.mosquitto import MOSQUITTO
+from tests.support.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

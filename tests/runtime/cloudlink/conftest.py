@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import CertificateAuthority
 
 from edgewise.runtime.cloudlink import CloudLinkSettings, ReconnectSettings, SpoolSettings
 

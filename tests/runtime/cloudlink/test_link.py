@@ -7,8 +7,9 @@ import gc
 from pathlib import Path
 
 import pytest
-from tests.integration.mosquitto import CertificateAuthority, Mosquitto
 from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.mosquitto import Mosquitto
+from tests.support.pki import CertificateAuthority
 from tests.waiting import eventually
 
 from edgewise.runtime.cloudlink import (

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.fleet_cloud import ArtifactServer
-from tests.integration.mosquitto import CertificateAuthority
+from tests.support.fleet_cloud import ArtifactServer
+from tests.support.pki import CertificateAuthority
 
 from edgewise.recipe import parse_recipe, select_manifest
 from edgewise.runtime.deployment.errors import DeploymentError, PackageError

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.fleet_cloud import ArtifactServer
-from tests.integration.mosquitto import CertificateAuthority
+from tests.support.fleet_cloud import ArtifactServer
+from tests.support.pki import CertificateAuthority
 from tests.waiting import wait_until
 
 from edgewise.runtime.fleet.download import (

@@ -6,8 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.integration.mosquitto import Mosquitto
 from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.mosquitto import Mosquitto
 from tests.waiting import wait_until
 
 from edgewise.protocol.health import presence_topic

@@ -16,8 +16,8 @@ from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from tests.integration.mosquitto import Mosquitto, MqttClient
 from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.mosquitto import Mosquitto, MqttClient
 from tests.waiting import wait_until
 
 from edgewise.runtime.cloudlink import CloudLink

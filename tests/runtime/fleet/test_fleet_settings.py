@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.integration.mosquitto import CertificateAuthority
+from tests.support.pki import CertificateAuthority
 
 from edgewise.runtime.cloudlink import ConfigFileError, FleetSettings
 from edgewise.runtime.config_file import load_config_file

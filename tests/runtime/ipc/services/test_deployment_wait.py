@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.integration.runtime_process import write_recipe
 from tests.runtime.ipc.services.harness import submit, wait_deployment
+from tests.support.runtime_process import write_recipe
 
 from edgewise.runtime.deployment import DeploymentStatus
 from edgewise.runtime.kernel import Kernel

@@ -10,7 +10,6 @@ from shlex import quote
 from typing import Any
 
 import pytest
-from tests.integration.runtime_process import write_recipe
 from tests.runtime.ipc.services.harness import (
     ComponentClient,
     connect,
@@ -18,6 +17,7 @@ from tests.runtime.ipc.services.harness import (
     submit,
     wait_deployment,
 )
+from tests.support.runtime_process import write_recipe
 from tests.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.runtime_process import write_recipe
 from tests.runtime.ipc.services.harness import ComponentClient, connect, deploy
+from tests.support.runtime_process import write_recipe
 from tests.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus

@@ -24,7 +24,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgewise.versions import Requirement, Version
-from tests.integration.mosquitto import HOST, CertificateAuthority, Mosquitto
+from tests.support.mosquitto import HOST, Mosquitto
+from tests.support.pki import CertificateAuthority
 from tests.waiting import wait_until
 
 NAMESPACE = "aws-gg-deployment"

@@ -1,4 +1,4 @@
-"""A real runtime process for integration tests, and helpers to drive it."""
+"""A real runtime process for tests, and helpers to drive it: recipes, script components, process checks."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from edgewise.runtime.paths import RootPaths
 from tests.waiting import wait_until
 
 T = TypeVar("T")
-CLIENTS = Path(__file__).parent / "clients"
+# The client scripts stay beside the integration tests that run them as components.
+CLIENTS = Path(__file__).parents[1] / "integration" / "clients"
 
 
 class RuntimeProcess:
