@@ -210,7 +210,8 @@ class Requirement:
                 version = Version.parse(str(comparator.semver))
                 if version.major != major:
                     continue
-                candidates.append(version)
+                # A prerelease is admitted only on a tuple a comparator names, and "-0" is its lowest.
+                candidates += [version, Version(major, version.minor, version.patch, ("0",))]
                 if version.is_prerelease:
                     candidates.append(
                         Version(major, version.minor, version.patch, (*version.prerelease, "0"))
