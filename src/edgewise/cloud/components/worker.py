@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.broker.connection import BrokerConnection
 from edgewise.cloud.components import service
-from edgewise.cloud.components.downloads import ArtifactUrlSigner as UrlSigner
+from edgewise.cloud.components.downloads import ArtifactUrlSigner
 from edgewise.cloud.components.models import ComponentVersion
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol import resolve
@@ -38,7 +38,7 @@ class ResolveWorker:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        signer: UrlSigner,
+        signer: ArtifactUrlSigner,
         connection: BrokerConnection,
         *,
         clock: Callable[[], float] = time.time,
