@@ -75,8 +75,7 @@ from edgewise.runtime.cloudlink import (
     ReconnectSettings,
 )
 from edgewise.runtime.config import ConfigStore
-from edgewise.runtime.deployment import DeploymentService
-from edgewise.runtime.deployment.service import SERVICES
+from edgewise.runtime.deployment import SERVICES, DeploymentService
 from edgewise.runtime.fleet import FleetAgent, presence_messages
 from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
 from edgewise.runtime.lifecycle.spec import ComponentSpec
@@ -465,10 +464,7 @@ class BenchDevice:
             platform=self.platform,
             reconcile=self._reconcile,
         )
-        await self.link.start()
-        self.deployments.recover()
-        self._reconcile()
-        self.deployments.start()
+        # Created before recovery, as the kernel does: it attaches its cloud source to the service.
         self.agent = FleetAgent(
             self.link,
             thing=self.thing,
@@ -479,6 +475,10 @@ class BenchDevice:
             deployments=self.deployments,
             platform=self.platform,
         )
+        await self.link.start()
+        self.deployments.recover()
+        self._reconcile()
+        self.deployments.start()
         # The agent's own filters: the link shares one broker subscription between the two subscribers.
         jobs = f"$aws/things/{self.thing}/jobs"
         await self.link.subscribe(f"{jobs}/notify-{JOBS_NAMESPACE}", self._notified, qos=1)

@@ -45,10 +45,10 @@ from edgewise.cloud.broker import (
     MosquittoBroker,
     WorkerListenerSettings,
     render_config,
+    render_password_file,
+    to_device_permissions,
     write_acl,
 )
-from edgewise.cloud.broker.config import render_password_file
-from edgewise.cloud.broker.permissions import to_device_permissions
 from edgewise.cloud.identity import (
     CertificateAuthority,
     default_device_policy,

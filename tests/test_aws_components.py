@@ -24,10 +24,11 @@ def test_the_catalogue_serves_the_runtimes_own_services_at_the_compatible_nucleu
         "aws.greengrass.Cli",
         "aws.greengrass.SecretManager",
         "aws.greengrass.ShadowManager",
+        "aws.greengrass.StreamManager",
     }
     assert dict(BUILTIN_VERSIONS) == dict.fromkeys(BUILTIN_COMPONENTS, GREENGRASS_COMPATIBILITY_VERSION)
     with pytest.raises(TypeError):
-        BUILTIN_VERSIONS["aws.greengrass.StreamManager"] = "2.1.0"  # type: ignore[index]
+        BUILTIN_VERSIONS["aws.greengrass.LogManager"] = "2.1.0"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -62,10 +63,10 @@ def test_a_built_in_does_not_serve_another_major_line(requirement: str) -> None:
 
 def test_messages_name_the_component_and_what_is_served() -> None:
     assert served_note("2.12.0") == "built in: 2.12.0, which serves major version 2 only"
-    assert unprovided_problem("aws.greengrass.StreamManager") == (
-        "aws.greengrass.StreamManager is an AWS-provided component that Edgewise does not provide "
+    assert unprovided_problem("aws.greengrass.LogManager") == (
+        "aws.greengrass.LogManager is an AWS-provided component that Edgewise does not provide "
         "(built in: aws.greengrass.Nucleus, aws.greengrass.Cli, aws.greengrass.SecretManager, "
-        "aws.greengrass.ShadowManager)"
+        "aws.greengrass.ShadowManager, aws.greengrass.StreamManager)"
     )
 
 

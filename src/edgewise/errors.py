@@ -15,6 +15,7 @@ EdgewiseError
  │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
  │    ├── jobs.errors.JobsPayloadError        a jobs reply or notification that does not parse
  │    ├── jobs.errors.JobsRejection           a jobs request answered on ``/rejected`` (AWS's error code)
+ │    ├── provisioning.ProvisioningPayloadError  a provisioning request or reply that does not parse
  │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
  │    └── resolve.ResolveAnswerError          a component resolution answer the device cannot use
  ├── runtime/
@@ -27,12 +28,13 @@ EdgewiseError
  │    │    └── StepError                      a lifecycle step that could not be started
  │    ├── lifecycle.cgroups.CgroupError       a resource limit cgroup v2 cannot enforce here
  │    ├── deployment.resolution.ResolutionError  no set of component versions satisfies every requirement
+ │    ├── deployment.deferral.UpdateNotPendingError  a deferral that answers no update event
+ │    ├── deployment.validation.ValidationNotPendingError  a validity report that answers no validation event
  │    ├── deployment.errors.DeploymentError   a deployment that cannot be carried out (the reason users see)
  │    │    ├── DocumentError                  a malformed deployment request
  │    │    ├── PackageError                   a recipe or artifact the component store cannot take
  │    │    ├── fleet.errors.ArtifactDownloadError    an artifact not downloaded, or not what the recipe says
- │    │    ├── fleet.errors.ComponentResolveError    recipes the cloud could not provide
- │    │    └── fleet.errors.FleetDeploymentCanceled  the job was cancelled in the cloud while being prepared
+ │    │    └── fleet.errors.ComponentResolveError    recipes the cloud could not provide
  │    ├── ipc.errors.IpcError                 an IPC call that failed
  │    │    ├── ipc.client.IpcCallError        the runtime answered the CLI client's call with an error
  │    │    ├── FrameError                     bytes that are not a valid eventstream message
@@ -56,6 +58,19 @@ EdgewiseError
  │    │    ├── NotConnectedError              a QoS 0 message published while offline was dropped
  │    │    └── SubscriptionError              a subscription that cannot be made
  │    ├── cloudlink.errors.ConfigFileError    the runtime configuration file is unreadable or invalid
+ │    ├── streams.errors.StreamError          a refused message stream request (``status``: the SDK's code)
+ │    │    ├── StreamNotFoundError            no stream of that name
+ │    │    ├── InvalidStreamRequestError      a field with a bad value, or a stream that already exists
+ │    │    │    ├── StreamUpdateNotAllowedError  a field an update may not change
+ │    │    │    └── StreamFullError            an append to a full ``RejectNewData`` stream
+ │    │    ├── StreamPayloadTooLargeError     a message larger than the stream accepts
+ │    │    ├── StreamResponseTooLargeError    a read whose minimum message count exceeds one answer
+ │    │    ├── NotEnoughMessagesError         fewer messages than asked for before the read timed out
+ │    │    ├── StreamReadError                stored messages that cannot be read back
+ │    │    ├── StreamWriteError               a message the disk did not take
+ │    │    └── StreamClosedError              the store closed while the request waited
+ │    ├── streams.wire.WireFormatError        bytes that are not a valid stream manager frame or request
+ │    ├── stream_component.StreamConfigurationError  a stream manager configuration value that cannot be used
  │    ├── shadow.errors.ShadowError           a rejected shadow request (``code`` is AWS IoT's status)
  │    │    ├── InvalidShadowRequestError      400: a malformed request or an invalid name
  │    │    ├── ShadowNotFoundError            404: no such shadow
@@ -64,9 +79,14 @@ EdgewiseError
  │    ├── metrics.errors.MetricError          a metric or a metrics file that cannot be used
  │    │    ├── InvalidMetricError             one field of a measurement is wrong
  │    │    └── MetricLimitError               more metric series than the runtime keeps for a component
- │    └── secrets.errors.SecretError          a secret that cannot be stored or read
- │         ├── SecretNotFoundError            the secret, version or stage is not on this device
- │         └── SecretStoreError               the key file or the encrypted values are unusable
+ │    ├── secrets.errors.SecretError          a secret that cannot be stored or read
+ │    │    ├── SecretNotFoundError            the secret, version or stage is not on this device
+ │    │    └── SecretStoreError               the key file or the encrypted values are unusable
+ │    └── provisioning.errors.ClaimError      provisioning by claim failed
+ │         ├── ClaimConnectionError           the broker could not be reached or closed the connection
+ │         ├── ClaimNotAuthorizedError        the broker refused the claim certificate a provisioning topic
+ │         ├── ClaimRejectedError             the cloud refused a request on its ``/rejected`` topic
+ │         └── ClaimTimeoutError              nothing answered a step before its deadline
  ├── cloud/
  │    ├── errors.CloudError                   an API request refused; ``code`` is what clients match on
  │    │    ├── InvalidRequestError            a field with a bad value
@@ -98,13 +118,8 @@ EdgewiseError
  │    ├── dataplane.server.DataPlaneStartError    the data plane cannot start
  │    ├── jobs.secrets.SecretSealError        a sealed job secret that does not open under this cloud's key
  │    ├── workerlink.PacketTooLargeError      a message larger than the broker's Maximum Packet Size
- │    └── server.CloudStartError              the cloud cannot start
+ │    └── errors.CloudStartError              the cloud cannot start
  └── cli/
-      ├── claim.ClaimError                    provisioning by claim failed
-      │    ├── ClaimConnectionError           the broker could not be reached or closed the connection
-      │    ├── ClaimNotAuthorizedError        the broker refused the claim certificate a provisioning topic
-      │    ├── ClaimRejectedError             the cloud refused a request on its ``/rejected`` topic
-      │    └── ClaimTimeoutError              nothing answered a step before its deadline
       └── greengrass_logs.LogQueryError       a ``logs get`` option that cannot be used
 """
 

@@ -23,7 +23,7 @@ from edgewise.cli.greengrass_logs import (
 )
 from edgewise.runtime.greengrass_cli_script import script_text, write_greengrass_cli
 from edgewise.runtime.paths import RootPaths
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 NOW = datetime(2026, 11, 25, 19, 0, 0, tzinfo=UTC).astimezone()
 

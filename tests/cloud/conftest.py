@@ -77,7 +77,7 @@ def app(first_start: FirstStart) -> Iterator[FastAPI]:
     try:
         yield application
     finally:
-        application.state.engine.dispose()
+        application.state.services.engine.dispose()
 
 
 ApiClientFactory = Callable[[str | None], httpx.AsyncClient]

@@ -12,20 +12,15 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.ports import free_port
+
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 SERVICE_USER = "postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresServer:
@@ -37,7 +32,7 @@ class PostgresServer:
         self._bin_dir = bin_dir
         self._user = SERVICE_USER if os.geteuid() == 0 else None
         self._root = Path(tempfile.mkdtemp(prefix="edgewise-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.socket_dir = self._root / "socket"
         self._data = self._root / "data"
         self._running = False

@@ -22,23 +22,30 @@ import sqlalchemy as sa
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker import BrokerConfigError, MosquittoBroker
-from edgewise.cloud.broker.sync import AuthorizationSnapshot, AuthorizationSync, SyncRetryPolicy
+from edgewise.cloud.broker import (
+    AuthorizationSnapshot,
+    AuthorizationSync,
+    BrokerConfigError,
+    MosquittoBroker,
+    SyncRetryPolicy,
+)
 from edgewise.cloud.db import create_database_engine, create_session_factory
-from edgewise.cloud.identity import CertificateAuthority
+from edgewise.cloud.identity import (
+    DEFAULT_DEVICE_POLICY_NAME,
+    CertificateAuthority,
+    CertificateStatus,
+    ThingPrincipal,
+)
 from edgewise.cloud.identity import service as identity
-from edgewise.cloud.identity.certificates import CertificateStatus
-from edgewise.cloud.identity.models import ThingPrincipal
-from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
+from edgewise.cloud.preparation import PreparedCloud, ServerOptions, prepare
 from edgewise.cloud.provisioning import service as provisioning
+from edgewise.cloud.registry import Thing
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing
-from edgewise.cloud.server import PreparedCloud, ServerOptions, prepare
 from tests.cloud.broker.clients import TestClient, try_connect
-from tests.cloud.broker.pki import Identity
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
+from tests.support.pki import Credentials
 from tests.support.ports import free_port
-from tests.waiting import eventually, wait_until
+from tests.support.waiting import eventually, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +58,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:
 
 def enroll(
     cloud: CloudProcess, admin: httpx.Client, thing_name: str, directory: Path
-) -> tuple[str, Identity]:
+) -> tuple[str, Credentials]:
     """Create ``thing_name`` with a generated certificate carrying the default device policy."""
     assert admin.post("/things", json={"thingName": thing_name}).status_code == 201
     return issue(cloud, admin, thing_name, directory)
 
 
-def issue(cloud: CloudProcess, admin: httpx.Client, thing_name: str, directory: Path) -> tuple[str, Identity]:
+def issue(
+    cloud: CloudProcess, admin: httpx.Client, thing_name: str, directory: Path
+) -> tuple[str, Credentials]:
     """Give thing ``thing_name`` another generated certificate carrying the default device policy."""
     created = admin.post("/certificates", json={"generateKeyPair": True, "thingName": thing_name})
     assert created.status_code == 201, created.text
@@ -70,7 +79,7 @@ def issue(cloud: CloudProcess, admin: httpx.Client, thing_name: str, directory: 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "device.pem").write_text(issued["certificatePem"])
     (directory / "device.key").write_text(issued["privateKey"])
-    identity = Identity(
+    identity = Credentials(
         certificate=directory / "device.pem",
         private_key=directory / "device.key",
         ca=cloud.data_dir / "ca" / "ca.pem",

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
+from tests.support.pki import signing_request
 
 pytestmark = pytest.mark.integration
 
@@ -70,13 +70,8 @@ def test_cert_create_generate_writes_certificate_and_private_key(cloud: CloudPro
 
 def test_cert_create_from_csr_keeps_the_key_local(cloud: CloudProcess, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")]))
-        .sign(key, hashes.SHA256())
-    )
     csr_file = tmp_path / "device.csr"
-    csr_file.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    csr_file.write_text(signing_request("ignored", key))
     issued = ok(cloud, "cert", "create", "--csr", str(csr_file), "--out", str(tmp_path / "out"))
     certificate = x509.load_pem_x509_certificate(issued["certificatePem"].encode())
     assert certificate.public_key() == key.public_key()

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
-from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
-from tests.cloud.test_cloud_up import CloudProcess
+from edgewise.cloud.identity import DEFAULT_DEVICE_POLICY_NAME
+from tests.support.cloud_process import CloudProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -6,156 +6,37 @@ import getpass
 import json
 import os
 import signal
-import ssl
 import stat
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as paho
 import pytest
 from cryptography import x509
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
-from edgewise.cloud.broker.config import render_password_file
+from edgewise.cloud.broker import render_password_file
 from edgewise.cloud.identity import CertificateAuthority
-from edgewise.cloud.provisioning.worker import CREATE_TOPIC
-from edgewise.cloud.server import ServerOptions, prepare
+from edgewise.cloud.preparation import ServerOptions, prepare
+from edgewise.protocol.provisioning import CREATE_TOPIC
 from tests.cloud.broker.clients import TestClient
-from tests.cloud.broker.pki import Identity
-from tests.support.mosquitto import MOSQUITTO
+from tests.support.cloud_process import CloudProcess, process_alive
+from tests.support.mosquitto import MOSQUITTO, mtls_connect
 from tests.support.pki import CertificateAuthority as OtherAuthority
+from tests.support.pki import Credentials
 from tests.support.ports import free_port
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-class CloudProcess:
-    """``python -m edgewise.cli cloud up`` on free ports (or the given MQTT port) in ``data_dir``; stops it with
-    SIGTERM on exit."""
-
-    def __init__(
-        self, data_dir: Path, *extra: str, env: dict[str, str] | None = None, mqtt_port: int | None = None
-    ) -> None:
-        self.data_dir = data_dir
-        self.api_port = free_port()
-        self.mqtt_port = free_port() if mqtt_port is None else mqtt_port
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self._stderr = (data_dir.parent / f"{data_dir.name}.stderr").open("w")
-        self.data_plane_port = free_port()
-        ports = ["--api-port", str(self.api_port), "--mqtt-port", str(self.mqtt_port)]
-        ports += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(self.data_plane_port)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir), *ports, *extra],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env=None if env is None else {**os.environ, **env},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def __enter__(self) -> CloudProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._stderr.close()
-
-    @property
-    def stderr(self) -> str:
-        return (self.data_dir.parent / f"{self.data_dir.name}.stderr").read_text()
-
-    def wait_ready(self) -> CloudProcess:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"cloud up exited {self.process.returncode}: {self.stderr}")
-            return any(line.startswith("Ready") for line in self.lines)
-
-        wait_until(ready, timeout=60, what="edgewise cloud up to be ready")
-        return self
-
-    @property
-    def admin_token(self) -> str:
-        return (self.data_dir / "admin-token").read_text().strip()
-
-    def api(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=f"{self.api_url}/api/v1", headers=headers, timeout=10)
-
-    def mosquitto_pids(self) -> list[int]:
-        """The Mosquitto processes this cloud started (its children running mosquitto)."""
-        pids = []
-        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
-            for child in (task / "children").read_text().split():
-                if "mosquitto" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(child))
-        return pids
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:
     with CloudProcess(tmp_path_factory.mktemp("cloud-up") / "data") as process:
         yield process.wait_ready()
-
-
-def mtls_connect(port: int, client_id: str, ca: Path, certificate: Path, key: Path) -> Any:
-    """Connect a paho MQTT 5 client over mutual TLS; the CONNACK reason, or the TLS error."""
-    answered = threading.Event()
-    reasons: list[Any] = []
-
-    def on_connect(client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        reasons.append(reason)
-        answered.set()
-
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    client.tls_set(str(ca), str(certificate), str(key))
-    client.on_connect = on_connect
-    client.on_connect_fail = lambda *args: answered.set()
-    client.on_disconnect = lambda *args: answered.set()
-    try:
-        client.connect("localhost", port, keepalive=30)
-    except (ssl.SSLError, OSError) as exc:
-        return exc
-    client.loop_start()
-    try:
-        answered.wait(20)
-        return reasons[0] if reasons else None
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_cloud_up_prints_where_things_are_and_the_token_once(cloud: CloudProcess) -> None:
@@ -385,7 +266,7 @@ def test_external_broker_starts_no_mosquitto_and_its_workers_answer_there(tmp_pa
         assert PASSWORDS["edgewise-cloud"] not in cloud.stderr
 
 
-def enroll_device(admin: httpx.Client, thing_name: str, directory: Path, ca: Path) -> Identity:
+def enroll_device(admin: httpx.Client, thing_name: str, directory: Path, ca: Path) -> Credentials:
     """Thing ``thing_name`` with a generated certificate carrying the default device policy."""
     assert admin.post("/things", json={"thingName": thing_name}).status_code == 201
     created = admin.post("/certificates", json={"generateKeyPair": True, "thingName": thing_name})
@@ -396,7 +277,9 @@ def enroll_device(admin: httpx.Client, thing_name: str, directory: Path, ca: Pat
     directory.mkdir(parents=True)
     (directory / "device.pem").write_text(issued["certificatePem"])
     (directory / "device.key").write_text(issued["privateKey"])
-    return Identity(directory / "device.pem", directory / "device.key", ca, int(issued["serialNumber"], 16))
+    return Credentials(
+        directory / "device.pem", directory / "device.key", ca, int(issued["serialNumber"], 16)
+    )
 
 
 def test_external_mosquitto_configured_as_documented_serves_devices_and_workers(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, write_pid_file
-from tests.cloud.test_cloud_up import CloudProcess, process_alive
+from tests.support.cloud_process import CloudProcess, process_alive
 from tests.support.ports import free_port
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 import edgewise.cloud
 from edgewise.cloud.db import Base, alembic_config, create_database_engine, upgrade_database
-from edgewise.cloud.registry.models import Thing, ThingGroupMembership
+from edgewise.cloud.registry import Thing, ThingGroupMembership
 
 
 def _import_every_model_module() -> None:

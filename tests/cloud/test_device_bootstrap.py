@@ -12,9 +12,9 @@ from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
 from edgewise.runtime.config_file import load_config_file
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
 from tests.support.runtime_process import running
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

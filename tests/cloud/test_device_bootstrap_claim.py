@@ -17,27 +17,17 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from hypothesis import given
-from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from typer.testing import CliRunner, Result
 
-from edgewise.cli.claim import (
-    CREATE_TOPIC,
-    ClaimError,
-    ClaimRejectedError,
-    provisioned_device,
-    read_reply,
-    rejection,
-)
 from edgewise.cli.main import app
-from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
-from tests.cloud.test_cloud_up import CloudProcess, mtls_connect
-from tests.support.mosquitto import Mosquitto
+from edgewise.cloud.identity import DEFAULT_DEVICE_POLICY_NAME
+from tests.support.cloud_process import CloudProcess
+from tests.support.mosquitto import Mosquitto, mtls_connect
 from tests.support.pki import CertificateAuthority
 from tests.support.ports import free_port
 from tests.support.runtime_process import running
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -416,75 +406,3 @@ def test_claim_bootstrap_with_a_revoked_claim_certificate_names_the_refusal(
     )
     assert "claim certificate" in message
     assert not out.exists()
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
-    max_leaves=12,
-)
-REPLY_FIELDS = st.sampled_from(
-    [
-        "certificateId",
-        "certificatePem",
-        "privateKey",
-        "certificateOwnershipToken",
-        "thingName",
-        "deviceConfiguration",
-        "statusCode",
-        "errorCode",
-        "errorMessage",
-    ]
-)
-ANSWERS = st.dictionaries(REPLY_FIELDS | st.text(max_size=5), JSON_VALUES, max_size=6)
-
-
-@given(
-    topic=st.sampled_from(
-        [f"{CREATE_TOPIC}/accepted", f"{CREATE_TOPIC}/rejected", CREATE_TOPIC, "x/accepted"]
-    )
-    | st.text(),
-    payload=st.binary() | JSON_VALUES.map(lambda value: json.dumps(value).encode()),
-)
-def test_read_reply_takes_only_json_objects_on_the_reply_topics(topic: str, payload: bytes) -> None:
-    reply = read_reply(CREATE_TOPIC, topic, payload)
-    if reply is not None:
-        outcome, answer = reply
-        assert topic == f"{CREATE_TOPIC}/{outcome}"
-        assert isinstance(answer, dict)
-
-
-def test_read_reply_survives_deeply_nested_json() -> None:
-    assert read_reply(CREATE_TOPIC, f"{CREATE_TOPIC}/accepted", b"[" * 100_000) is None
-
-
-@given(answer=ANSWERS)
-def test_rejection_always_names_the_operation(answer: dict[str, Any]) -> None:
-    error = rejection("RegisterThing", answer)
-    assert isinstance(error, ClaimRejectedError)
-    assert str(error).startswith("RegisterThing was rejected: ")
-
-
-@given(created=ANSWERS, registered=ANSWERS)
-def test_provisioned_device_from_any_replies_is_a_device_or_a_claim_error(
-    created: dict[str, Any], registered: dict[str, Any]
-) -> None:
-    try:
-        device = provisioned_device(created, registered, "KEY")
-    except ClaimError:
-        return
-    assert device.thing_name == registered["thingName"]
-    assert all(isinstance(value, str) for value in device.device_configuration.values())
-
-
-def test_rejection_keeps_the_aws_error_fields() -> None:
-    error = rejection(
-        "RegisterThing",
-        {"statusCode": 400, "errorCode": "InvalidParameters", "errorMessage": "parameters.X: is required"},
-    )
-    assert (error.status_code, error.error_code, error.error_message) == (
-        400,
-        "InvalidParameters",
-        "parameters.X: is required",
-    )
-    assert str(error) == "RegisterThing was rejected: InvalidParameters (400): parameters.X: is required"

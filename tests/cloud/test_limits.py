@@ -16,7 +16,7 @@ import uvicorn
 
 from edgewise.cloud.app import FirstStart, create_app, initialize
 from edgewise.cloud.listening import ServerWithoutSignals, bind
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 UPLOAD_MAX = 2 * 1024 * 1024
 BODY_MAX = 1024 * 1024
@@ -39,7 +39,7 @@ async def api(first: FirstStart) -> AsyncIterator[int]:
     server.should_exit = True
     await serving
     sock.close()
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 async def _answer(port: int, head: str, first_bytes: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:

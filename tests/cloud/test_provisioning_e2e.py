@@ -15,9 +15,9 @@ from awscrt import mqtt  # type: ignore[import-untyped]
 from awsiot import iotidentity, mqtt_connection_builder  # type: ignore[import-untyped]
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME
-from tests.cloud.test_cloud_up import CloudProcess
-from tests.waiting import wait_until
+from edgewise.cloud.identity import DEFAULT_DEVICE_POLICY_NAME
+from tests.support.cloud_process import CloudProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker.permissions import all_device_permissions
+from edgewise.cloud.broker import all_device_permissions
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     AlreadyExistsError,
@@ -28,6 +26,7 @@ from edgewise.cloud.identity import service as identity
 from edgewise.cloud.provisioning import registration, service
 from edgewise.cloud.provisioning.models import OwnershipToken
 from edgewise.cloud.registry import service as registry
+from tests.support.pki import signing_request
 
 DEVICE_POLICY = json.dumps(
     {
@@ -101,14 +100,7 @@ def test_register_thing_creates_thing_and_activates_certificate(
 
 def test_certificate_from_csr_has_no_private_key(fleet: Session, authority: CertificateAuthority) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")]))
-        .sign(key, hashes.SHA256())
-    )
-    claimed = service.create_claimed_certificate(
-        fleet, authority, csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode()
-    )
+    claimed = service.create_claimed_certificate(fleet, authority, csr_pem=signing_request("device", key))
     assert claimed.private_key_pem is None
     issued = x509.load_pem_x509_certificate(claimed.certificate.pem.encode())
     assert issued.public_key() == key.public_key()

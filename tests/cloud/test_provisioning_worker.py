@@ -18,13 +18,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker import BrokerConnection, BrokerSettings, MosquittoBroker
-from edgewise.cloud.broker.config import WorkerListenerSettings
+from edgewise.cloud.broker import BrokerConnection, BrokerSettings, MosquittoBroker, WorkerListenerSettings
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database, utcnow
 from edgewise.cloud.identity import CertificateAuthority, CertificateStatus
 from edgewise.cloud.identity import service as identity
@@ -36,7 +33,8 @@ from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import authority, broker, settings  # noqa: F401
 from tests.cloud.test_provisioning_service import DEVICE_POLICY, fleet_template
 from tests.cloud.test_provisioning_templates import HookServer
-from tests.waiting import eventually
+from tests.support.pki import signing_request
+from tests.support.waiting import eventually
 
 CREATE = "$aws/certificates/create/json"
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
@@ -141,14 +139,7 @@ async def test_create_keys_then_register_thing(
 
 
 async def test_create_from_csr_returns_no_private_key(device: TestClient, registrations: list[None]) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
+    csr = signing_request("device")
     outcome, created = await request(
         device, CREATE_FROM_CSR, json.dumps({"certificateSigningRequest": csr}).encode()
     )

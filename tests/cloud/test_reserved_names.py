@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cloud.test_cli_registry import run
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
 
 pytestmark = pytest.mark.integration
 

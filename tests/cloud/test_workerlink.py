@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.cloud.broker import MosquittoBroker
-from edgewise.cloud.broker.config import DEFAULT_MAX_PACKET_SIZE
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import DEFAULT_MAX_PACKET_SIZE, BrokerConnection, MosquittoBroker
 from edgewise.cloud.components import service as components
 from edgewise.cloud.components.store import LocalArtifactStore
 from edgewise.cloud.components.worker import ResolveWorker
@@ -29,7 +27,7 @@ from tests.cloud.broker.conftest import (  # noqa: F401
     settings,
 )
 from tests.cloud.components.conftest import recipe
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 HEALTH = "$aws/things/{}/edgewise/health"
 

@@ -16,7 +16,7 @@ from tests.support.runtime_process import RuntimeProcess, write_recipe
 pytestmark = pytest.mark.integration
 
 CLI = "aws.greengrass.Cli"
-STREAM_MANAGER = "aws.greengrass.StreamManager"
+LOG_MANAGER = "aws.greengrass.LogManager"
 
 
 def edgewise(*args: str) -> str:
@@ -90,7 +90,7 @@ def test_a_component_that_depends_on_stream_manager_fails_up_front_with_nothing_
         "1.0.0",
         f"""\
         ComponentDependencies:
-          {STREAM_MANAGER}:
+          {LOG_MANAGER}:
             VersionRequirement: ^2.0.0
             DependencyType: SOFT
         Manifests:
@@ -112,8 +112,8 @@ def test_a_component_that_depends_on_stream_manager_fails_up_front_with_nothing_
     details = failed["deploymentStatusDetails"]
     assert (failed["status"], details["detailedDeploymentStatus"]) == ("FAILED", "FAILED_NO_STATE_CHANGE")
     assert details["deploymentFailureCause"].startswith(
-        f"Cannot resolve {STREAM_MANAGER}: test.Exporter 1.0.0 needs {STREAM_MANAGER} ^2.0.0, "
-        f"but {STREAM_MANAGER} is an AWS-provided component that Edgewise does not provide"
+        f"Cannot resolve {LOG_MANAGER}: test.Exporter 1.0.0 needs {LOG_MANAGER} ^2.0.0, "
+        f"but {LOG_MANAGER} is an AWS-provided component that Edgewise does not provide"
     )
     assert details["deploymentErrorTypes"] == ["DEPENDENCY_RESOLUTION_ERROR"]
     assert runtime.states() == states
@@ -121,4 +121,4 @@ def test_a_component_that_depends_on_stream_manager_fails_up_front_with_nothing_
     assert runtime.log("test.Keep").count("keep-up") == 1
     shown = edgewise("runtime", "deployment", "status", failed["deploymentId"], "--root", root)
     assert "FAILED (FAILED_NO_STATE_CHANGE)" in shown
-    assert f"{STREAM_MANAGER} is an AWS-provided component that Edgewise does not provide" in shown
+    assert f"{LOG_MANAGER} is an AWS-provided component that Edgewise does not provide" in shown

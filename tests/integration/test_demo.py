@@ -18,7 +18,7 @@ from edgewise.cli import demo as demo_command
 from edgewise.cli.demo_fleet import THINGS
 from edgewise.cli.demo_supervisor import PIDS_FILE, ProcessRecord, start_time
 from edgewise.cli.main import app
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from tests.support.fleet_cloud import FleetCloud, fleet_cloud
 from tests.support.mosquitto import Mosquitto, MqttClient
 from tests.support.pki import CertificateAuthority
 from tests.support.runtime_process import RuntimeProcess, running
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "edge-1"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.cloud.test_cli_registry import ok, run
-from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.test_fleet_e2e import Fleet, deploy, done, wait_statuses
-from tests.waiting import wait_until
+from tests.support.cloud_process import CloudProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +62,13 @@ def test_an_older_greengrass_document_reaches_the_device_which_reports_requested
 
     body = {
         "targetArn": "legacy",
-        "components": {"aws.greengrass.StreamManager": {"componentVersion": "2.1.0"}},
+        "components": {"aws.greengrass.LogManager": {"componentVersion": "2.1.0"}},
     }
     request = tmp_path / "stream-manager.json"
     request.write_text(json.dumps(body))
     refused = run(cloud, "deployment", "create", "--file", str(request))
     assert refused.exit_code != 0
     assert (
-        "aws.greengrass.StreamManager is an AWS-provided component that Edgewise does not provide"
+        "aws.greengrass.LogManager is an AWS-provided component that Edgewise does not provide"
         in " ".join(refused.stderr.split())
     )

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.cloud.test_cli_registry import ok, run
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
 from tests.support.runtime_process import RuntimeProcess
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

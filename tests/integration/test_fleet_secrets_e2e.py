@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.cloud.test_cli_registry import ok
-from tests.cloud.test_cloud_up import CloudProcess
 from tests.integration.test_fleet_e2e import Fleet, wait_statuses
-from tests.waiting import wait_until
+from tests.support.cloud_process import CloudProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.runtime_process import RuntimeProcess, script_component, write_recipe
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

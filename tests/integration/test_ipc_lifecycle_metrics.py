@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.runtime_process import RuntimeProcess, write_recipe
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"

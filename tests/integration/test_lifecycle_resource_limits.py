@@ -17,7 +17,7 @@ import pytest
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.runtime.ipc.client import IpcCallError
 from tests.support.runtime_process import RuntimeProcess, running, write_recipe
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.runtime_process import RuntimeProcess, process_alive, running, write_recipe
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.runtime_process import RuntimeProcess, running, script_component
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "edge-1"

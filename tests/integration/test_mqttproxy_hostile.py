@@ -23,7 +23,7 @@ from tests.runtime.ipc.services.harness import connect, deploy
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.runtime_process import write_recipe
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 ANYTHING = "test.Anything"

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.test_pubsub_with_awsiotsdk import add_component, pubsub_policy
 from tests.support.runtime_process import RuntimeProcess
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 HOSTILE_REQUESTS = 2000

@@ -15,7 +15,7 @@ import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
 from tests.support.runtime_process import RuntimeProcess, write_recipe
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent / "clients"

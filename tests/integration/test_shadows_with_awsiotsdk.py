@@ -13,7 +13,7 @@ import pytest
 
 from edgewise.runtime.ipc.client import IpcCallError
 from tests.support.runtime_process import RuntimeProcess, running, script_component
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 THING = "shadow-test-thing"

@@ -11,7 +11,6 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgewise.cli.device import write_device_directory
 from edgewise.protocol.device_config import (
     ArtifactsSection,
     CloudSection,
@@ -30,6 +29,7 @@ from edgewise.runtime.config_file import (
     cloud_settings,
     load_config_file,
 )
+from edgewise.runtime.provisioning import write_device_directory
 from edgewise.runtime.settings import ArtifactLimits
 from tests.support.pki import CertificateAuthority
 

@@ -25,8 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgewise.versions import Requirement, Version
 from tests.support.mosquitto import HOST, Mosquitto
-from tests.support.pki import CertificateAuthority
-from tests.waiting import wait_until
+from tests.support.pki import CredentialIssuer
+from tests.support.waiting import wait_until
 
 NAMESPACE = "aws-gg-deployment"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED")
@@ -43,7 +43,7 @@ class ArtifactServer:
     ``requests`` records (name, Range header) of every GET.
     """
 
-    def __init__(self, ca: CertificateAuthority) -> None:
+    def __init__(self, ca: CredentialIssuer) -> None:
         self.files: dict[str, bytes] = {}
         self.drop_once: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []

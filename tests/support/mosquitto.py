@@ -15,6 +15,7 @@ import getpass
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 from pathlib import Path
@@ -26,19 +27,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from tests.support.pki import CertificateAuthority, Credentials
+from tests.support.pki import CredentialIssuer, Credentials
 from tests.support.ports import free_port
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HOST = "localhost"
 
 
 class Mosquitto:
-    """``mosquitto -c FILE`` with TLS on 127.0.0.1, client certificates required (CN = user name),
-    and persistence, so sessions and queued messages survive :meth:`restart`."""
+    """``mosquitto -c FILE`` with TLS on 127.0.0.1, client certificates required (CN = user name), the
+    revocation list ``crl`` when given (read at start), and persistence, so sessions and queued messages
+    survive :meth:`restart`."""
 
-    def __init__(self, directory: Path, ca: CertificateAuthority, *, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, ca: CredentialIssuer, *, port: int | None = None, crl: Path | None = None
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.ca = ca
@@ -65,6 +69,8 @@ class Mosquitto:
             "log_type information",
             "connection_messages true",
         ]
+        if crl is not None:
+            lines.append(f"crlfile {crl}")
         if os.geteuid() == 0:
             lines.append(f"user {getpass.getuser()}")  # otherwise it drops to 'mosquitto' and cannot read tmp
         self.config.write_text("\n".join(lines) + "\n")
@@ -184,3 +190,32 @@ class MqttClient:
 
     def payloads(self, topic_prefix: str = "") -> list[bytes]:
         return [bytes(message.payload) for message in self.received(topic_prefix)]
+
+
+def mtls_connect(port: int, client_id: str, ca: Path, certificate: Path, key: Path) -> Any:
+    """Connect a paho MQTT 5 client over mutual TLS; the CONNACK reason, or the TLS error."""
+    answered = threading.Event()
+    reasons: list[Any] = []
+
+    def on_connect(client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        reasons.append(reason)
+        answered.set()
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.tls_set(str(ca), str(certificate), str(key))
+    client.on_connect = on_connect
+    client.on_connect_fail = lambda *args: answered.set()
+    client.on_disconnect = lambda *args: answered.set()
+    try:
+        client.connect("localhost", port, keepalive=30)
+    except (ssl.SSLError, OSError) as exc:
+        return exc
+    client.loop_start()
+    try:
+        answered.wait(20)
+        return reasons[0] if reasons else None
+    finally:
+        client.disconnect()
+        client.loop_stop()

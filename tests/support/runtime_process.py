@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from edgewise.runtime.ipc.client import IpcClient
 from edgewise.runtime.paths import RootPaths
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
 # The client scripts stay beside the integration tests that run them as components.

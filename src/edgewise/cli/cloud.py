@@ -17,7 +17,7 @@ import typer
 from edgewise.cli.connection import fail
 
 if TYPE_CHECKING:
-    from edgewise.cloud.server import BrokerMode, PreparedCloud
+    from edgewise.cloud.preparation import BrokerMode, PreparedCloud
 
 #: The external broker's password for the workers; never an option, which would show in the process list.
 BROKER_PASSWORD_ENV = "EDGEWISE_BROKER_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -92,7 +92,9 @@ def up(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the cloud in the foreground until SIGTERM or Ctrl-C; the first start prints the admin token."""
-    from edgewise.cloud.server import CloudStartError, ServerOptions, prepare, serve
+    from edgewise.cloud.errors import CloudStartError
+    from edgewise.cloud.preparation import ServerOptions, prepare
+    from edgewise.cloud.server import serve
     from edgewise.errors import EdgewiseError
 
     if broker not in ("managed", "external"):

@@ -51,7 +51,7 @@ def _check_cloud_installed() -> None:
             "pip install 'edgewise[cloud]' (or run `make demo`). "
             "`edgewise demo --runtime-only` runs one runtime without it."
         )
-    from edgewise.cloud.broker.process import MOSQUITTO
+    from edgewise.cloud.broker import MOSQUITTO
 
     if not MOSQUITTO.is_file():
         fail(

@@ -6,7 +6,8 @@ Two ways, one result:
   if missing, issues a certificate with a cloud-generated key for it (the API attaches a certificate issued
   for a thing to that thing), attaches a policy to the certificate and fetches the CA (``GET /api/v1/ca``).
 - ``--claim-cert FILE --claim-key FILE --template NAME`` provisions by claim over MQTT, as a device does on
-  first boot (:mod:`edgewise.cli.claim`): it needs no API token, only a claim certificate and the broker.
+  first boot (:mod:`edgewise.cli.claim`, over :mod:`edgewise.runtime.provisioning`): it needs no API token,
+  only a claim certificate and the broker.
 
 Either way ``--out`` receives the certificate, the private key (0600), the cloud's CA certificate and
 ``edgewise.yaml``, the file ``edgewise runtime start --config`` reads, and nothing is written when a step
@@ -17,8 +18,6 @@ else from a ``cloud.json`` as ``edgewise cloud up`` writes it: ``--cloud FILE``,
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,17 +26,11 @@ from urllib.parse import urlsplit
 import typer
 
 from edgewise.cli.api import ENDPOINTS_FILE, ApiOption, DataOption, api_client, api_path, request, send
-from edgewise.cli.connection import err_console, fail
-from edgewise.cli.identity import write_private
-from edgewise.protocol.device_config import CloudSection, DeviceConfig, write_device_config
+from edgewise.cli.connection import fail
+from edgewise.runtime.provisioning import CONFIG_FILE, DEVICE_FILES, write_device_directory
 
 app = typer.Typer(help="Prepare devices for the cloud.", no_args_is_help=True)
 
-CERTIFICATE_FILE = "device.pem.crt"
-PRIVATE_KEY_FILE = "private.pem.key"
-ROOT_CA_FILE = "root-ca.pem"
-CONFIG_FILE = "edgewise.yaml"
-DEVICE_FILES = (CERTIFICATE_FILE, PRIVATE_KEY_FILE, ROOT_CA_FILE, CONFIG_FILE)
 #: The policy every cloud creates on its first start (``edgewise.cloud.identity.policy``); named here
 #: rather than imported so that a device, which has no cloud modules, can bootstrap itself.
 DEFAULT_POLICY = "EdgewiseDefaultDevicePolicy"
@@ -89,46 +82,10 @@ def _mqtt_endpoint(endpoint: str | None, recorded: Mapping[str, Any], path: Path
     return _split_endpoint(value, f"mqttEndpoint in {path}")
 
 
-def _config(thing: str, host: str, port: int) -> DeviceConfig:
-    # Paths relative to the file: the directory can be moved to the device as a whole.
-    cloud = CloudSection(
-        endpoint=host,
-        port=port,
-        certificate=Path(CERTIFICATE_FILE),
-        private_key=Path(PRIVATE_KEY_FILE),
-        root_ca=Path(ROOT_CA_FILE),
-    )
-    return DeviceConfig(thing_name=thing, cloud=cloud)
-
-
 def _check_out(out: Path, force: bool) -> None:
     existing = [str(out / name) for name in DEVICE_FILES if (out / name).exists()]
     if existing and not force:
         fail(f"--out: {', '.join(existing)} already exist(s); give --force to overwrite")
-
-
-def write_device_directory(
-    out: Path,
-    *,
-    thing: str,
-    certificate_pem: str,
-    private_key_pem: str,
-    root_ca_pem: str,
-    host: str,
-    port: int,
-) -> list[Path]:
-    """Write a device's certificate, key (0600), CA and ``edgewise.yaml`` into ``out``, replacing what is
-    there; the paths written."""
-    files = [out / name for name in DEVICE_FILES]
-    out.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        path.unlink(missing_ok=True)
-    write_private(out / PRIVATE_KEY_FILE, private_key_pem)
-    (out / CERTIFICATE_FILE).write_text(certificate_pem, encoding="ascii")
-    (out / ROOT_CA_FILE).write_text(root_ca_pem, encoding="ascii")
-    (out / CONFIG_FILE).write_text(write_device_config(_config(thing, host, port)), encoding="utf-8")
-    os.chmod(out / CONFIG_FILE, 0o644)
-    return files
 
 
 def _report_written(files: list[Path], out: Path) -> None:
@@ -253,18 +210,22 @@ def bootstrap(
         fail("--policy is only for --thing: by claim, the provisioning template says which policies apply")
     if claim_key is None or template is None:
         fail("--claim-cert needs --claim-key FILE and --template NAME")
-    _bootstrap_by_claim(
+    # Imported here: paho-mqtt and cryptography are needed only by claim.
+    from edgewise.cli.claim import bootstrap_by_claim, parse_parameters
+
+    files = bootstrap_by_claim(
         out,
         claim_cert,
         claim_key,
         _root_ca(ca, recorded, cloud_path),
         template=template,
-        parameters=_parameters(parameter),
+        parameters=parse_parameters(parameter),
         use_csr=csr,
         host=host,
         port=port,
         timeout=timeout,
     )
+    _report_written(files, out)
 
 
 def _bootstrap_through_api(
@@ -291,18 +252,6 @@ def _bootstrap_through_api(
     _report_written(files, out)
 
 
-def _parameters(values: list[str] | None) -> dict[str, str]:
-    parameters: dict[str, str] = {}
-    for item in values or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            fail(f"--parameter: expected NAME=VALUE, got {item!r}")
-        if name in parameters:
-            fail(f"--parameter: {name!r} is given twice")
-        parameters[name] = value
-    return parameters
-
-
 def _root_ca(ca: Path | None, recorded: Mapping[str, Any], cloud_path: Path | None) -> Path:
     if ca is not None:
         return ca
@@ -313,86 +262,3 @@ def _root_ca(ca: Path | None, recorded: Mapping[str, Any], cloud_path: Path | No
         )
     # A relative caFile is relative to the cloud.json, so the two can be copied to a device together.
     return cloud_path.parent / value
-
-
-def _read_pem(path: Path, option: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        fail(f"{option}: cannot read {path}: {exc.strerror}")
-
-
-def _check_claim_files(certificate: Path, key: Path, root_ca: Path) -> str:
-    """Exit naming the option whose file is missing or wrong; the CA's PEM text."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        claim = x509.load_pem_x509_certificate(_read_pem(certificate, "--claim-cert"))
-    except ValueError:
-        fail(f"--claim-cert: {certificate} is not a PEM certificate")
-    try:
-        private_key = serialization.load_pem_private_key(_read_pem(key, "--claim-key"), password=None)
-    except (ValueError, TypeError):
-        fail(f"--claim-key: {key} is not an unencrypted PEM private key")
-    public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if private_key.public_key().public_bytes(*public) != claim.public_key().public_bytes(*public):
-        fail(f"--claim-key: {key} is not the key of --claim-cert {certificate}")
-    ca_pem = _read_pem(root_ca, "--ca")
-    try:
-        x509.load_pem_x509_certificates(ca_pem)
-    except ValueError:
-        fail(f"--ca: {root_ca} is not a PEM certificate")
-    return ca_pem.decode("ascii")
-
-
-def _bootstrap_by_claim(
-    out: Path,
-    claim_cert: Path,
-    claim_key: Path,
-    root_ca: Path,
-    *,
-    template: str,
-    parameters: dict[str, str],
-    use_csr: bool,
-    host: str,
-    port: int,
-    timeout: float,
-) -> None:
-    # Imported here: paho and the protocol are needed only by claim.
-    from edgewise.cli.claim import TEMPLATE_NAME_PATTERN, ClaimError, ClaimIdentity, provision_by_claim
-
-    if re.fullmatch(TEMPLATE_NAME_PATTERN, template) is None:
-        fail(f"--template: {template!r} must be 1-36 letters, digits, '_' or '-'")
-    root_ca_pem = _check_claim_files(claim_cert, claim_key, root_ca)
-    identity = ClaimIdentity(certificate=claim_cert, private_key=claim_key, root_ca=root_ca)
-    try:
-        with err_console.status(f"Connecting to {host}:{port}") as status:
-            device = provision_by_claim(
-                host,
-                port,
-                identity,
-                template=template,
-                parameters=parameters,
-                use_csr=use_csr,
-                timeout=timeout,
-                on_step=status.update,
-            )
-    except ClaimError as exc:
-        fail(str(exc))
-    files = write_device_directory(
-        out,
-        thing=device.thing_name,
-        certificate_pem=device.certificate_pem,
-        private_key_pem=device.private_key_pem,
-        root_ca_pem=root_ca_pem,
-        host=host,
-        port=port,
-    )
-    typer.echo(
-        f"Provisioned thing {device.thing_name} with certificate {device.certificate_id} (template {template})"
-    )
-    if device.device_configuration:
-        pairs = ", ".join(f"{key}={value}" for key, value in sorted(device.device_configuration.items()))
-        typer.echo(f"Device configuration: {pairs}")
-    _report_written(files, out)

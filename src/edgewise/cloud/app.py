@@ -31,7 +31,6 @@ from edgewise import __version__
 from edgewise.cloud.auth import routes as auth_routes
 from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
-from edgewise.cloud.components import open_artifact_store
 from edgewise.cloud.components import routes as component_routes
 from edgewise.cloud.db import SessionDep, create_database_engine, create_session_factory, upgrade_database
 from edgewise.cloud.deployments import routes as deployment_routes
@@ -48,10 +47,10 @@ from edgewise.cloud.fleet import routes as fleet_routes
 from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
 from edgewise.cloud.jobs import routes as job_routes
-from edgewise.cloud.jobs.secrets import SecretSealer
 from edgewise.cloud.limits import NO_TOKEN, PAYLOAD_TOO_LARGE, BodyLimits, RouteLimit
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
+from edgewise.cloud.services import CloudServices
 from edgewise.cloud.settings import CloudSettings
 
 logger = logging.getLogger(__name__)
@@ -179,16 +178,21 @@ def _health_router() -> APIRouter:
     return router
 
 
-def create_app(settings: CloudSettings) -> FastAPI:
-    """The REST API for ``settings``; the database must have been upgraded (see :func:`initialize`)."""
-    engine = create_database_engine(settings.database_url)
+def create_app(settings: CloudSettings, *, services: CloudServices | None = None) -> FastAPI:
+    """The REST API for ``settings``; the database must have been upgraded (see :func:`initialize`).
+
+    The routes work on ``services`` (kept in ``app.state.services``), opened from ``settings`` unless given: the
+    server opens them itself to share them with its workers. The API disposes of their database engine when it
+    stops.
+    """
+    shared = services if services is not None else CloudServices.open(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            engine.dispose()
+            shared.engine.dispose()
 
     app = FastAPI(
         title="Edgewise cloud API",
@@ -198,19 +202,12 @@ def create_app(settings: CloudSettings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = create_session_factory(engine)
-    app.state.certificate_authority = identity_service.load_or_create_ca(settings.data_dir)
-    app.state.secret_sealer = SecretSealer.load_or_create(settings.data_dir)
-    app.state.artifact_store = open_artifact_store(
-        settings.artifact_store, data_dir=settings.data_dir, endpoint_url=settings.artifact_store_endpoint_url
-    )
+    app.state.services = shared
 
     def authenticate(secret: str | None) -> None:
         if secret is None:
             raise AuthenticationError(NO_TOKEN)
-        with app.state.sessions() as session:
+        with shared.sessions() as session:
             auth_service.authenticate(session, secret)
 
     app.add_middleware(

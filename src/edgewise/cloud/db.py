@@ -116,8 +116,8 @@ def upgrade_database(url: str) -> None:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for one API request, from the factory the app keeps in ``app.state.sessions``."""
-    factory: sessionmaker[Session] = request.app.state.sessions
+    """A session for one API request, from the factory the app keeps in ``app.state.services``."""
+    factory: sessionmaker[Session] = request.app.state.services.sessions
     with factory() as session:
         yield session
 

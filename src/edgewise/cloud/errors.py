@@ -1,6 +1,8 @@
-"""The errors the cloud raises on purpose, and their JSON shape; ``app.py`` maps each to an HTTP status.
+"""The errors the cloud raises on purpose, and their JSON shape; ``app.py`` maps each ``CloudError`` to an HTTP
+status.
 
 EdgewiseError
+ ├── CloudStartError               the cloud cannot start (``edgewise cloud up``); never an API answer
  └── CloudError                    carries ``code`` (a stable machine-readable string)
       ├── InvalidRequestError      a field with a bad value (``field``, ``problem``)
       ├── NotFoundError            no such resource (``kind``, ``name``)
@@ -19,6 +21,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from edgewise.errors import EdgewiseError
+
+
+class CloudStartError(EdgewiseError):
+    """The cloud cannot start: bad options, a port in use, or a data directory it cannot use."""
 
 
 class CloudError(EdgewiseError):

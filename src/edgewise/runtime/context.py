@@ -11,12 +11,17 @@ from edgewise.runtime.pubsub import PubSubBus
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink
     from edgewise.runtime.config import ConfigStore
-    from edgewise.runtime.deployment import DeploymentService
+    from edgewise.runtime.deployment import (
+        ComponentUpdateDeferral,
+        ConfigurationValidation,
+        DeploymentService,
+    )
     from edgewise.runtime.ipc.auth import TokenTable
     from edgewise.runtime.ipc.authorization import Authorizer
     from edgewise.runtime.ipc.server import IpcServer
     from edgewise.runtime.lifecycle import LifecycleSupervisor
     from edgewise.runtime.paths import RootPaths
+    from edgewise.runtime.secrets import SecretVault
     from edgewise.runtime.settings import RuntimeSettings
 
 
@@ -32,6 +37,12 @@ class RuntimeContext:
     tokens: TokenTable
     authorizer: Authorizer
     platform: dict[str, str]
+    #: The deployment pipeline's notify-and-defer stage; the lifecycle IPC service feeds it answers.
+    deferral: ComponentUpdateDeferral
+    #: The deployment pipeline's validate stage; the configuration IPC service feeds it reports.
+    validation: ConfigurationValidation
+    #: The deployed secrets, read back for GetSecretValue.
+    secrets: SecretVault
     #: The local pub/sub bus; IPC PublishToTopic/SubscribeToTopic and runtime services (shadows) use it.
     bus: PubSubBus = field(default_factory=PubSubBus)
     #: The cloud link when a cloud endpoint is configured. Imported for type checking only: importing it at

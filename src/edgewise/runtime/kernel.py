@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -24,8 +25,12 @@ from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
 from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.context import RuntimeContext, RuntimeService
-from edgewise.runtime.deployment import DeploymentService
-from edgewise.runtime.deployment.service import SERVICES
+from edgewise.runtime.deployment import (
+    SERVICES,
+    ComponentUpdateDeferral,
+    ConfigurationValidation,
+    DeploymentService,
+)
 from edgewise.runtime.files import write_atomically
 from edgewise.runtime.greengrass_cli_script import write_greengrass_cli
 from edgewise.runtime.ipc.auth import TokenTable
@@ -37,11 +42,13 @@ from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.orphans import kill_orphans
 from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.secrets import SECRET_MANAGER, SecretsHook, SecretStore, SecretVault
 from edgewise.runtime.settings import RuntimeSettings
 from edgewise.runtime.specs import build_specs
+from edgewise.runtime.stream_component import StreamComponent
 
 if TYPE_CHECKING:
-    from edgewise.runtime.cloudlink import CloudLink
+    from edgewise.runtime.cloudlink import CloudLink, CloudLinkSettings
     from edgewise.runtime.fleet import FleetAgent
 
 logger = logging.getLogger(__name__)
@@ -80,11 +87,14 @@ class Kernel:
         self.bootstrap_action: BootstrapAction | None = None
         self._followup_scheduled = False
         self._lock = -1
+        #: What :meth:`start` opened, closed by :meth:`stop` in reverse order.
+        self._started = contextlib.AsyncExitStack()
         self.store: ConfigStore
         self.supervisor: LifecycleSupervisor
         self.deployments: DeploymentService
         self.server: IpcServer
         self.context: RuntimeContext
+        self.streams: StreamComponent
         self.services: list[RuntimeService] = []
         self.cloud: CloudLink | None = None
         self.fleet: FleetAgent | None = None
@@ -108,6 +118,8 @@ class Kernel:
             "AWS_DEFAULT_REGION": self.settings.region,
             "GGC_VERSION": GREENGRASS_COMPATIBILITY_VERSION,
             "GG_ROOT_CA_PATH": str(self.settings.cloud.root_ca) if self.settings.cloud else "",
+            # STREAM_MANAGER_SERVER_PORT while stream manager is deployed, for the SDK's client.
+            **self.streams.environment(),
         }
 
     # -- reconcile: the stored services tree → the running set ----------------------------------------
@@ -145,11 +157,27 @@ class Kernel:
         self.request_stop()
 
     async def start(self) -> None:
-        """Open everything and start the last good set of components."""
+        """Open everything and start the last good set of components.
+
+        A step that fails closes what the steps before it started, in reverse order, and raises.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(stack)
+            self._started = stack.pop_all()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """The start-up steps; each pushes onto ``stack`` what undoes it.
+
+        :meth:`stop` closes the stack, so the order of the pushes is the shutdown order reversed: fleet agent,
+        deployment service, components, IPC server, stream server, services, cloud link, store, pid file, lock.
+        """
         await asyncio.to_thread(self.paths.create)
         self._lock = await asyncio.to_thread(_lock_root, self.paths)
+        stack.callback(os.close, self._lock)
+        stack.callback(self.paths.pid_file.unlink, missing_ok=True)
         await asyncio.to_thread(kill_orphans, self.paths.ipc_socket)
         self.store = await asyncio.to_thread(ConfigStore.open, self.paths.config_dir)
+        stack.push_async_callback(asyncio.to_thread, self.store.close)
         self.supervisor = LifecycleSupervisor(
             LifecycleSettings(
                 work_dir=self.paths.work_dir,
@@ -172,29 +200,26 @@ class Kernel:
             artifact_limits=self.settings.artifacts,
             restart=self.request_bootstrap_restart,
         )
+        secrets = await asyncio.to_thread(SecretStore.open, self.paths.root / "secrets")
+        deferral = ComponentUpdateDeferral()
+        validation = ConfigurationValidation(self.configuration_of)
+        # The pipeline stages that other parts of the runtime take part in, attached in the order a deployment
+        # meets them (each acts at its own step of the pipeline, so the order is for the reader): secret
+        # values are sealed before the deployment is persisted or activated, components validate their new
+        # configuration, then may defer the update and hear when it succeeded.
+        self.deployments.add_hook(SecretsHook(secrets))
+        self.deployments.add_hook(validation)
+        self.deployments.add_hook(deferral)
         self.server = IpcServer(
             self.paths.ipc_socket,
             authenticate=self.tokens.component_for,
             handshake_timeout=self.settings.ipc_handshake_timeout,
         )
         if self.settings.cloud is not None:
-            cloud = self.settings.cloud
-            # Imported only here: a runtime without a cloud section never loads the MQTT client.
-            from edgewise.runtime.cloudlink import CloudLink
-
-            presence = None
-            if cloud.fleet.enabled:
-                from edgewise.runtime.fleet import presence_messages
-
-                presence = presence_messages(self.settings.thing_name)
             # Started before any service or component, so that both can publish (spooled until connected).
-            self.cloud = CloudLink(
-                cloud,
-                client_id=cloud.client_id or self.settings.thing_name,
-                spool_dir=self.paths.root / "spool",
-                connection_messages=presence,
-            )
+            self.cloud = self._cloud_link(self.settings.cloud)
             await self.cloud.start()
+            stack.push_async_callback(self.cloud.close)
         self.context = RuntimeContext(
             settings=self.settings,
             paths=self.paths,
@@ -204,6 +229,9 @@ class Kernel:
             tokens=self.tokens,
             authorizer=Authorizer(self.configuration_of),
             platform=self.platform,
+            deferral=deferral,
+            validation=validation,
+            secrets=SecretVault(secrets, lambda: self.configuration_of(SECRET_MANAGER)),
             cloud=self.cloud,
         )
         self.services = [factory(self.context) for factory in SERVICE_FACTORIES]
@@ -211,15 +239,30 @@ class Kernel:
             service.register(self.server)
         for service in self.services:
             await service.start()
+            stack.push_async_callback(service.close)
+        if self.cloud is not None and self.cloud.settings.fleet.enabled:
+            # Before recovery: the agent is where the deployment service gets fleet components from.
+            self.fleet = self._fleet_agent(self.cloud)
         # Recovery runs before anything can reach the socket, so no request races it; it reads a few small
         # files and stays on the loop because it fills the deployment queue.
         self.deployments.recover()
+        # Before the first reconcile, so that components using streams find the server listening; it closes
+        # after they stopped.
+        self.streams = StreamComponent(self.store, self.paths, self.tokens)
+        await self.streams.start()
+        stack.push_async_callback(self.streams.close)
         await self.server.start()
+        stack.push_async_callback(self.server.close)
+        # Components start with the first reconcile; they stop before the IPC server closes.
+        stack.push_async_callback(self.supervisor.shutdown)
         self.reconcile()
         self.store.subscribe((), self._on_change)
         self.deployments.start()
-        if self.cloud is not None and self.cloud.settings.fleet.enabled:
-            await self._start_fleet_agent(self.cloud)
+        stack.push_async_callback(self.deployments.close)
+        if self.fleet is not None:
+            # After recovery, so a deployment interrupted by a crash is finished before the agent reports it.
+            await self.fleet.start()
+            stack.push_async_callback(self.fleet.close)
         await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
         await asyncio.to_thread(write_greengrass_cli, self.paths)
@@ -232,12 +275,28 @@ class Kernel:
             ", ".join(f"{key}={value}" for key, value in sorted(self.platform.items())),
         )
 
-    async def _start_fleet_agent(self, cloud: CloudLink) -> None:
-        """Fleet deployments, fleet status and presence; after recovery, so a deployment interrupted by a
-        crash is finished before the agent reports it."""
+    def _cloud_link(self, cloud: CloudLinkSettings) -> CloudLink:
+        """The connection to the cloud, announcing the device's presence when the fleet agent is on."""
+        # Imported only here: a runtime without a cloud section never loads the MQTT client.
+        from edgewise.runtime.cloudlink import CloudLink
+
+        presence = None
+        if cloud.fleet.enabled:
+            from edgewise.runtime.fleet import presence_messages
+
+            presence = presence_messages(self.settings.thing_name)
+        return CloudLink(
+            cloud,
+            client_id=cloud.client_id or self.settings.thing_name,
+            spool_dir=self.paths.root / "spool",
+            connection_messages=presence,
+        )
+
+    def _fleet_agent(self, cloud: CloudLink) -> FleetAgent:
+        """Fleet deployments, fleet status and presence."""
         from edgewise.runtime.fleet import FleetAgent
 
-        self.fleet = FleetAgent(
+        return FleetAgent(
             cloud,
             thing=self.settings.thing_name,
             settings=cloud.settings,
@@ -248,7 +307,6 @@ class Kernel:
             platform=self.platform,
             artifact_limits=self.settings.artifacts,
         )
-        await self.fleet.start()
 
     def _write_cli_token(self) -> None:
         """Write the CLI's token where only the runtime's user can read it (like greengrass-cli)."""
@@ -261,18 +319,7 @@ class Kernel:
     async def stop(self) -> None:
         """Shut down in stages: no new deployments, components (dependents first), IPC, store."""
         logger.info("Runtime stopping")
-        if self.fleet is not None:
-            await self.fleet.close()
-        await self.deployments.close()
-        await self.supervisor.shutdown()
-        await self.server.close()
-        for service in reversed(self.services):
-            await service.close()
-        if self.cloud is not None:
-            await self.cloud.close()
-        await asyncio.to_thread(self.store.close)
-        self.paths.pid_file.unlink(missing_ok=True)
-        os.close(self._lock)
+        await self._started.aclose()
         logger.info("Runtime stopped")
 
     async def run(self) -> None:

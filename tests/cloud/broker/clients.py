@@ -13,8 +13,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from tests.cloud.broker.pki import Identity
-from tests.waiting import wait_until
+from tests.support.pki import Credentials
+from tests.support.waiting import wait_until
 
 HOST = "127.0.0.1"
 
@@ -29,7 +29,7 @@ class TestClient:
         port: int,
         client_id: str,
         *,
-        identity: Identity | None = None,
+        identity: Credentials | None = None,
         credentials: tuple[str, str] | None = None,
     ) -> None:
         self._lock = threading.Lock()
@@ -122,7 +122,7 @@ class TestClient:
         return self.paho.is_connected()
 
 
-def try_connect(port: int, client_id: str, identity: Identity) -> bool:
+def try_connect(port: int, client_id: str, identity: Credentials) -> bool:
     """Whether a device with ``identity`` gets connected (the connection is closed again)."""
     with TestClient(port, client_id, identity=identity) as client:
         return client.start()

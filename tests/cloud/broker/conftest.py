@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.cloud.broker.clients import TestClient
-from tests.cloud.broker.pki import Identity, TestAuthority
+from tests.support.pki import CertificateAuthority, Credentials
 from tests.support.ports import free_port
 
 from edgewise.cloud.broker import (
@@ -32,12 +32,12 @@ def default_permissions(thing_name: str, *extra_read: str) -> DevicePermissions:
 
 
 @pytest.fixture
-def authority(tmp_path: Path) -> TestAuthority:
-    return TestAuthority(tmp_path / "pki")
+def authority(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path / "pki")
 
 
 @pytest.fixture
-def settings(tmp_path: Path, authority: TestAuthority) -> BrokerSettings:
+def settings(tmp_path: Path, authority: CertificateAuthority) -> BrokerSettings:
     server = authority.issue("localhost", server=True)
     return BrokerSettings(
         data_dir=tmp_path / "broker",
@@ -66,16 +66,20 @@ async def broker(settings: BrokerSettings) -> AsyncIterator[MosquittoBroker]:
 
 
 @pytest.fixture
-def identities(authority: TestAuthority) -> dict[str, Identity]:
+def identities(authority: CertificateAuthority) -> dict[str, Credentials]:
     return {name: authority.issue(name) for name in DEVICES}
 
 
 @pytest.fixture
-def device(broker: MosquittoBroker, identities: dict[str, Identity]) -> Iterator[Callable[..., TestClient]]:
+def device(
+    broker: MosquittoBroker, identities: dict[str, Credentials]
+) -> Iterator[Callable[..., TestClient]]:
     """Connects a device by thing name (or with ``identity=``); fails unless the broker accepts it."""
     opened: list[TestClient] = []
 
-    def connect(name: str, *, client_id: str | None = None, identity: Identity | None = None) -> TestClient:
+    def connect(
+        name: str, *, client_id: str | None = None, identity: Credentials | None = None
+    ) -> TestClient:
         client = TestClient(
             broker.settings.devices.port, client_id or name, identity=identity or identities[name]
         )

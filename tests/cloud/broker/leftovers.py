@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
-from edgewise.cloud.broker.process import MOSQUITTO
+from edgewise.cloud.broker import MOSQUITTO
 
 
 def running(pid: int) -> bool:

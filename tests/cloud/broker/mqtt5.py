@@ -13,7 +13,7 @@ from typing import Any
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
-from tests.cloud.broker.pki import Identity
+from tests.support.pki import Credentials
 
 #: How long any single broker answer may take before the test fails.
 DEADLINE = 20.0
@@ -22,7 +22,7 @@ DEADLINE = 20.0
 class Mqtt5Device:
     """One awscrt MQTT 5 client over mutual TLS to ``localhost:port``."""
 
-    def __init__(self, port: int, client_id: str, identity: Identity, *, ca: Path | None = None) -> None:
+    def __init__(self, port: int, client_id: str, identity: Credentials, *, ca: Path | None = None) -> None:
         self.client_id = client_id
         self._changed = threading.Condition()
         self.connections = 0

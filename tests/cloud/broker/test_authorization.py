@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
-from tests.cloud.broker.pki import TestAuthority
-from tests.waiting import wait_until
+from tests.support.pki import CertificateAuthority
+from tests.support.waiting import wait_until
 
 from edgewise.cloud.broker import MosquittoBroker
 
@@ -62,7 +62,7 @@ async def test_subscription_reaching_another_device_delivers_none_of_its_message
     "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
 )
 async def test_certificate_from_another_ca_is_refused(broker: MosquittoBroker) -> None:
-    stranger = TestAuthority(broker.settings.data_dir.parent / "other-ca")
+    stranger = CertificateAuthority(broker.settings.data_dir.parent / "other-ca")
     assert not try_connect(broker.settings.devices.port, "A", stranger.issue("A"))
     gc.collect()
 
@@ -94,7 +94,7 @@ async def test_client_id_with_slash_or_wildcard_gets_the_certificates_name(devic
 
 
 async def test_certificate_whose_name_is_not_a_thing_gets_no_topic(
-    device: DeviceFactory, authority: TestAuthority, observer: TestClient
+    device: DeviceFactory, authority: CertificateAuthority, observer: TestClient
 ) -> None:
     strangers = [device(name, identity=authority.issue(name)) for name in ("evil/A", "evil+", "#")]
     for stranger in strangers:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.cloud.broker.pki import TestAuthority
-from tests.waiting import wait_until
+from tests.support.pki import CertificateAuthority
+from tests.support.waiting import wait_until
 
 from edgewise.cloud.broker import (
     BrokerConfigError,
@@ -101,7 +101,7 @@ def test_connection_never_shows_its_password() -> None:
 
 
 def test_tls_context_checks_the_server_certificate_and_its_name(tmp_path: Path) -> None:
-    authority = TestAuthority(tmp_path / "pki")
+    authority = CertificateAuthority(tmp_path / "pki")
     context = BrokerConnection.from_url("mqtts://broker:8883", ca_file=authority.certificate).tls_context()
     assert context is not None
     assert context.verify_mode is ssl.CERT_REQUIRED

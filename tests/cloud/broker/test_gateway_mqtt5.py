@@ -16,11 +16,11 @@ import httpx
 import pytest
 from awscrt import mqtt5
 from tests.cloud.broker.mqtt5 import Mqtt5Device
-from tests.cloud.broker.pki import Identity
 from tests.cloud.test_authorization_sync import acl_grants, enroll
-from tests.cloud.test_cloud_up import CloudProcess
+from tests.support.cloud_process import CloudProcess
 from tests.support.pki import CertificateAuthority as OtherAuthority
-from tests.waiting import wait_until
+from tests.support.pki import Credentials
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def admin(cloud: CloudProcess) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def devices(
     cloud: CloudProcess, admin: httpx.Client, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Identity]:
+) -> dict[str, Credentials]:
     """Things A and B, each with an ACTIVE certificate carrying the default device policy."""
     directory = tmp_path_factory.mktemp("mqtt5-devices")
     identities = {name: enroll(cloud, admin, name, directory / name)[1] for name in ("A", "B")}
@@ -50,14 +50,14 @@ def devices(
     return identities
 
 
-def connect(cloud: CloudProcess, client_id: str, identity: Identity) -> Mqtt5Device:
+def connect(cloud: CloudProcess, client_id: str, identity: Credentials) -> Mqtt5Device:
     device = Mqtt5Device(cloud.mqtt_port, client_id, identity)
     assert device.start(), f"{client_id} was refused: {[failure.exception for failure in device.failures]}"
     return device
 
 
 def test_device_publishes_and_receives_its_own_topics_with_qos1(
-    cloud: CloudProcess, devices: dict[str, Identity]
+    cloud: CloudProcess, devices: dict[str, Credentials]
 ) -> None:
     with connect(cloud, "A", devices["A"]) as a:
         assert a.subscribe("$aws/things/A/shadow/#", "dt/A/#") == [mqtt5.SubackReasonCode.GRANTED_QOS_1] * 2
@@ -68,7 +68,7 @@ def test_device_publishes_and_receives_its_own_topics_with_qos1(
 
 
 def test_another_devices_topics_are_neither_published_to_nor_delivered(
-    cloud: CloudProcess, devices: dict[str, Identity]
+    cloud: CloudProcess, devices: dict[str, Credentials]
 ) -> None:
     with connect(cloud, "A", devices["A"]) as a, connect(cloud, "B", devices["B"]) as b:
         # Mosquitto grants every SUBSCRIBE and filters each delivery by the device's read rights.
@@ -86,7 +86,7 @@ def test_another_devices_topics_are_neither_published_to_nor_delivered(
 
 
 def test_a_wrong_client_id_neither_takes_over_nor_gains_the_other_device(
-    cloud: CloudProcess, devices: dict[str, Identity]
+    cloud: CloudProcess, devices: dict[str, Credentials]
 ) -> None:
     with connect(cloud, "B", devices["B"]) as b, connect(cloud, "B", devices["A"]) as impostor:
         # The broker replaced the impostor's client id with its certificate's name, A: B stays connected.
@@ -104,7 +104,7 @@ def test_a_wrong_client_id_neither_takes_over_nor_gains_the_other_device(
 
 def test_a_certificate_from_another_ca_is_refused(cloud: CloudProcess, tmp_path: Path) -> None:
     stranger = OtherAuthority(tmp_path / "other").issue("A")
-    identity = Identity(stranger.certificate, stranger.private_key, cloud.data_dir / "ca" / "ca.pem", 0)
+    identity = Credentials(stranger.certificate, stranger.private_key, cloud.data_dir / "ca" / "ca.pem", 0)
     with Mqtt5Device(cloud.mqtt_port, "A", identity) as device:
         assert not device.start()
         assert device.connections == 0
@@ -112,7 +112,7 @@ def test_a_certificate_from_another_ca_is_refused(cloud: CloudProcess, tmp_path:
 
 
 def test_a_revoked_certificate_is_disconnected_and_then_refused(
-    cloud: CloudProcess, admin: httpx.Client, devices: dict[str, Identity], tmp_path: Path
+    cloud: CloudProcess, admin: httpx.Client, devices: dict[str, Credentials], tmp_path: Path
 ) -> None:
     certificate_id, identity = enroll(cloud, admin, "R", tmp_path / "R")
     wait_until(lambda: acl_grants(cloud, "R"), what="R in the broker's ACL")

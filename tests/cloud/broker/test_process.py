@@ -18,9 +18,9 @@ import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.conftest import default_permissions
 from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, running, write_pid_file
-from tests.cloud.broker.pki import Identity, TestAuthority
 from tests.support.mosquitto import MOSQUITTO
-from tests.waiting import eventually
+from tests.support.pki import CertificateAuthority, Credentials
+from tests.support.waiting import eventually
 
 from edgewise.cloud.broker import (
     BrokerConfigError,
@@ -106,8 +106,8 @@ async def test_reload_when_the_acl_is_invalid_raises(broker: MosquittoBroker) ->
 async def test_revoked_device_is_disconnected_and_cannot_reconnect(
     broker: MosquittoBroker,
     device: DeviceFactory,
-    authority: TestAuthority,
-    identities: dict[str, Identity],
+    authority: CertificateAuthority,
+    identities: dict[str, Credentials],
 ) -> None:
     a = device("A")
     b = device("B")

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from edgewise.cloud.app import create_app, initialize
 from tests.cloud.components.conftest import recipe, sha256_of
 from tests.support.ports import free_port
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 ApiClientFactory = Callable[[str | None], httpx.AsyncClient]
 APP = b"#!/bin/sh\necho hello\n" * 100
@@ -263,9 +263,9 @@ async def test_uploads_and_publish_work_with_the_s3_store(
             response = await publish_hello(api)
             assert response.status_code == 201, response.text
             assert response.json()["artifacts"][0]["sha256"] == sha256_of(APP)
-            assert app.state.artifact_store.exists(sha256_of(LIB))
+            assert app.state.services.artifact_store.exists(sha256_of(LIB))
     finally:
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()
 
 
 class LiveServer:

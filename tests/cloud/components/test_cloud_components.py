@@ -19,9 +19,9 @@ from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
 from tests.cloud.broker.clients import TestClient
-from tests.cloud.broker.pki import Identity
-from tests.cloud.test_cloud_up import CloudProcess
-from tests.waiting import wait_until
+from tests.support.cloud_process import CloudProcess
+from tests.support.pki import Credentials
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,7 @@ def test_a_device_resolves_and_downloads_the_artifacts(
     bootstrap = cli(cloud, "device", "bootstrap", "--thing", "sensor-7", "--out", str(tmp_path / "device"))
     assert bootstrap.exit_code == 0, bootstrap.stderr
     files = tmp_path / "device"
-    identity = Identity(files / "device.pem.crt", files / "private.pem.key", files / "root-ca.pem", 0)
+    identity = Credentials(files / "device.pem.crt", files / "private.pem.key", files / "root-ca.pem", 0)
     topic = "$aws/things/sensor-7/edgewise/components/resolve"
     with TestClient(cloud.mqtt_port, "sensor-7", identity=identity) as device:
         assert device.start(), device.connacks

@@ -31,7 +31,7 @@ from tests.cloud.broker.conftest import (  # noqa: F401
     settings,
 )
 from tests.cloud.components.conftest import recipe, sha256_of
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 NOW = 1_764_100_000
 SIGNER = UrlSigner(b"s" * 32, "https://cloud:8443", clock=lambda: NOW)

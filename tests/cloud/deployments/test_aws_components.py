@@ -18,7 +18,7 @@ from edgewise.cloud.deployments.schemas import DeploymentCreate
 from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.registry import service as registry
 
-STREAM_MANAGER = "aws.greengrass.StreamManager"
+LOG_MANAGER = "aws.greengrass.LogManager"
 UNPROVIDED = "is an AWS-provided component that Edgewise does not provide"
 
 
@@ -96,10 +96,10 @@ def test_a_built_in_at_another_major_version_is_refused_naming_the_request_and_w
 def test_an_aws_component_edgewise_does_not_provide_is_refused_naming_it(
     session: Session, publish: Any
 ) -> None:
-    problem = _refused(session, _request(aws__greengrass__StreamManager="2.1.0"))
+    problem = _refused(session, _request(aws__greengrass__LogManager="2.1.0"))
 
     assert problem.startswith(
-        f"the deployment needs {STREAM_MANAGER} 2.1.0, but {STREAM_MANAGER} {UNPROVIDED} (built in: "
+        f"the deployment needs {LOG_MANAGER} 2.1.0, but {LOG_MANAGER} {UNPROVIDED} (built in: "
     )
 
 
@@ -107,12 +107,12 @@ def test_an_aws_component_edgewise_does_not_provide_is_refused_naming_it(
 def test_a_component_that_depends_on_an_unprovided_aws_component_is_refused(
     session: Session, publish: Any, requirement: str
 ) -> None:
-    publish("com.example.Exporter", "1.0.0", aws__greengrass__StreamManager=requirement)
+    publish("com.example.Exporter", "1.0.0", aws__greengrass__LogManager=requirement)
 
     problem = _refused(session, _request(com__example__Exporter="1.0.0"))
 
     assert problem.startswith(
-        f"com.example.Exporter 1.0.0 needs {STREAM_MANAGER} ^2.0.0, but {STREAM_MANAGER} {UNPROVIDED}"
+        f"com.example.Exporter 1.0.0 needs {LOG_MANAGER} ^2.0.0, but {LOG_MANAGER} {UNPROVIDED}"
     )
 
 
@@ -148,7 +148,7 @@ def test_a_dependency_with_a_version_that_does_without_the_aws_component_is_acce
     session: Session, publish: Any
 ) -> None:
     publish("com.example.Lib", "1.0.0")
-    publish("com.example.Lib", "1.1.0", aws__greengrass__StreamManager="^2.0.0")
+    publish("com.example.Lib", "1.1.0", aws__greengrass__LogManager="^2.0.0")
     publish("com.example.App", "1.0.0", com__example__Lib="^1.0.0")
 
     check_aws_components(session, _request(com__example__App="1.0.0").components)
@@ -168,11 +168,11 @@ def test_an_aws_named_component_published_to_the_registry_is_the_users_own(
 async def test_the_api_accepts_an_older_greengrass_document_and_refuses_unprovided_components(
     admin_api: httpx.AsyncClient, app: Any
 ) -> None:
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         components.publish_component(
             session,
-            app.state.artifact_store,
-            recipe=_recipe("com.example.Exporter", "1.0.0", {STREAM_MANAGER: "^2.0.0"}),
+            app.state.services.artifact_store,
+            recipe=_recipe("com.example.Exporter", "1.0.0", {LOG_MANAGER: "^2.0.0"}),
             artifacts={},
             published_by="test",
         )
@@ -200,8 +200,8 @@ async def test_the_api_accepts_an_older_greengrass_document_and_refuses_unprovid
     assert shown["components"] == older["components"]
     assert exporter.status_code == 422
     assert exporter.json()["message"].startswith(
-        f"Field 'components' is invalid: com.example.Exporter 1.0.0 needs {STREAM_MANAGER} ^2.0.0, "
-        f"but {STREAM_MANAGER} {UNPROVIDED}"
+        f"Field 'components' is invalid: com.example.Exporter 1.0.0 needs {LOG_MANAGER} ^2.0.0, "
+        f"but {LOG_MANAGER} {UNPROVIDED}"
     )
     assert newer_cli.status_code == 422
     assert "aws.greengrass.Cli 3.0.0 (built in: 2.12.0" in newer_cli.json()["message"]

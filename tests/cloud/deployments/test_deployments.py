@@ -182,10 +182,10 @@ def test_a_component_version_an_active_deployment_uses_cannot_be_deleted(
 async def test_the_api_takes_greengrass_json_and_names_bad_fields(
     admin_api: httpx.AsyncClient, app: Any
 ) -> None:
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         components.publish_component(
             session,
-            app.state.artifact_store,
+            app.state.services.artifact_store,
             recipe=_recipe("com.example.Hello", "1.0.0"),
             artifacts={},
             published_by="test",
@@ -220,7 +220,7 @@ async def test_the_api_takes_greengrass_json_and_names_bad_fields(
     assert shown["targetArn"].endswith(":thing/pump-1")
     assert shown["revisionId"] == "1"
     assert shown["executionCounts"] == {"QUEUED": 1}
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         job = jobs.get_job(session, deployment_id)
         assert job.rollout_config == {"maximumPerMinute": 10}
         assert job.in_progress_timeout_minutes == 5

@@ -165,7 +165,7 @@ def test_the_key_is_created_once_readable_by_its_owner_only(tmp_path: Path) -> N
 async def test_the_api_shows_only_the_redaction_marker(
     app: FastAPI, admin_api: httpx.AsyncClient, api_client: ApiClientFactory, first_start: FirstStart
 ) -> None:
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         registry.create_thing(session, "pump-1")
         reader = auth.create_token(session, "reader", role=Role.READ_ONLY).secret
     created = await admin_api.post("/api/v1/deployments", json=_body("pump-1"))

@@ -232,7 +232,7 @@ async def test_the_api_shows_devices_their_components_and_presence(
     admin_api: httpx.AsyncClient, app: Any
 ) -> None:
     assert (await admin_api.post("/api/v1/things", json={"thingName": "sensor-1"})).status_code == 201
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         status.record_health(
             session, "sensor-1", status.parse_health(_health(overallDeviceStatus="UNHEALTHY"))
         )
@@ -277,7 +277,7 @@ async def test_the_api_shows_the_requested_version_a_built_in_serves_at_another(
         "status": "RUNNING",
         "isRoot": True,
     }
-    with app.state.sessions() as session:
+    with app.state.services.sessions() as session:
         status.record_health(session, "sensor-1", status.parse_health(_health(components=[cli])))
 
     components = (await admin_api.get("/api/v1/core-devices/sensor-1/installed-components")).json()

@@ -15,8 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.cloud.test_authorization_sync import acl_grants, enroll
 from tests.cloud.test_cli_registry import ok, run
-from tests.cloud.test_cloud_up import CloudProcess
-from tests.waiting import wait_until
+from tests.support.cloud_process import CloudProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

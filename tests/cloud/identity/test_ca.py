@@ -6,7 +6,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
@@ -16,6 +16,7 @@ from cryptography.x509.verification import (
 )
 
 from edgewise.cloud.identity import CertificateAuthority, CertificateError, IssuedCertificate
+from tests.support.pki import signing_request
 
 NOW = datetime.datetime(2030, 1, 15, 12, 0, tzinfo=datetime.UTC)
 
@@ -27,16 +28,6 @@ def fixed_clock() -> datetime.datetime:
 @pytest.fixture(scope="module")
 def ca() -> CertificateAuthority:
     return CertificateAuthority.create("Edgewise Test Root", valid_days=3650, clock=fixed_clock)
-
-
-def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, cn: str) -> str:
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .sign(key, algorithm)
-    )
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def ca_public_key(ca: CertificateAuthority) -> ec.EllipticCurvePublicKey:
@@ -64,7 +55,9 @@ def test_sign_csr_issues_certificate_with_thing_name_as_cn_that_chains_to_the_ca
     ca: CertificateAuthority,
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = ca.sign_csr(make_csr(key, "whatever-the-device-asked"), common_name="sensor-1", valid_days=30)
+    issued = ca.sign_csr(
+        signing_request("whatever-the-device-asked", key), common_name="sensor-1", valid_days=30
+    )
 
     verify_client_chain(ca, issued)
     certificate = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
@@ -103,13 +96,15 @@ def test_issue_with_new_key_returns_the_matching_private_key(ca: CertificateAuth
 
 def test_sign_csr_accepts_rsa_2048(ca: CertificateAuthority) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    issued = ca.sign_csr(make_csr(key, "x"), common_name="rsa-device")
+    issued = ca.sign_csr(signing_request("x", key), common_name="rsa-device")
     verify_client_chain(ca, issued)
 
 
 def test_sign_csr_refuses_a_csr_whose_signature_does_not_verify(ca: CertificateAuthority) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    der = x509.load_pem_x509_csr(make_csr(key, "aaaaaaaa").encode()).public_bytes(serialization.Encoding.DER)
+    der = x509.load_pem_x509_csr(signing_request("aaaaaaaa", key).encode()).public_bytes(
+        serialization.Encoding.DER
+    )
     tampered = x509.load_der_x509_csr(der.replace(b"aaaaaaaa", b"bbbbbbbb"))
     pem = tampered.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -129,7 +124,7 @@ def test_sign_csr_refuses_a_csr_whose_signature_does_not_verify(ca: CertificateA
 def test_sign_csr_refuses_weak_or_unsupported_keys(
     ca: CertificateAuthority, key: object, problem: str
 ) -> None:
-    csr = make_csr(key, "x")  # type: ignore[arg-type]
+    csr = signing_request("x", key)  # type: ignore[arg-type]
     with pytest.raises(CertificateError, match=problem):
         ca.sign_csr(csr, common_name="sensor-1")
 

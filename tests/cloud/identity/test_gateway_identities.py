@@ -10,19 +10,22 @@ import json
 import pytest
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker.permissions import all_device_permissions
+from edgewise.cloud.broker import all_device_permissions
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.identity import (
     DEFAULT_DEVICE_POLICY_NAME,
+    Certificate,
     CertificateAuthority,
     CertificateStatus,
+    Policy,
+    PolicyCertificateAttachment,
+    ThingPrincipal,
     service,
 )
-from edgewise.cloud.identity.models import Certificate, Policy, PolicyCertificateAttachment, ThingPrincipal
 from edgewise.cloud.provisioning import service as provisioning
+from edgewise.cloud.registry import Thing
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing
 
 CLAIM_POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}

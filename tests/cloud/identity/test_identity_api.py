@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from edgewise.cloud.identity import DEFAULT_DEVICE_POLICY_NAME, CertificateAuthority
 from tests.cloud.conftest import ApiClientFactory
+from tests.support.pki import signing_request
 
 
 async def _client_with_role(
@@ -40,16 +37,6 @@ async def reader_api(
         yield client
 
 
-def _csr() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    request = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")]))
-        .sign(key, hashes.SHA256())
-    )
-    return request.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 async def test_first_start_creates_the_default_policy(reader_api: httpx.AsyncClient) -> None:
     response = await reader_api.get(f"/api/v1/policies/{DEFAULT_DEVICE_POLICY_NAME}")
     assert response.status_code == 200
@@ -67,7 +54,7 @@ async def test_device_onboarding_as_operator(operator_api: httpx.AsyncClient, ap
     assert body["commonName"] == "sensor-1"
     assert body["status"] == "ACTIVE"
     certificate_id = body["certificateId"]
-    authority: CertificateAuthority = app.state.certificate_authority  # type: ignore[attr-defined]
+    authority: CertificateAuthority = app.state.services.certificate_authority  # type: ignore[attr-defined]
     assert authority.verify(body["certificatePem"]).certificate_id == certificate_id
 
     described = (await operator_api.get(f"/api/v1/certificates/{certificate_id}")).json()
@@ -96,7 +83,9 @@ async def test_device_onboarding_as_operator(operator_api: httpx.AsyncClient, ap
 
 
 async def test_certificate_from_csr_returns_no_key(operator_api: httpx.AsyncClient) -> None:
-    created = await operator_api.post("/api/v1/certificates", json={"csr": _csr(), "setAsActive": False})
+    created = await operator_api.post(
+        "/api/v1/certificates", json={"csr": signing_request("device"), "setAsActive": False}
+    )
     assert created.status_code == 201, created.text
     assert created.json()["privateKey"] is None
     assert created.json()["status"] == "INACTIVE"

@@ -7,14 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
-from edgewise.cloud.broker import DevicePermissions
-from edgewise.cloud.broker.permissions import all_device_permissions, device_permissions
+from edgewise.cloud.broker import DevicePermissions, all_device_permissions, device_permissions
 from edgewise.cloud.errors import (
     AlreadyExistsError,
     CloudConflictError,
@@ -31,21 +26,12 @@ from edgewise.cloud.identity import (
 )
 from edgewise.cloud.registry import service as registry
 from edgewise.topics import filter_matches
+from tests.support.pki import signing_request
 
 
 @pytest.fixture(scope="module")
 def authority() -> CertificateAuthority:
     return CertificateAuthority.create("Test CA")
-
-
-def _csr(common_name: str = "whatever-the-device-says") -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    request = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .sign(key, hashes.SHA256())
-    )
-    return request.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _device(session: Session, authority: CertificateAuthority, thing_name: str) -> str:
@@ -101,7 +87,9 @@ def test_certificate_from_csr_takes_the_thing_name_as_cn_and_is_attached(
     session: Session, authority: CertificateAuthority
 ) -> None:
     registry.create_thing(session, "sensor-1")
-    created = service.create_certificate(session, authority, csr_pem=_csr("admin"), thing_name="sensor-1")
+    created = service.create_certificate(
+        session, authority, csr_pem=signing_request("admin"), thing_name="sensor-1"
+    )
     assert created.private_key_pem is None
     assert created.certificate.common_name == "sensor-1"
     assert [c.certificate_id for c in service.list_thing_principals(session, "sensor-1")] == [

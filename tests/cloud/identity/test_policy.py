@@ -8,7 +8,7 @@ import pytest
 from edgewise.cloud.identity import (
     Action,
     Effect,
-    Policy,
+    PolicyDocument,
     PolicyError,
     RequestContext,
     default_device_policy,
@@ -21,7 +21,7 @@ ARN = "arn:aws:iot:us-east-1:123456789012"
 SENSOR = RequestContext(client_id="sensor-1", thing_name="sensor-1")
 
 
-def policy(*statements: dict[str, Any]) -> Policy:
+def policy(*statements: dict[str, Any]) -> PolicyDocument:
     return validate_policy({"Version": "2012-10-17", "Statement": list(statements)})
 
 
@@ -283,11 +283,11 @@ def test_matching_a_long_topic_against_many_stars_stays_fast() -> None:
 
 
 @pytest.fixture(scope="module")
-def default_policy() -> list[Policy]:
+def default_policy() -> list[PolicyDocument]:
     return [validate_policy(default_device_policy())]
 
 
-def test_default_policy_connects_only_with_own_thing_name(default_policy: list[Policy]) -> None:
+def test_default_policy_connects_only_with_own_thing_name(default_policy: list[PolicyDocument]) -> None:
     assert evaluate(default_policy, Action.CONNECT, "sensor-1", SENSOR)
     impostor = RequestContext(client_id="sensor-2", thing_name="sensor-1")
     assert not evaluate(default_policy, Action.CONNECT, "sensor-2", impostor)
@@ -301,7 +301,7 @@ def test_default_policy_connects_only_with_own_thing_name(default_policy: list[P
         "dt/sensor-1/temperature",
     ],
 )
-def test_default_policy_allows_own_topics(default_policy: list[Policy], topic: str) -> None:
+def test_default_policy_allows_own_topics(default_policy: list[PolicyDocument], topic: str) -> None:
     assert evaluate(default_policy, Action.PUBLISH, topic, SENSOR)
     assert evaluate(default_policy, Action.RECEIVE, topic, SENSOR)
     assert evaluate(default_policy, Action.SUBSCRIBE, topic, SENSOR)
@@ -311,7 +311,9 @@ def test_default_policy_allows_own_topics(default_policy: list[Policy], topic: s
     "topic",
     ["$aws/things/sensor-2/shadow/update", "dt/sensor-2/temperature", "dt/sensor-10/x", "other/topic"],
 )
-def test_default_policy_refuses_another_things_topics(default_policy: list[Policy], topic: str) -> None:
+def test_default_policy_refuses_another_things_topics(
+    default_policy: list[PolicyDocument], topic: str
+) -> None:
     assert not evaluate(default_policy, Action.PUBLISH, topic, SENSOR)
     assert not evaluate(default_policy, Action.RECEIVE, topic, SENSOR)
     assert not evaluate(default_policy, Action.SUBSCRIBE, topic, SENSOR)
@@ -319,11 +321,13 @@ def test_default_policy_refuses_another_things_topics(default_policy: list[Polic
 
 @pytest.mark.parametrize("topic_filter", ["#", "dt/#", "dt/+/temperature", "$aws/things/+/shadow/#"])
 def test_default_policy_refuses_wildcard_subscriptions_reaching_other_things(
-    default_policy: list[Policy], topic_filter: str
+    default_policy: list[PolicyDocument], topic_filter: str
 ) -> None:
     assert not evaluate(default_policy, Action.SUBSCRIBE, topic_filter, SENSOR)
 
 
-def test_default_policy_allows_wildcard_subscriptions_inside_own_topics(default_policy: list[Policy]) -> None:
+def test_default_policy_allows_wildcard_subscriptions_inside_own_topics(
+    default_policy: list[PolicyDocument],
+) -> None:
     assert evaluate(default_policy, Action.SUBSCRIBE, "$aws/things/sensor-1/shadow/get/+", SENSOR)
     assert evaluate(default_policy, Action.SUBSCRIBE, "dt/sensor-1/#", SENSOR)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgewise.cloud.identity import Policy, PolicyError, parse_policy, validate_policy
+from edgewise.cloud.identity import PolicyDocument, PolicyError, parse_policy, validate_policy
 
 PATH = re.compile(r"^([A-Za-z]\w*|Statement(\[\d+\])?(\.\w+(\[\d+\])?)?)?$")
 
@@ -54,7 +54,7 @@ def check(document: object) -> None:
     except PolicyError as error:
         problems = error.problems
     else:
-        assert isinstance(parsed, Policy)
+        assert isinstance(parsed, PolicyDocument)
         assert validate_policy(parsed.to_document()) == parsed
         return
     assert problems

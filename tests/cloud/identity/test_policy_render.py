@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from edgewise.cloud.identity import (
     Action,
-    Policy,
+    PolicyDocument,
     RequestContext,
     ThingPermissions,
     TopicRule,
@@ -22,7 +22,7 @@ ARN = "arn:aws:iot:*:*"
 THING = "t1"
 
 
-def policy(*statements: dict[str, Any]) -> Policy:
+def policy(*statements: dict[str, Any]) -> PolicyDocument:
     return validate_policy({"Version": "2012-10-17", "Statement": list(statements)})
 
 

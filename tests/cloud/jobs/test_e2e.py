@@ -24,8 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from typer.testing import CliRunner
 
 from edgewise.cli.main import app
-from tests.cloud.test_cloud_up import CloudProcess
-from tests.waiting import wait_until
+from tests.support.cloud_process import CloudProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from edgewise.cloud.jobs.models import JobStatus
 from edgewise.cloud.jobs.schemas import RolloutConfig
 from edgewise.cloud.registry import service as registry
 from tests.cloud.jobs.conftest import THINGS, FakeClock, create, latest, report, run_pass, start_next
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 
 def queued_count(sessions: sessionmaker[Session], job_id: str = "job-1") -> int:

@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker import MosquittoBroker
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import BrokerConnection, MosquittoBroker
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
 from edgewise.cloud.jobs import executions
 from edgewise.cloud.jobs.worker import JobsWorker
@@ -29,7 +28,7 @@ from tests.cloud.broker.conftest import (  # noqa: F401
     settings,
 )
 from tests.cloud.jobs.conftest import SEALER, FakeClock, create, latest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 J = "$aws/things/A/jobs"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from edgewise.cloud.errors import InvalidRequestError
-from edgewise.cloud.registry.query import parse_query
+from edgewise.cloud.registry import parse_query
 
 
 @dataclass

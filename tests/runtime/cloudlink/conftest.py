@@ -1,51 +1,7 @@
-"""Fixtures of the cloud link tests: a CA, a real Mosquitto with mutual TLS, settings for a device, and
-bounded waiting on conditions from async tests."""
+"""The cloud link tests' fixtures: a CA, a real Mosquitto with mutual TLS, and settings for a device."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Protocol
+from tests.support.cloudlink_settings import broker, ca, settings_for
 
-import pytest
-from tests.support.mosquitto import Mosquitto
-from tests.support.pki import CertificateAuthority
-
-from edgewise.runtime.cloudlink import CloudLinkSettings, ReconnectSettings, SpoolSettings
-
-
-class SettingsFactory(Protocol):
-    def __call__(self, **changes: Any) -> CloudLinkSettings: ...
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> CertificateAuthority:
-    return CertificateAuthority(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker", ca) as running:
-        yield running
-
-
-@pytest.fixture
-def settings_for(ca: CertificateAuthority, broker: Mosquitto) -> SettingsFactory:
-    """Settings of a device ``dev-1`` for the broker; keyword arguments replace fields."""
-    device = ca.issue("dev-1")
-    base = CloudLinkSettings(
-        endpoint="localhost",
-        port=broker.port,
-        certificate=device.certificate,
-        private_key=device.private_key,
-        root_ca=ca.certificate,
-        keep_alive=10,
-        spool=SpoolSettings(),
-        reconnect=ReconnectSettings(min_delay=0.1, max_delay=0.5),
-    )
-
-    def make(**changes: Any) -> CloudLinkSettings:
-        return dataclasses.replace(base, **changes)
-
-    return make
+__all__ = ["broker", "ca", "settings_for"]

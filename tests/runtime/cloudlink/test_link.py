@@ -7,10 +7,10 @@ import gc
 from pathlib import Path
 
 import pytest
-from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.cloudlink_settings import SettingsFactory
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.cloudlink import (
     CloudLink,

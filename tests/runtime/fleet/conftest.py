@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.runtime.cloudlink.conftest import broker, ca, settings_for
+from tests.support.cloudlink_settings import broker, ca, settings_for
 
 __all__ = ["broker", "ca", "settings_for"]

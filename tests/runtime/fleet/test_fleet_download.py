@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.support.fleet_cloud import ArtifactServer
 from tests.support.pki import CertificateAuthority
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 from edgewise.runtime.fleet.download import (
     ArtifactDownloader,

@@ -4,39 +4,47 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgewise.protocol import jobs
 from edgewise.protocol.jobs import STATUS_DETAIL_VALUE_MAX_LENGTH as MAX_DETAIL_LENGTH
-from edgewise.runtime.fleet.jobs import deployment_status_details, detail_value, parse_execution, parse_notify
+from edgewise.protocol.jobs import JobsPayloadError
+from edgewise.runtime.fleet.jobs import JobExecution, deployment_status_details, detail_value, parse_notify
 
 
 def test_an_execution_is_read_with_its_document() -> None:
-    execution = parse_execution(
-        {
-            "jobId": "job-1",
-            "status": "QUEUED",
-            "versionNumber": 1,
-            "executionNumber": 2,
-            "jobDocument": {"deploymentId": "d"},
-        }
+    execution = JobExecution.of(
+        jobs.parse_execution(
+            {
+                "jobId": "job-1",
+                "status": "QUEUED",
+                "versionNumber": 1,
+                "executionNumber": 2,
+                "jobDocument": {"deploymentId": "d"},
+            }
+        )
     )
 
-    assert execution is not None
     assert (execution.job_id, execution.status, execution.version) == ("job-1", "QUEUED", 1)
     assert execution.key == "job-1#2"
     assert execution.document == {"deploymentId": "d"}
 
 
-def test_a_malformed_execution_is_ignored() -> None:
-    assert parse_execution(None) is None
-    assert parse_execution([]) is None
-    assert parse_execution({"jobId": "job/1", "status": "QUEUED", "versionNumber": 1}) is None
-    assert parse_execution({"jobId": "job-1", "status": "QUEUED", "versionNumber": True}) is None
-    assert (
-        parse_execution({"jobId": "job-1", "status": "QUEUED", "versionNumber": 1, "executionNumber": "1"})
-        is None
-    )
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        [],
+        {"jobId": "job/1", "status": "QUEUED", "versionNumber": 1},
+        {"jobId": "job-1", "status": "QUEUED", "versionNumber": True},
+        {"jobId": "job-1", "status": "QUEUED", "versionNumber": 1, "executionNumber": "1"},
+    ],
+)
+def test_a_malformed_execution_is_refused(value: object) -> None:
+    with pytest.raises(JobsPayloadError):
+        jobs.parse_execution(value)
 
 
 def test_a_notification_lists_the_pending_job_ids_by_status() -> None:

@@ -6,9 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.cloudlink_settings import SettingsFactory
 from tests.support.mosquitto import Mosquitto
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 from edgewise.protocol.health import presence_topic
 from edgewise.runtime.cloudlink import CloudLink, CloudMessage, ConnectionMessages

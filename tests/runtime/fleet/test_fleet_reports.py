@@ -16,9 +16,9 @@ from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from tests.runtime.cloudlink.conftest import SettingsFactory
+from tests.support.cloudlink_settings import SettingsFactory
 from tests.support.mosquitto import Mosquitto, MqttClient
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 from edgewise.runtime.cloudlink import CloudLink
 from edgewise.runtime.config import ConfigStore

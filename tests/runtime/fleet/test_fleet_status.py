@@ -9,10 +9,10 @@ from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.protocol.health import MAX_PAYLOAD_BYTES, Trigger, health_payloads
-from edgewise.runtime.fleet.status import FleetStatusReporter, component_entries
+from edgewise.runtime.fleet.status import FleetStatusReporter, component_health
 from edgewise.runtime.lifecycle import ComponentState, ComponentStatus, LifecycleSupervisor
 
 SERVICES = {
@@ -43,7 +43,8 @@ def test_components_say_their_version_state_roots_and_configurations() -> None:
     )
 
     entries = {
-        entry["componentName"]: entry for entry in component_entries(SERVICES, GROUPS, ARNS, supervisor)
+        entry["componentName"]: entry
+        for entry in (health.to_json() for health in component_health(SERVICES, GROUPS, ARNS, supervisor))
     }
 
     assert entries["aws.greengrass.Nucleus"]["status"] == "RUNNING"
@@ -74,7 +75,9 @@ def test_a_built_in_reports_the_requested_version_next_to_the_served_one() -> No
 
     entries = {
         entry["componentName"]: entry
-        for entry in component_entries(services, groups, ARNS, supervisor_with({}))
+        for entry in (
+            health.to_json() for health in component_health(services, groups, ARNS, supervisor_with({}))
+        )
     }
 
     assert entries["aws.greengrass.Cli"] == {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.ipc import (
     CallContext,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.ipc import (
     CallContext,

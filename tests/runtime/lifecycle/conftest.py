@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.recipe import DependencyType, Lifecycle, LifecycleStep
 from edgewise.runtime.lifecycle import ComponentSpec, LifecycleSettings, LifecycleSupervisor

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 import edgewise.runtime.metrics as metrics_package
 from edgewise.runtime.metrics import (

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.ipc import IpcServer, TokenTable
 from edgewise.runtime.ipc.authorization import Authorizer

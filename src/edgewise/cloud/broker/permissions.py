@@ -24,18 +24,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.broker.acl import DevicePermissions
-from edgewise.cloud.identity.certificates import CertificateStatus
-from edgewise.cloud.identity.models import (
+from edgewise.cloud.identity import (
+    Action,
     Certificate,
+    CertificateStatus,
     Policy,
     PolicyCertificateAttachment,
     PolicyGroupAttachment,
+    ThingPermissions,
     ThingPrincipal,
+    parse_policy,
+    render_for_thing,
 )
-from edgewise.cloud.identity.policy import Action, ThingPermissions, parse_policy, render_for_thing
-from edgewise.cloud.registry import rules
+from edgewise.cloud.registry import Thing, rules
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing
 from edgewise.errors import EdgewiseError
 from edgewise.names import THING_NAME
 from edgewise.topics import has_wildcards

@@ -44,11 +44,14 @@ from edgewise.cloud.broker.config import write_file_atomically
 from edgewise.cloud.broker.errors import BrokerConfigError
 from edgewise.cloud.broker.permissions import SkippedIdentity, all_device_permissions
 from edgewise.cloud.broker.process import MosquittoBroker
-from edgewise.cloud.identity.ca import CertificateAuthority
-from edgewise.cloud.identity.certificates import CertificateStatus
-from edgewise.cloud.identity.models import Certificate
-from edgewise.cloud.identity.service import held_serials, revoked_serials
-from edgewise.cloud.registry.rules import is_reserved
+from edgewise.cloud.identity import (
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    held_serials,
+    revoked_serials,
+)
+from edgewise.cloud.registry import is_reserved
 from edgewise.names import THING_NAME
 
 logger = logging.getLogger(__name__)

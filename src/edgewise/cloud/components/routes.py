@@ -57,13 +57,15 @@ router = APIRouter(dependencies=[Depends(require_access())], responses=ERROR_RES
 
 def artifact_store(request: Request) -> ArtifactStore:
     """The artifact store the app was created with."""
-    store: ArtifactStore = request.app.state.artifact_store
+    store: ArtifactStore = request.app.state.services.artifact_store
     return store
 
 
 def artifact_uploads(request: Request) -> ArtifactUploads:
     """Uploads staged in the data directory, stored into the app's artifact store."""
-    return ArtifactUploads(request.app.state.settings.data_dir / UPLOADS_DIR, artifact_store(request))
+    return ArtifactUploads(
+        request.app.state.services.settings.data_dir / UPLOADS_DIR, artifact_store(request)
+    )
 
 
 StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
@@ -222,7 +224,7 @@ async def upload_artifact(
     offset: Annotated[int, Query(ge=0, le=_MAX_SIZE, description="Where the body starts in the file")] = 0,
 ) -> ArtifactUploadPublic:
     """Upload an artifact's bytes from ``offset`` on; stored once all ``size`` bytes have arrived and match."""
-    most: int = request.app.state.settings.api_upload_max_bytes
+    most: int = request.app.state.services.settings.api_upload_max_bytes
     if size > most:
         raise InvalidRequestError("size", f"{size} bytes is more than the {most} bytes an artifact may have")
     try:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.downloads import ArtifactUrlSigner
 from edgewise.cloud.components.models import ComponentVersion
@@ -34,6 +34,9 @@ _CLIENT_ID = "edgewise-components"
 
 class ResolveWorker:
     """Answers resolve requests until closed, signing artifact URLs with ``signer``."""
+
+    #: What the cloud's logs call this worker.
+    name = "resolve"
 
     def __init__(
         self,

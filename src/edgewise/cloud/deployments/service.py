@@ -40,7 +40,7 @@ from edgewise.cloud.jobs import targets
 from edgewise.cloud.jobs.models import Job, JobExecution, JobStatus, TargetSelection
 from edgewise.cloud.jobs.schemas import JobCreate
 from edgewise.cloud.jobs.secrets import SecretSealer
-from edgewise.cloud.registry.service import Page
+from edgewise.cloud.registry import Page
 from edgewise.protocol import deployment as protocol
 
 logger = logging.getLogger(__name__)

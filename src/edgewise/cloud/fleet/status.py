@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
 from edgewise.cloud.fleet.models import DeviceStatus
-from edgewise.cloud.registry.models import Thing
-from edgewise.cloud.registry.service import Page
+from edgewise.cloud.registry import Page, Thing
 from edgewise.protocol import health
 from edgewise.protocol.health import HealthMessage, PresenceMessage
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.errors import CloudError
 from edgewise.cloud.fleet import status
 from edgewise.cloud.workerlink import WorkerLink
@@ -30,6 +30,9 @@ PresenceListener = Callable[[str, bool], None]
 
 class FleetStatusWorker:
     """Stores every device's fleet status and presence until closed."""
+
+    #: What the cloud's logs call this worker.
+    name = "fleet-status"
 
     def __init__(
         self,

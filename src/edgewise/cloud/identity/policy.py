@@ -179,7 +179,9 @@ class Statement:
 
 
 @dataclass(frozen=True)
-class Policy:
+class PolicyDocument:
+    """A parsed, validated AWS IoT policy document (the ``policies`` table stores its JSON text)."""
+
     statements: tuple[Statement, ...]
     version: str = POLICY_VERSION
     policy_id: str | None = None
@@ -204,7 +206,7 @@ class Policy:
         return json.dumps(self.to_document(), separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_policy(text: str | bytes) -> Policy:
+def parse_policy(text: str | bytes) -> PolicyDocument:
     """Parse and validate a policy document given as JSON text.
 
     Raises:
@@ -219,7 +221,7 @@ def parse_policy(text: str | bytes) -> Policy:
     return validate_policy(document)
 
 
-def validate_policy(document: object) -> Policy:
+def validate_policy(document: object) -> PolicyDocument:
     """Validate an already decoded policy document.
 
     Raises:
@@ -258,7 +260,7 @@ def validate_policy(document: object) -> Policy:
         )
     if problems:
         raise PolicyError(problems)
-    policy = Policy(
+    policy = PolicyDocument(
         statements=tuple(statements),
         policy_id=policy_id if isinstance(policy_id, str) else None,
     )
@@ -276,7 +278,9 @@ def validate_policy(document: object) -> Policy:
     return policy
 
 
-def evaluate(policies: Iterable[Policy], action: Action, resource: str, context: RequestContext) -> bool:
+def evaluate(
+    policies: Iterable[PolicyDocument], action: Action, resource: str, context: RequestContext
+) -> bool:
     """Whether ``policies`` allow ``action`` on ``resource``: an explicit Deny wins, and nothing is allowed
     unless some Allow matches.
 
@@ -559,7 +563,7 @@ _EVERYTHING = _Everything.ALL_TOPICS
 
 
 def render_for_thing(
-    policies: Iterable[Policy],
+    policies: Iterable[PolicyDocument],
     thing_name: str,
     *,
     thing_attributes: Mapping[str, str] | None = None,
@@ -682,7 +686,7 @@ def _valid(name: str, *, subscribe: bool) -> bool:
 
 
 def _allow_rules(
-    name: _Pattern, action: Action, policies: list[Policy], context: RequestContext
+    name: _Pattern, action: Action, policies: list[PolicyDocument], context: RequestContext
 ) -> tuple[list[TopicRule], list[TopicRule]] | None:
     """Allow rules covering only names ``name`` matches (and Deny rules that keep them so), or None
     when no MQTT filter can say it. Names no client can use give no rules."""

@@ -2,7 +2,7 @@
 
 Roles: reads need any role, writes the operator role. Certificates and policies are fleet resources like
 things (provisioning a device is an operator's everyday job); what stays admin-only is the API itself
-(tokens). The certificate authority is the one in ``app.state.certificate_authority``.
+(tokens). The certificate authority is the one in ``app.state.services``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ router = APIRouter(dependencies=[Depends(require_access())], responses=ERROR_RES
 
 
 def _authority(request: Request) -> CertificateAuthority:
-    authority: CertificateAuthority = request.app.state.certificate_authority
+    authority: CertificateAuthority = request.app.state.services.certificate_authority
     return authority
 
 

@@ -46,12 +46,14 @@ from edgewise.cloud.identity.models import (
     PolicyGroupAttachment,
     ThingPrincipal,
 )
-from edgewise.cloud.identity.policy import DEFAULT_DEVICE_POLICY_NAME, default_device_policy, parse_policy
-from edgewise.cloud.identity.policy import Policy as PolicyDocument
-from edgewise.cloud.registry import rules
+from edgewise.cloud.identity.policy import (
+    DEFAULT_DEVICE_POLICY_NAME,
+    PolicyDocument,
+    default_device_policy,
+    parse_policy,
+)
+from edgewise.cloud.registry import Page, Thing, ThingGroup, rules
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing, ThingGroup
-from edgewise.cloud.registry.service import Page
 
 logger = logging.getLogger(__name__)
 

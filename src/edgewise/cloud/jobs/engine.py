@@ -179,6 +179,9 @@ def run_pass(sessions: sessionmaker[Session], *, now: datetime.datetime) -> Pass
 class JobEngine:
     """Runs :func:`run_pass` every ``interval`` seconds and on :meth:`wake`, until closed."""
 
+    #: What the cloud's logs call this worker.
+    name = "jobs-engine"
+
     def __init__(
         self, sessions: sessionmaker[Session], *, clock: Clock = utcnow, interval: float = 1.0
     ) -> None:

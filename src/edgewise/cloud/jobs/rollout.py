@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from edgewise.cloud.jobs import rules, targets, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, TargetSelection
 from edgewise.cloud.jobs.schemas import RolloutConfig
-from edgewise.cloud.registry.models import Thing
+from edgewise.cloud.registry import Thing
 
 WINDOW = datetime.timedelta(minutes=1)
 _CHUNK = 500

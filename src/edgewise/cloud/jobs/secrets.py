@@ -211,7 +211,7 @@ def _create_key_file(path: Path) -> None:
 
 def secret_sealer(request: Request) -> SecretSealer:
     """The sealer the app was created with."""
-    sealer: SecretSealer = request.app.state.secret_sealer
+    sealer: SecretSealer = request.app.state.services.secret_sealer
     return sealer
 
 

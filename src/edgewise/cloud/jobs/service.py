@@ -32,8 +32,8 @@ from edgewise.cloud.jobs import rollout, targets, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
 from edgewise.cloud.jobs.schemas import JobCreate
 from edgewise.cloud.jobs.secrets import SecretSealer
+from edgewise.cloud.registry import Page
 from edgewise.cloud.registry import rules as registry_rules
-from edgewise.cloud.registry.service import Page
 
 logger = logging.getLogger(__name__)
 

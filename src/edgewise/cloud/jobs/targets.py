@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
+from edgewise.cloud.registry import Thing, ThingGroup
 from edgewise.cloud.registry import rules as registry_rules
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing, ThingGroup
 
 ARN_PREFIX = "arn:aws:iot:edgewise:edgewise:"
 _ARN = re.compile(r"^arn:aws[a-z-]*:iot:[a-z0-9-]*:[a-z0-9-]*:(thing|thinggroup)/(.+)$")

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.jobs import executions, notifications, protocol
 from edgewise.cloud.jobs.engine import Clock
@@ -85,6 +85,9 @@ class ThingThrottle:
 
 class JobsWorker:
     """Serves the jobs MQTT protocol and sends notifications until closed."""
+
+    #: What the cloud's logs call this worker.
+    name = "jobs"
 
     def __init__(
         self,

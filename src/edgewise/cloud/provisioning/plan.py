@@ -11,7 +11,7 @@ from typing import Any
 from cryptography import x509
 
 from edgewise.cloud.errors import InvalidRequestError
-from edgewise.cloud.identity.certificates import CertificateStatus
+from edgewise.cloud.identity import CertificateStatus
 from edgewise.cloud.provisioning.intrinsics import NO_VALUE, Evaluator
 from edgewise.cloud.provisioning.template import (
     BUILTIN_PARAMETERS,

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
+from edgewise.cloud.identity import Certificate, ThingPrincipal
 from edgewise.cloud.identity import service as identity
-from edgewise.cloud.identity.models import Certificate, ThingPrincipal
 from edgewise.cloud.provisioning.hook import HOOK_TIMEOUT, TEMPLATE_ARN_PREFIX, ask_hook
 from edgewise.cloud.provisioning.models import OwnershipToken
 from edgewise.cloud.provisioning.plan import (
@@ -41,8 +41,9 @@ from edgewise.cloud.provisioning.service import (
     token_hash,
 )
 from edgewise.cloud.provisioning.template import Override, parse_template
+from edgewise.cloud.registry import Thing
 from edgewise.cloud.registry import service as registry
-from edgewise.cloud.registry.models import Thing
+from edgewise.protocol.provisioning import OWNERSHIP_TOKEN_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def register_thing(
             certificate was revoked meanwhile, or a limit would be exceeded.
     """
     if not ownership_token:
-        raise InvalidRequestError("certificateOwnershipToken", "Certificate ownership token cannot be empty.")
+        raise InvalidRequestError(OWNERSHIP_TOKEN_FIELD, "Certificate ownership token cannot be empty.")
     now = now or utcnow()
     template = get_template(session, template_name)
     if not template.enabled:
@@ -145,7 +146,7 @@ def register_thing(
 
 def _token_refused() -> InvalidRequestError:
     return InvalidRequestError(
-        "certificateOwnershipToken", "is unknown, already used or expired; create a new certificate"
+        OWNERSHIP_TOKEN_FIELD, "is unknown, already used or expired; create a new certificate"
     )
 
 

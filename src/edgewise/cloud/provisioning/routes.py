@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from edgewise.cloud.auth import require_access
 from edgewise.cloud.db import SessionDep
 from edgewise.cloud.errors import ERROR_RESPONSES
-from edgewise.cloud.identity.ca import CertificateAuthority
+from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.provisioning import service
 from edgewise.cloud.provisioning.hook import PreProvisioningHook
 from edgewise.cloud.provisioning.models import ProvisioningTemplate
@@ -23,14 +23,15 @@ from edgewise.cloud.provisioning.schemas import (
     TemplatesPublic,
     TemplateUpdate,
 )
+from edgewise.protocol.provisioning import TEMPLATE_NAME_MAX_LENGTH
 
 TemplateName = Annotated[
     str,
     Path(
         alias="templateName",
         min_length=1,
-        max_length=service.TEMPLATE_NAME_MAX_LENGTH,
-        pattern=service.TEMPLATE_NAME_PATTERN,
+        max_length=TEMPLATE_NAME_MAX_LENGTH,
+        pattern=service.TEMPLATE_NAME_FIELD_PATTERN,
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -120,7 +121,7 @@ def create_claim_certificate(
     session: SessionDep, http_request: Request, request: ClaimCertificateCreate
 ) -> ClaimCertificateIssued:
     """Issue an ACTIVE claim certificate with a generated key and the given policies attached."""
-    authority: CertificateAuthority = http_request.app.state.certificate_authority
+    authority: CertificateAuthority = http_request.app.state.services.certificate_authority
     created = service.create_claim_certificate(
         session, authority, request.policy_names, valid_days=request.valid_days
     )

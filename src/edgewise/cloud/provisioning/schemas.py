@@ -12,13 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from edgewise.cloud.identity.schemas import PolicyName
+from edgewise.cloud.identity import PolicyName
 from edgewise.cloud.provisioning import service
 from edgewise.cloud.provisioning.hook import PAYLOAD_VERSION, TARGET_URL_MAX_LENGTH, TARGET_URL_PATTERN
+from edgewise.protocol.provisioning import TEMPLATE_NAME_MAX_LENGTH
 
 TemplateName = Annotated[
     str,
-    Field(min_length=1, max_length=service.TEMPLATE_NAME_MAX_LENGTH, pattern=service.TEMPLATE_NAME_PATTERN),
+    Field(min_length=1, max_length=TEMPLATE_NAME_MAX_LENGTH, pattern=service.TEMPLATE_NAME_FIELD_PATTERN),
 ]
 Description = Annotated[str, Field(max_length=service.DESCRIPTION_MAX_LENGTH)]
 

@@ -27,10 +27,14 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import AlreadyExistsError, InvalidRequestError, NotFoundError
+from edgewise.cloud.identity import (
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    PolicyCertificateAttachment,
+    ThingPrincipal,
+)
 from edgewise.cloud.identity import service as identity
-from edgewise.cloud.identity.ca import CertificateAuthority
-from edgewise.cloud.identity.certificates import CertificateStatus
-from edgewise.cloud.identity.models import Certificate, PolicyCertificateAttachment, ThingPrincipal
 from edgewise.cloud.provisioning.hook import PreProvisioningHook, check_hook
 from edgewise.cloud.provisioning.intrinsics import Problem, is_literal
 from edgewise.cloud.provisioning.models import OwnershipToken, ProvisioningTemplate
@@ -41,14 +45,14 @@ from edgewise.cloud.provisioning.template import (
     parse_template,
     policy_document,
 )
-from edgewise.cloud.registry.rules import CLAIM_PREFIX, DEVICE_PREFIX, GENERATED_NAME_BYTES
-from edgewise.cloud.registry.service import Page
+from edgewise.cloud.registry import CLAIM_PREFIX, DEVICE_PREFIX, GENERATED_NAME_BYTES, Page
+from edgewise.protocol.provisioning import TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "Provisioning template"
-TEMPLATE_NAME_PATTERN = r"^[0-9A-Za-z_-]+$"
-TEMPLATE_NAME_MAX_LENGTH = 36
+#: The protocol's template names, anchored for pydantic, whose ``pattern`` searches rather than matches.
+TEMPLATE_NAME_FIELD_PATTERN = f"^{TEMPLATE_NAME_PATTERN}$"
 DESCRIPTION_MAX_LENGTH = 500
 #: How long a certificate ownership token can be redeemed with RegisterThing.
 OWNERSHIP_TOKEN_LIFETIME = datetime.timedelta(minutes=5)
@@ -79,7 +83,7 @@ class Cleanup:
 
 def check_template_name(field_name: str, name: str) -> None:
     """Raise unless ``name`` is 1-36 letters, digits, ``_`` or ``-`` (AWS's template names)."""
-    if not 1 <= len(name) <= TEMPLATE_NAME_MAX_LENGTH or re.fullmatch(TEMPLATE_NAME_PATTERN, name) is None:
+    if re.fullmatch(TEMPLATE_NAME_PATTERN, name) is None:
         raise InvalidRequestError(
             field_name, f"{name!r} must be 1-{TEMPLATE_NAME_MAX_LENGTH} letters, digits, '_' or '-'"
         )

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.broker.connection import BrokerConnection
+from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.errors import (
     CloudConflictError,
@@ -29,15 +27,32 @@ from edgewise.cloud.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from edgewise.cloud.identity.ca import CertificateAuthority
+from edgewise.cloud.identity import CertificateAuthority
 from edgewise.cloud.provisioning import registration, service
 from edgewise.cloud.workerlink import WorkerLink
+from edgewise.protocol.provisioning import (
+    CREATE_FROM_CSR_TOPIC,
+    CREATE_TOPIC,
+    OWNERSHIP_TOKEN_FIELD,
+    PROVISION_FILTER,
+    CreateCertificateAccepted,
+    Outcome,
+    ProvisioningPayloadError,
+    ProvisioningRejection,
+    RegisterThingAccepted,
+    RegisterThingRequest,
+    build_create_accepted,
+    build_register_accepted,
+    build_rejection,
+    parse_create_from_csr_request,
+    parse_create_keys_request,
+    parse_register_request,
+    reply_topic,
+    template_name,
+)
 
 logger = logging.getLogger(__name__)
 
-CREATE_TOPIC = "$aws/certificates/create/json"
-CREATE_FROM_CSR_TOPIC = "$aws/certificates/create-from-csr/json"
-PROVISION_FILTER = "$aws/provisioning-templates/+/provision/json"
 #: How often expired ownership tokens are looked for.
 CLEANUP_INTERVAL = datetime.timedelta(minutes=1)
 _CLIENT_ID = "edgewise-provisioning"
@@ -51,17 +66,15 @@ class ProvisioningRejected(Exception):
         self.status_code = status_code
         self.error_code = error_code
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> bytes:
         """The ``/rejected`` body."""
-        return {"statusCode": self.status_code, "errorCode": self.error_code, "errorMessage": str(self)}
+        return build_rejection(ProvisioningRejection(self.status_code, self.error_code, str(self)))
 
 
 def _rejection(exc: CloudError) -> ProvisioningRejected:
     if isinstance(exc, InvalidRequestError):
         code = (
-            "InvalidCertificateOwnershipToken"
-            if exc.field == "certificateOwnershipToken"
-            else "InvalidParameters"
+            "InvalidCertificateOwnershipToken" if exc.field == OWNERSHIP_TOKEN_FIELD else "InvalidParameters"
         )
         return ProvisioningRejected(400, code, str(exc))
     if isinstance(exc, PermissionDeniedError):
@@ -73,27 +86,11 @@ def _rejection(exc: CloudError) -> ProvisioningRejected:
     return ProvisioningRejected(400, "InvalidRequest", str(exc))
 
 
-def _request_object(payload: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
-    if allow_empty and not payload.strip():
-        return {}
-    try:
-        request = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProvisioningRejected(400, "InvalidPayload", f"The payload is not JSON: {exc}") from exc
-    if not isinstance(request, dict):
-        raise ProvisioningRejected(400, "InvalidPayload", "The payload must be a JSON object")
-    return request
-
-
-def _template_name(topic: str) -> str | None:
-    parts = topic.split("/")
-    if (
-        len(parts) == 5
-        and parts[:2] == ["$aws", "provisioning-templates"]
-        and parts[3:] == ["provision", "json"]
-    ):
-        return parts[2]
-    return None
+def _unreadable(exc: ProvisioningPayloadError) -> ProvisioningRejected | InvalidRequestError:
+    """A payload that is not a JSON object is InvalidPayload; a bad field is an invalid request naming it."""
+    if exc.field is None:
+        return ProvisioningRejected(400, "InvalidPayload", str(exc))
+    return InvalidRequestError(exc.field, exc.problem)
 
 
 class ProvisioningWorker:
@@ -101,6 +98,9 @@ class ProvisioningWorker:
 
     ``clock`` gives the time the cleanup of expired ownership tokens goes by.
     """
+
+    #: What the cloud's logs call this worker.
+    name = "provisioning"
 
     def __init__(
         self,
@@ -166,6 +166,7 @@ class ProvisioningWorker:
 
     async def _answer(self, topic: str, payload: bytes) -> None:
         registered = False
+        outcome: Outcome
         try:
             reply, registered = await asyncio.to_thread(self._handle, topic, payload)
             outcome = "accepted"
@@ -178,49 +179,48 @@ class ProvisioningWorker:
                 500, "InternalFailure", "The request failed; see the cloud log"
             ).payload()
             outcome = "rejected"
-        self._link.publish(f"{topic}/{outcome}", json.dumps(reply))
+        self._link.publish(reply_topic(topic, outcome), reply)
         if registered and self._on_registered is not None:
             self._on_registered()
 
-    def _handle(self, topic: str, payload: bytes) -> tuple[dict[str, Any], bool]:
+    def _handle(self, topic: str, payload: bytes) -> tuple[bytes, bool]:
         """The accepted reply to the request, and whether a thing was registered. Blocks."""
         with self._sessions() as session:
             try:
-                if topic == CREATE_TOPIC:
-                    _request_object(payload, allow_empty=True)
-                    return self._create(session, None), False
-                if topic == CREATE_FROM_CSR_TOPIC:
-                    csr = _request_object(payload).get("certificateSigningRequest")
-                    if not isinstance(csr, str) or not csr:
-                        raise InvalidRequestError("certificateSigningRequest", "must be a PEM CSR string")
-                    return self._create(session, csr), False
-                template = _template_name(topic)
-                if template is None:
-                    raise ProvisioningRejected(
-                        404, "ResourceNotFound", f"No provisioning operation on {topic!r}"
-                    )
-                return self._register(session, template, _request_object(payload)), True
+                try:
+                    if topic == CREATE_TOPIC:
+                        parse_create_keys_request(payload)
+                        return self._create(session, None), False
+                    if topic == CREATE_FROM_CSR_TOPIC:
+                        csr = parse_create_from_csr_request(payload).certificate_signing_request
+                        return self._create(session, csr), False
+                    template = template_name(topic)
+                    if template is None:
+                        raise ProvisioningRejected(
+                            404, "ResourceNotFound", f"No provisioning operation on {topic!r}"
+                        )
+                    return self._register(session, template, parse_register_request(payload)), True
+                except ProvisioningPayloadError as exc:
+                    raise _unreadable(exc) from exc
             except CloudError as exc:
                 session.rollback()
                 raise _rejection(exc) from exc
 
-    def _create(self, session: Session, csr_pem: str | None) -> dict[str, Any]:
+    def _create(self, session: Session, csr_pem: str | None) -> bytes:
         claimed = service.create_claimed_certificate(session, self._authority, csr_pem=csr_pem)
-        reply: dict[str, Any] = {
-            "certificateId": claimed.certificate.certificate_id,
-            "certificatePem": claimed.certificate.pem,
-            "certificateOwnershipToken": claimed.ownership_token,
-        }
-        if claimed.private_key_pem is not None:
-            reply["privateKey"] = claimed.private_key_pem
-        return reply
+        return build_create_accepted(
+            CreateCertificateAccepted(
+                certificate_id=claimed.certificate.certificate_id,
+                certificate_pem=claimed.certificate.pem,
+                certificate_ownership_token=claimed.ownership_token,
+                private_key=claimed.private_key_pem,
+            )
+        )
 
-    def _register(self, session: Session, template: str, request: dict[str, Any]) -> dict[str, Any]:
-        token = request.get("certificateOwnershipToken", "")
-        if not isinstance(token, str):
-            raise InvalidRequestError("certificateOwnershipToken", "must be a string")
-        parameters = request.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise InvalidRequestError("parameters", "must be an object of strings")
-        registered = registration.register_thing(session, template, token, parameters)
-        return {"thingName": registered.thing_name, "deviceConfiguration": registered.device_configuration}
+    def _register(self, session: Session, template: str, request: RegisterThingRequest) -> bytes:
+        registered = registration.register_thing(
+            session, template, request.certificate_ownership_token, request.parameters
+        )
+        return build_register_accepted(
+            RegisterThingAccepted(registered.thing_name, registered.device_configuration)
+        )

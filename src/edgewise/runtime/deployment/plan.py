@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
-from edgewise.aws_components import BUILTIN_VERSIONS as BUILTIN_VERSIONS
 from edgewise.aws_components import NUCLEUS
 from edgewise.protocol.deployment import ConfigurationUpdate
 from edgewise.recipe import (

@@ -1,74 +1,59 @@
-"""The deployment service: a queue of deployments, applied one at a time, with rollback and crash recovery.
+"""The deployment service: a queue of deployments, each taken through the same stages, one at a time.
 
-Apply = resolve → install packages → plan the next ``services`` tree → activate (persist, reconcile the
-supervisor) → wait for every component to settle → succeed, or roll back to the previous tree exactly.
+Whatever a deployment's origin (a local deployment from the CLI, a fleet deployment from the cloud's jobs), it
+goes through, in order (:meth:`DeploymentService._deploy`):
 
-Crash safety: before activation the previous and the next tree are written to ``deployments/current.json``
-(atomically). A runtime killed at any point after that finds the file on start, re-activates the next tree and
-finishes the deployment (success or rollback) with no network. Deployments still queued are re-queued.
+1. resolve (:mod:`.resolving`): the groups' root components after it, and one version of every component
+   they need, from the installed recipes and those its source offers (:mod:`.sources`);
+2. prepare (:mod:`.preparing`): what the source offers of the chosen versions installed, the next tree
+   planned; then the hooks' ``prepare`` (:mod:`.hooks`);
+3. validate: components may reject their new configuration (the hooks' ``validate``);
+4. notify and defer: components may defer the update (the hooks' ``before_update``);
+5. bootstrap, activate, confirm or roll back (:mod:`.activation`).
+
+A failure before activation changes nothing (``FAILED_NO_STATE_CHANGE``). A deployment may be cancelled until it
+is activated; one being resolved or prepared is interrupted (its source abandons its downloads). Crash
+safety is :mod:`.activation`'s: a runtime killed during activation finishes the deployment when it starts
+again; deployments still queued or in progress before activation are queued again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import json
 import logging
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from edgewise.recipe import Recipe, select_manifest
 from edgewise.runtime.config import ConfigStore
-from edgewise.runtime.deployment.document import DeploymentDocument, FailureHandlingPolicy
+from edgewise.runtime.deployment.activation import (
+    Activation,
+    DeploymentActivator,
+    Outcome,
+    Reconcile,
+    RestartRequest,
+    Supervision,
+)
+from edgewise.runtime.deployment.document import DeploymentDocument
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.history import (
     DeploymentHistory,
     DeploymentRecord,
     DeploymentStatus,
     DetailedStatus,
-    write_json_atomically,
 )
 from edgewise.runtime.deployment.hooks import DeploymentHook
-from edgewise.runtime.deployment.packages import ComponentStore, read_recipe_dir
-from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS, bootstrap_order, plan_services
-from edgewise.runtime.deployment.resolution import ResolutionError, resolve, union_group_roots
-from edgewise.runtime.lifecycle import LifecycleSupervisor
-from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
-from edgewise.runtime.lifecycle.states import ComponentState
+from edgewise.runtime.deployment.packages import ComponentStore
+from edgewise.runtime.deployment.preparing import prepare
+from edgewise.runtime.deployment.resolving import next_groups, resolve_deployment
+from edgewise.runtime.deployment.sources import ComponentSource, LocalSource, run_to_completion
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.settings import ArtifactLimits
-from edgewise.runtime.specs import build_specs, configuration_context
+from edgewise.runtime.specs import configuration_context
 
 logger = logging.getLogger(__name__)
-#: How long a started component must stay RUNNING before a deployment counts it as up: Greengrass checks the
-#: states once a second, so a Run process that dies within about a second fails the deployment there too.
-RUN_STABILITY_SECONDS = 1.0
 
-#: Store keys: the running components, and the root components each group asked for.
-SERVICES = ("services",)
-GROUPS = ("groups",)
-
-Reconcile = Callable[[Collection[str]], None]
-#: Asks the runtime to restart itself or reboot the device (a Bootstrap step exited with 100 or 101).
-RestartRequest = Callable[[BootstrapAction], None]
-
-
-@dataclass(frozen=True)
-class _Activation:
-    """What ``current.json`` holds while a deployment is being activated."""
-
-    document: DeploymentDocument
-    previous: dict[str, Any]
-    planned: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"document": self.document.to_json(), "previous": self.previous, "planned": self.planned}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> _Activation:
-        return cls(DeploymentDocument.from_json(data["document"]), data["previous"], data["planned"])
+_INTERNAL_ERROR = "Internal error; see edgewise.log"
 
 
 class DeploymentService:
@@ -79,7 +64,7 @@ class DeploymentService:
         paths: RootPaths,
         *,
         store: ConfigStore,
-        supervisor: LifecycleSupervisor,
+        supervisor: Supervision,
         platform: Mapping[str, str],
         reconcile: Reconcile,
         thing_name: str = "edgewise-device",
@@ -88,21 +73,26 @@ class DeploymentService:
     ) -> None:
         self._paths = paths
         self._thing_name = thing_name
-        self._restart = restart
-        self._store = store
-        self._supervisor = supervisor
         self._platform = dict(platform)
-        self._reconcile = reconcile
         self._packages = ComponentStore(paths, limits=artifact_limits)
+        self._local_source = LocalSource(self._packages, platform=platform)
+        self._fleet_source: ComponentSource | None = None
+        self._activator = DeploymentActivator(
+            paths,
+            store=store,
+            supervisor=supervisor,
+            reconcile=reconcile,
+            thing_name=thing_name,
+            restart=restart,
+        )
         self._history = DeploymentHistory(paths.deployments_dir / "history")
         self._queue: asyncio.Queue[DeploymentDocument] = asyncio.Queue()
-        self._current_file = paths.deployments_dir / "current.json"
-        #: The components whose Bootstrap ran for the deployment in progress, kept across a restart or reboot.
-        self._bootstrap_file = paths.deployments_dir / "bootstrap.json"
-        self._interrupted: _Activation | None = None
+        self._interrupted: Activation | None = None
         self._cancelled: set[str] = set()
         self._active: str | None = None
         self._activating = False
+        #: The resolve and prepare stages of the active deployment, and its source: what a cancel interrupts.
+        self._preparing: tuple[asyncio.Task[dict[str, Any]], ComponentSource] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._hooks: list[DeploymentHook] = []
         #: Set when a deployment ends, then replaced: what :meth:`wait_final` waits on.
@@ -111,6 +101,11 @@ class DeploymentService:
     def add_hook(self, hook: DeploymentHook) -> None:
         """Attach a service to every later deployment (see :mod:`edgewise.runtime.deployment.hooks`)."""
         self._hooks.append(hook)
+
+    def attach_source(self, source: ComponentSource) -> None:
+        """Where fleet deployments (those with a ``configurationArn``) get their recipes and artifacts: the fleet
+        agent's cloud source. Without one they resolve over the installed components only."""
+        self._fleet_source = source
 
     # -- start and stop -------------------------------------------------------------------------------
 
@@ -121,20 +116,9 @@ class DeploymentService:
         An activation interrupted by a crash is re-activated (its planned tree written again) and finished
         by the worker; deployments that were queued or in progress before activation are queued again.
         """
-        if self._current_file.exists():
-            try:
-                self._interrupted = _Activation.from_json(json.loads(self._current_file.read_text("utf-8")))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                logger.error("Ignoring an unreadable interrupted deployment %s: %s", self._current_file, exc)
-                self._current_file.unlink(missing_ok=True)
-        if self._interrupted is not None:
-            logger.warning(
-                "Resuming deployment %s, interrupted during activation",
-                self._interrupted.document.deployment_id,
-            )
-            self._write_tree(self._interrupted.planned)
+        self._interrupted = self._activator.recover()
+        interrupted_id = self._interrupted.document.deployment_id if self._interrupted else None
         for record in self._history.list():
-            interrupted_id = self._interrupted.document.deployment_id if self._interrupted else None
             if record.status in (DeploymentStatus.QUEUED, DeploymentStatus.IN_PROGRESS) and (
                 record.deployment_id != interrupted_id
             ):
@@ -169,7 +153,8 @@ class DeploymentService:
         return record
 
     def cancel(self, deployment_id: str) -> str:
-        """Cancel a queued deployment, or one not yet activating. Returns a message saying what happened.
+        """Cancel a queued deployment, or one not yet activating (its resolution and preparation, downloads
+        included, are interrupted). Returns a message saying what happened.
 
         Raises:
             KeyError: no such deployment.
@@ -185,6 +170,10 @@ class DeploymentService:
         if deployment_id != self._active:
             self._history.save(record.with_status(DeploymentStatus.CANCELED))
             self._announce_end()
+        elif self._preparing is not None:
+            task, source = self._preparing
+            task.cancel()
+            source.abandon()
         return f"Deployment {deployment_id} cancelled"
 
     def get(self, deployment_id: str) -> DeploymentRecord | None:
@@ -211,7 +200,7 @@ class DeploymentService:
         if self._interrupted is not None:
             activation, self._interrupted = self._interrupted, None
             self._active = activation.document.deployment_id
-            await self._finish_activation(activation)
+            await self._settle(activation)
         while True:
             self._active = None
             document = await self._queue.get()
@@ -222,14 +211,105 @@ class DeploymentService:
                 await self._deploy(document)
             except Exception:
                 logger.exception("Deployment %s crashed", document.deployment_id)
-                self._finish(
-                    document,
-                    DeploymentStatus.FAILED,
-                    DetailedStatus.FAILED_NO_STATE_CHANGE,
-                    cause="Internal error; see edgewise.log",
-                )
+                self._finish(document, _failed_before_activation(DeploymentError(_INTERNAL_ERROR)))
             finally:
                 self._activating = False
+
+    async def _deploy(self, document: DeploymentDocument) -> None:
+        """The stages, in order; a stage that fails or is cancelled ends the deployment."""
+        self._history.save(self._record(document).with_status(DeploymentStatus.IN_PROGRESS))
+        logger.info("Deployment %s in progress", document.deployment_id)
+        previous = self._activator.read_tree()
+        try:
+            planned = await self._resolve_and_prepare(document, previous)
+            await self._validate(document, planned)
+        except asyncio.CancelledError:
+            if _being_closed():
+                raise
+            self._finish(document, _CANCELLED)
+            return
+        except DeploymentError as exc:
+            # Abandoned by a cancelled source, the work in progress may fail: the cancellation is the news.
+            cancelled = document.deployment_id in self._cancelled
+            self._finish(document, _CANCELLED if cancelled else _failed_before_activation(exc))
+            return
+        await self._notify_and_defer(document)
+        if document.deployment_id in self._cancelled:
+            self._finish(document, _CANCELLED)
+            return
+        failed = await self._activator.bootstrap(document, previous, planned)
+        if failed is not None:
+            self._finish(document, failed)
+            return
+        activation = Activation(document, previous, planned)
+        self._activating = True
+        await self._activator.activate(activation)
+        await self._settle(activation)
+
+    async def _resolve_and_prepare(
+        self, document: DeploymentDocument, previous: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Stages resolve and prepare, as a task that :meth:`cancel` may interrupt."""
+        source = self._source_for(document)
+        task = asyncio.create_task(self._resolved_and_prepared(document, previous, source))
+        self._preparing = task, source
+        try:
+            return await task
+        finally:
+            self._preparing = None
+
+    async def _resolved_and_prepared(
+        self, document: DeploymentDocument, previous: Mapping[str, Any], source: ComponentSource
+    ) -> dict[str, Any]:
+        groups = next_groups(document, previous.get("groups") or {})
+        offer = await source.offer(document)
+        installed = await run_to_completion(self._packages.recipes)
+        resolved = await run_to_completion(resolve_deployment, groups, installed, offer.recipes)
+        planned = await prepare(
+            document,
+            previous,
+            resolved,
+            offer,
+            platform=self._platform,
+            context=configuration_context(self._paths, thing_name=self._thing_name),
+        )
+        for hook in self._hooks:
+            planned = hook.prepare(document, planned)
+        return planned
+
+    async def _validate(self, document: DeploymentDocument, planned: Mapping[str, Any]) -> None:
+        """Stage validate: components may reject their new configuration.
+
+        Raises:
+            DeploymentError: a component rejected it.
+        """
+        for hook in self._hooks:
+            rejection = await hook.validate(document, planned["services"])
+            if rejection:
+                raise DeploymentError(rejection, error_types=("COMPONENT_CONFIGURATION_REJECTED",))
+
+    async def _notify_and_defer(self, document: DeploymentDocument) -> None:
+        """Stage notify and defer: with ``NOTIFY_COMPONENTS``, components are told and may defer the update."""
+        if document.notify_components:
+            for hook in self._hooks:
+                await hook.before_update(document)
+
+    def _source_for(self, document: DeploymentDocument) -> ComponentSource:
+        if document.configuration_arn is not None and self._fleet_source is not None:
+            return self._fleet_source
+        return self._local_source
+
+    async def _settle(self, activation: Activation) -> None:
+        """Confirm or roll back an activated deployment, and record how it ended."""
+        document = activation.document
+        outcome = await self._activator.settle(activation)
+        self._finish(document, outcome)
+        if outcome.status is DeploymentStatus.SUCCEEDED and document.notify_components:
+            for hook in self._hooks:
+                await hook.after_update(document)
+        await self._activator.close()
+
+    # -- the history ----------------------------------------------------------------------------------
 
     def _record(self, document: DeploymentDocument) -> DeploymentRecord:
         record = self._history.get(document.deployment_id)
@@ -242,244 +322,35 @@ class DeploymentService:
             )
         return record
 
-    def _finish(
-        self,
-        document: DeploymentDocument,
-        status: DeploymentStatus,
-        detailed: DetailedStatus | None,
-        *,
-        cause: str | None = None,
-        error_types: tuple[str, ...] = (),
-    ) -> None:
-        record = self._record(document).with_status(status, detailed, cause=cause, error_types=error_types)
+    def _finish(self, document: DeploymentDocument, outcome: Outcome) -> None:
+        record = self._record(document).with_status(
+            outcome.status, outcome.detailed, cause=outcome.cause, error_types=outcome.error_types
+        )
         self._history.save(record)
-        self._bootstrap_file.unlink(missing_ok=True)
+        self._activator.forget_bootstraps()
         self._announce_end()
-        log = logger.info if status is DeploymentStatus.SUCCEEDED else logger.warning
+        log = logger.info if outcome.status is DeploymentStatus.SUCCEEDED else logger.warning
         log(
             "Deployment %s %s%s",
             document.deployment_id,
-            (detailed or status).value,
-            f": {cause}" if cause else "",
+            (outcome.detailed or outcome.status).value,
+            f": {outcome.cause}" if outcome.cause else "",
         )
 
-    async def _deploy(self, document: DeploymentDocument) -> None:
-        self._history.save(self._record(document).with_status(DeploymentStatus.IN_PROGRESS))
-        logger.info("Deployment %s in progress", document.deployment_id)
-        previous = self._read_tree()
-        try:
-            planned = await asyncio.to_thread(self._prepare, document, previous)
-            for hook in self._hooks:
-                planned = hook.prepare(document, planned)
-            for hook in self._hooks:
-                rejection = await hook.validate(document, planned["services"])
-                if rejection:
-                    raise DeploymentError(rejection, error_types=("COMPONENT_CONFIGURATION_REJECTED",))
-        except DeploymentError as exc:
-            self._finish(
-                document,
-                DeploymentStatus.FAILED,
-                DetailedStatus.FAILED_NO_STATE_CHANGE,
-                cause=str(exc),
-                error_types=exc.error_types,
-            )
-            return
-        if document.notify_components:
-            for hook in self._hooks:
-                await hook.before_update(document)
-        if document.deployment_id in self._cancelled:
-            self._finish(document, DeploymentStatus.CANCELED, None, cause="Cancelled before activation")
-            return
-        if not await self._bootstrap(document, previous, planned):
-            return
-        activation = _Activation(document, previous, planned)
-        self._activating = True
-        await asyncio.to_thread(write_json_atomically, self._current_file, activation.to_json())
-        self._write_tree(planned)
-        await self._finish_activation(activation)
 
-    async def _bootstrap(
-        self, document: DeploymentDocument, previous: Mapping[str, Any], planned: Mapping[str, Any]
-    ) -> bool:
-        """Run the Bootstrap steps the deployment needs, before anything is activated; False when the deployment
-        failed. A step asking for a restart or a reboot does not return: the runtime stops, and the deployment,
-        still IN_PROGRESS in the history, is taken up again when it starts, skipping the steps already run."""
-        names = bootstrap_order(previous.get("services") or {}, planned["services"])
-        if not names:
-            return True
-        done = await asyncio.to_thread(self._read_bootstraps, document.deployment_id)
-        specs = build_specs(planned["services"], self._paths, thing_name=self._thing_name)
-        for name in names:
-            spec = specs[name]
-            if done.get(name) == spec.version:
-                continue
-            outcome = await self._supervisor.bootstrap(spec)
-            if outcome.action is BootstrapAction.FAIL:
-                self._fail_bootstrap(document, outcome.reason)
-                return False
-            done[name] = spec.version
-            state = {"deploymentId": document.deployment_id, "done": done}
-            await asyncio.to_thread(write_json_atomically, self._bootstrap_file, state)
-            if outcome.action is BootstrapAction.CONTINUE:
-                continue
-            if self._restart is None:
-                self._fail_bootstrap(document, f"{outcome.reason}, which this runtime cannot do")
-                return False
-            logger.warning(
-                "Deployment %s: %s; the deployment goes on once the runtime is back",
-                document.deployment_id,
-                outcome.reason,
-            )
-            self._restart(outcome.action)
-            # The runtime is stopping and cancels this worker; nothing else may be deployed meanwhile.
-            await asyncio.get_running_loop().create_future()
-        return True
+_CANCELLED = Outcome(DeploymentStatus.CANCELED, None, cause="Cancelled before activation")
 
-    def _fail_bootstrap(self, document: DeploymentDocument, reason: str) -> None:
-        # Nothing was activated yet: the components that ran before keep running, unchanged.
-        self._finish(
-            document,
-            DeploymentStatus.FAILED,
-            DetailedStatus.FAILED_NO_STATE_CHANGE,
-            cause=reason,
-            error_types=("COMPONENT_BOOTSTRAP_ERROR",),
-        )
 
-    def _read_bootstraps(self, deployment_id: str) -> dict[str, str]:
-        """The components whose Bootstrap already ran for ``deployment_id`` (name → version). Blocks."""
-        try:
-            state = json.loads(self._bootstrap_file.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            logger.error("Ignoring an unreadable bootstrap record %s: %s", self._bootstrap_file, exc)
-            return {}
-        if not isinstance(state, dict) or state.get("deploymentId") != deployment_id:
-            return {}
-        done = state.get("done")
-        return {str(key): str(value) for key, value in done.items()} if isinstance(done, dict) else {}
+def _failed_before_activation(error: DeploymentError) -> Outcome:
+    return Outcome(
+        DeploymentStatus.FAILED,
+        DetailedStatus.FAILED_NO_STATE_CHANGE,
+        cause=str(error),
+        error_types=error.error_types,
+    )
 
-    async def _finish_activation(self, activation: _Activation) -> None:
-        document = activation.document
-        previous_services: dict[str, Any] = activation.previous.get("services") or {}
-        planned_services: dict[str, Any] = activation.planned.get("services") or {}
-        broken_before = {
-            name
-            for name, state in self._supervisor.states().items()
-            if state is ComponentState.BROKEN and previous_services.get(name) == planned_services.get(name)
-        }
-        # A deployment that names a BROKEN root component again is how a user revives it.
-        revive = {name for name in broken_before if name in document.components_to_add}
-        self._reconcile(revive)
-        failures = await self._wait(planned_services, ignore=broken_before - revive, timeout=document.timeout)
-        if not failures:
-            self._finish(document, DeploymentStatus.SUCCEEDED, DetailedStatus.SUCCESSFUL)
-            if document.notify_components:
-                for hook in self._hooks:
-                    await hook.after_update(document)
-        elif document.failure_policy is FailureHandlingPolicy.DO_NOTHING:
-            self._finish(
-                document,
-                DeploymentStatus.FAILED,
-                DetailedStatus.FAILED_ROLLBACK_NOT_REQUESTED,
-                cause=failures,
-                error_types=("COMPONENT_BROKEN",),
-            )
-        else:
-            logger.warning("Deployment %s failed (%s); rolling back", document.deployment_id, failures)
-            self._write_tree(activation.previous)
-            self._reconcile(set(previous_services) & set(planned_services))
-            rollback_failures = await self._wait(
-                previous_services, ignore=broken_before, timeout=document.timeout
-            )
-            detailed = (
-                DetailedStatus.FAILED_UNABLE_TO_ROLLBACK
-                if rollback_failures
-                else (DetailedStatus.FAILED_ROLLBACK_COMPLETE)
-            )
-            cause = (
-                failures
-                if not rollback_failures
-                else f"{failures}; rollback also failed: {rollback_failures}"
-            )
-            self._finish(
-                document, DeploymentStatus.FAILED, detailed, cause=cause, error_types=("COMPONENT_BROKEN",)
-            )
-        await asyncio.to_thread(self._current_file.unlink, True)
 
-    async def _wait(
-        self, services: Mapping[str, Any], *, ignore: Collection[str], timeout: float
-    ) -> str | None:
-        """Wait for the components to settle; return a failure reason, or None when all are up."""
-        names = [name for name in services if name not in ignore]
-        states = await self._supervisor.wait_settled(names, timeout=timeout, stable_for=RUN_STABILITY_SECONDS)
-        broken = sorted(name for name, state in states.items() if state is ComponentState.BROKEN)
-        unsettled = sorted(name for name, state in states.items() if not state.is_settled)
-        reasons = []
-        for name in broken:
-            status = self._supervisor.status(name)
-            detail = f" ({status.last_failure})" if status is not None and status.last_failure else ""
-            reasons.append(f"{name} is BROKEN{detail}")
-        if unsettled:
-            reasons.append(
-                "timed out after {:.0f} s waiting for {}".format(
-                    timeout, ", ".join(f"{name} ({states[name].value})" for name in unsettled)
-                )
-            )
-        return "; ".join(reasons) or None
-
-    # -- preparation (blocking, in a thread) ----------------------------------------------------------
-
-    def _prepare(self, document: DeploymentDocument, previous: Mapping[str, Any]) -> dict[str, Any]:
-        groups: dict[str, dict[str, str]] = copy.deepcopy(previous.get("groups") or {})
-        group_roots = {} if document.replace_group_roots else dict(groups.get(document.group) or {})
-        for name in document.components_to_remove:
-            group_roots.pop(name, None)
-        group_roots.update(document.components_to_add)
-        unknown = set(document.configuration) - set(group_roots)
-        if unknown:
-            raise DeploymentError(
-                f"componentToConfiguration names {', '.join(sorted(unknown))}, which this deployment does not "
-                "deploy as a root component",
-                error_types=("REQUEST_ERROR",),
-            )
-        groups[document.group] = group_roots
-        roots = union_group_roots(groups)
-        offered = read_recipe_dir(document.recipe_dir) if document.recipe_dir else {}
-        candidates: dict[str, list[Recipe]] = {
-            name: list(recipes) for name, recipes in self._packages.recipes().items()
-        }
-        for name, found in offered.items():
-            versions = {recipe.version for recipe, _ in found}
-            candidates[name] = [r for r in candidates.get(name, []) if r.version not in versions]
-            candidates[name] += [recipe for recipe, _ in found]
-        try:
-            resolution = resolve(roots, candidates, builtins=BUILTIN_VERSIONS)
-        except ResolutionError as exc:
-            raise DeploymentError(str(exc), error_types=("DEPENDENCY_RESOLUTION_ERROR",)) from exc
-        texts = {(recipe.name, recipe.version): text for found in offered.values() for recipe, text in found}
-        for name, recipe in resolution.components.items():
-            manifest = select_manifest(recipe, self._platform)
-            text = texts.get((name, recipe.version))
-            if manifest is not None and text is not None:
-                self._packages.install(recipe, text, manifest, document.artifacts_dir)
-        services = plan_services(
-            previous.get("services") or {},
-            resolution,
-            document,
-            roots=roots,
-            platform=self._platform,
-            context=configuration_context(self._paths, thing_name=self._thing_name),
-        )
-        return {**copy.deepcopy(dict(previous)), "services": services, "groups": groups}
-
-    # -- the stored tree ------------------------------------------------------------------------------
-
-    def _read_tree(self) -> dict[str, Any]:
-        return {"services": self._store.get(SERVICES) or {}, "groups": self._store.get(GROUPS) or {}}
-
-    def _write_tree(self, tree: Mapping[str, Any]) -> None:
-        whole = self._store.get() or {}
-        whole["services"] = copy.deepcopy(tree.get("services") or {})
-        whole["groups"] = copy.deepcopy(tree.get("groups") or {})
-        self._store.replace_all(whole)
+def _being_closed() -> bool:
+    """Whether the running task itself is being cancelled (the service is closing), not just what it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

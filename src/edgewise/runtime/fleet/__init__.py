@@ -6,11 +6,7 @@ Loaded only by a runtime whose configuration has a ``cloud`` section with ``flee
 
 from edgewise.runtime.fleet.agent import FleetAgent
 from edgewise.runtime.fleet.download import ArtifactDownloader, DownloadSettings
-from edgewise.runtime.fleet.errors import (
-    ArtifactDownloadError,
-    ComponentResolveError,
-    FleetDeploymentCanceled,
-)
+from edgewise.runtime.fleet.errors import ArtifactDownloadError, ComponentResolveError
 from edgewise.runtime.fleet.presence import presence_messages
 from edgewise.runtime.fleet.status import FleetStatusReporter
 
@@ -20,7 +16,6 @@ __all__ = [
     "ComponentResolveError",
     "DownloadSettings",
     "FleetAgent",
-    "FleetDeploymentCanceled",
     "FleetStatusReporter",
     "presence_messages",
 ]

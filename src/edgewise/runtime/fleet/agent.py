@@ -1,16 +1,18 @@
 """The device agent: fleet deployments from the cloud's jobs, applied by the runtime's own deployment service.
 
-For each deployment job execution the cloud offers (``describe $next`` on every connection and every
-notification): check the document, report IN_PROGRESS, fetch the recipes of the dependency closure and resolve
-it over every group the device runs, download and install the artifacts the chosen versions need, submit the
-deployment to the :class:`DeploymentService` (notifications, validation, rollback: the same engine as local
-deployments), then report SUCCEEDED or FAILED with Greengrass's ``statusDetails``. One execution at a time.
+For each deployment job execution the cloud offers (``describe $next`` on every connection and every notification,
+asked again every ``confirm_interval`` seconds while unanswered): check the document, report IN_PROGRESS, submit the
+deployment to the :class:`DeploymentService`, wait for it to end, then report SUCCEEDED or FAILED with
+Greengrass's ``statusDetails``. One execution at a time. The deployment service takes a fleet deployment
+through the same stages as a local one (resolution over every group, preparation, validation, notification,
+activation, rollback); its recipes and artifacts come from the cloud through the agent's :class:`CloudSource`,
+which the agent attaches to the service when it is created.
 
 What happens to an execution is kept in the :class:`JobLedger`, so that a runtime killed mid-deployment finishes
 it (the deployment service recovers it) and reports it after the restart, and a report made offline waits in
 the cloud link's spool; should it still be lost (the cloud's jobs service was not listening yet when the spool
 was flushed), the cloud keeps the execution pending and the device reports again when it next asks. A job
-cancelled in the cloud before activation cancels the deployment.
+cancelled in the cloud before activation cancels the deployment (its downloads and requests to the cloud stop).
 
 A final report is made once and confirmed by its ``update/accepted``, or by the cloud showing the execution final
 already (a describe, or an ``InvalidStateTransition`` rejection of the report). An answer that shows the
@@ -32,29 +34,19 @@ from typing import TYPE_CHECKING, Any
 from edgewise.protocol import health
 from edgewise.protocol.jobs import NEXT
 from edgewise.protocol.jobs import PENDING_STATUSES as PENDING
-from edgewise.recipe import Recipe
 from edgewise.runtime.cloudlink import CloudLinkError
 from edgewise.runtime.deployment import (
-    DeploymentDocument,
     DeploymentError,
     DeploymentRecord,
     DeploymentStatus,
     DetailedStatus,
     parse_fleet_deployment,
 )
-from edgewise.runtime.deployment.packages import ComponentStore
-from edgewise.runtime.deployment.plan import BUILTIN_VERSIONS
-from edgewise.runtime.deployment.service import GROUPS
-from edgewise.runtime.fleet.download import (
-    ArtifactDownloader,
-    DownloadSettings,
-    artifact_context,
-    install_offer,
-)
-from edgewise.runtime.fleet.errors import FleetDeploymentCanceled
+from edgewise.runtime.fleet.download import ArtifactDownloader, DownloadSettings, artifact_context
 from edgewise.runtime.fleet.jobs import JobExecution, JobsClient, RejectedRequest, deployment_status_details
 from edgewise.runtime.fleet.ledger import JobEntry, JobLedger, JobStage
-from edgewise.runtime.fleet.resolve import ComponentCatalog, fetch_closure, resolve_groups
+from edgewise.runtime.fleet.resolve import ComponentCatalog
+from edgewise.runtime.fleet.source import CloudSource
 from edgewise.runtime.fleet.status import FleetStatusReporter
 from edgewise.runtime.settings import ArtifactLimits
 
@@ -109,7 +101,12 @@ def deployment_information(
 
 
 class FleetAgent:
-    """Receives, applies and reports fleet deployments; publishes fleet status. Call from the event loop."""
+    """Receives, applies and reports fleet deployments; publishes fleet status. Call from the event loop.
+
+    Creating it does no I/O and attaches its :class:`CloudSource` to ``deployments``: create it before the
+    deployment service recovers and starts, and :meth:`start` it after, so that a fleet deployment the service
+    re-queues fetches its components once the agent is started, and an interrupted one is reported.
+    """
 
     def __init__(
         self,
@@ -129,12 +126,8 @@ class FleetAgent:
     ) -> None:
         self._link = link
         self._settings = settings
-        self._paths = paths
-        self._store = store
         self._deployments = deployments
-        self._platform = dict(platform)
         self._download_settings = download_settings
-        self._artifact_limits = artifact_limits
         self._ledger = JobLedger(paths.deployments_dir / "fleet.json")
         self._jobs = JobsClient(
             link,
@@ -145,7 +138,8 @@ class FleetAgent:
             on_updated=self._confirmed,
         )
         self._catalog = ComponentCatalog(link, thing, timeout=resolve_timeout)
-        self._packages = ComponentStore(paths)
+        self._source = CloudSource(self._catalog, paths=paths, platform=platform, limits=artifact_limits)
+        deployments.attach_source(self._source)
         self.status = FleetStatusReporter(
             link,
             thing=thing,
@@ -163,6 +157,8 @@ class FleetAgent:
         #: Final reports the cloud has not confirmed yet, by job id.
         self._reports: dict[str, _Report] = {}
         self._confirm_interval = confirm_interval
+        #: When ``describe $next`` was last sent and not answered yet (a rejection is no answer: asked again).
+        self._next_asked_at: float | None = None
         self._current: JobEntry | None = None
         self._cancel_requested = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,6 +181,7 @@ class FleetAgent:
         self._downloader = ArtifactDownloader(context, self._download_settings)
         await self._jobs.start()
         await self._catalog.start()
+        self._source.started(self._downloader)
         self._remove_listener = self._link.add_status_listener(self._connection_changed)
         await self.status.start()
         loop = asyncio.get_running_loop()
@@ -230,6 +227,8 @@ class FleetAgent:
                     token = await self._jobs.update(request.execution, request.status, request.details)
                     report.tokens.add(token)
                 else:
+                    if request == NEXT:
+                        self._next_asked_at = asyncio.get_running_loop().time()
                     await self._jobs.describe(request)
             except CloudLinkError as exc:
                 logger.warning("Cannot ask the jobs service about %s: %s", request, exc)
@@ -324,12 +323,18 @@ class FleetAgent:
         return True
 
     async def _confirm_loop(self) -> None:
-        """Ask about every final report the cloud has not confirmed within ``confirm_interval`` seconds."""
+        """Ask about every final report the cloud has not confirmed within ``confirm_interval`` seconds, and
+        again for the next pending execution when that question has had as long without an answer."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._confirm_interval)
             if self._link.connected:
                 now = loop.time()
+                asked = self._next_asked_at
+                if asked is not None and now - asked >= self._confirm_interval:
+                    # A lost answer to ``$next`` would leave a pending execution waiting for the next
+                    # notification or reconnection. Asked only while unanswered: an idle fleet sends nothing.
+                    self._ask(NEXT)
                 for job_id in sorted(self._reports):
                     if now - self._reports[job_id].sent_at >= self._confirm_interval:
                         self._ask(job_id)
@@ -346,6 +351,8 @@ class FleetAgent:
 
     def _described(self, requested: str, execution: JobExecution | None) -> None:
         current = self._current
+        if requested == NEXT:
+            self._next_asked_at = None
         if requested != NEXT and execution is not None:
             self._check_reported(execution)
         if requested != NEXT:
@@ -393,11 +400,9 @@ class FleetAgent:
         self._cancel_requested = True
         logger.warning("Job %s was withdrawn (%s); cancelling its deployment", current.job_id, why)
         if current.stage is JobStage.APPLYING and current.deployment_id:
+            # Stops its preparation too: the downloads and the requests to the cloud end.
             logger.info("%s", self._deployments.cancel(current.deployment_id))
-            return
-        self._catalog.abandon(FleetDeploymentCanceled(current.job_id))
-        if self._downloader is not None:
-            self._downloader.cancel()
+        # Otherwise not submitted yet: _handle sees the request and does not submit it.
 
     # -- the work -------------------------------------------------------------------------------------
 
@@ -438,8 +443,6 @@ class FleetAgent:
             self._current = entry
             await self._finish(entry, execution, held=False)
             return
-        if self._downloader is not None:
-            self._downloader.reset()
         entry = self._ledger.begin(
             JobEntry(
                 key=execution.key,
@@ -464,19 +467,14 @@ class FleetAgent:
         )
         await self._jobs.update(execution, "IN_PROGRESS", expected_version=execution.version)
         self.status.hold()
-        try:
-            await self._prepare(execution, document)
-            entry = self._current = self._ledger.update(entry, stage=JobStage.APPLYING)
-            # Recorded before submitting: a restart in between finds the deployment, never loses it.
-            self._deployments.submit(document)
-        except DeploymentError as exc:
-            if isinstance(exc, FleetDeploymentCanceled) or self._cancel_requested:
-                self._ledger.update(entry, stage=JobStage.CANCELED)
-                self.status.deployment_finished(entry.group, None)
-                logger.info("Deployment job %s cancelled before activation", execution.job_id)
-            else:
-                await self._report_failure(entry, execution, exc)
+        if self._cancel_requested:
+            self._ledger.update(entry, stage=JobStage.CANCELED)
+            self.status.deployment_finished(entry.group, None)
+            logger.info("Deployment job %s cancelled before activation", execution.job_id)
             return
+        entry = self._current = self._ledger.update(entry, stage=JobStage.APPLYING)
+        # Recorded before submitting: a restart in between finds the deployment, never loses it.
+        self._deployments.submit(document)
         await self._finish(entry, execution, held=True)
 
     async def _abandon(self, execution: JobExecution) -> None:
@@ -489,34 +487,6 @@ class FleetAgent:
             await self._report_failure(entry, execution, DeploymentError("Internal error; see edgewise.log"))
         except Exception:
             logger.exception("Deployment job %s could not be reported", execution.job_id)
-
-    async def _prepare(self, execution: JobExecution, document: DeploymentDocument) -> None:
-        """Recipes of the closure, resolution over every group, artifacts into the component store."""
-        offers = await fetch_closure(document.components_to_add, self._catalog.ask, skip=BUILTIN_VERSIONS)
-        installed = await asyncio.to_thread(self._packages.recipes)
-        candidates: dict[str, list[Recipe]] = {name: list(recipes) for name, recipes in installed.items()}
-        for name, by_version in offers.items():
-            kept = [recipe for recipe in candidates.get(name, []) if recipe.version not in by_version]
-            candidates[name] = kept + [offer.recipe for offer in by_version.values()]
-        groups: dict[str, Any] = dict(self._store.get(GROUPS) or {})
-        groups[document.group] = dict(document.components_to_add)
-        resolution = resolve_groups(groups, candidates, builtins=BUILTIN_VERSIONS)
-        assert self._downloader is not None
-        for name, recipe in sorted(resolution.components.items()):
-            offer = offers.get(name, {}).get(recipe.version)
-            if self._cancel_requested:
-                raise FleetDeploymentCanceled(execution.job_id)
-            if offer is not None:
-                await asyncio.to_thread(
-                    install_offer,
-                    offer,
-                    paths=self._paths,
-                    platform=self._platform,
-                    downloader=self._downloader,
-                    limits=self._artifact_limits,
-                )
-        if self._cancel_requested:
-            raise FleetDeploymentCanceled(execution.job_id)
 
     async def _finish(self, entry: JobEntry, execution: JobExecution, *, held: bool) -> None:
         """Wait for the submitted deployment to end, then report it."""
@@ -545,7 +515,7 @@ class FleetAgent:
         await self._report(entry, execution, status, details, record)
 
     async def _report_failure(self, entry: JobEntry, execution: JobExecution, error: DeploymentError) -> None:
-        """Report a deployment that failed before anything changed on the device."""
+        """Report a deployment that failed before it was submitted (nothing changed on the device)."""
         logger.warning("Deployment job %s failed before activation: %s", execution.job_id, error)
         details = deployment_status_details(
             DetailedStatus.FAILED_NO_STATE_CHANGE.value, cause=str(error), error_types=error.error_types

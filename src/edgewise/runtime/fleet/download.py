@@ -3,7 +3,7 @@
 A download goes to ``<file>.part`` beside its destination; after a dropped connection (or a runtime restart)
 the next attempt asks for the rest with ``Range: bytes=N-``. Only a file whose size and SHA-256 match what the
 cloud promised is renamed into place and installed. stdlib ``http.client`` only: the runtime gains no
-dependency. Everything here blocks except :meth:`ArtifactDownloader.cancel`; the agent runs it in a thread.
+dependency. Everything here blocks except :meth:`ArtifactDownloader.cancel`; the cloud source runs it in a thread.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edgewise.recipe import Artifact, select_manifest
-from edgewise.runtime.deployment.errors import DeploymentError
-from edgewise.runtime.deployment.packages import ComponentStore, file_digest
+from edgewise.runtime.deployment import ComponentStore, DeploymentError, file_digest
 from edgewise.runtime.fleet.errors import ArtifactDownloadError
 from edgewise.runtime.fleet.resolve import ComponentOffer
 from edgewise.runtime.paths import RootPaths

@@ -3,13 +3,12 @@
 
     DeploymentError
     ├── ComponentResolveError   the cloud did not give usable recipes (no answer, malformed, none published)
-    ├── ArtifactDownloadError   an artifact could not be downloaded or its digest does not match
-    └── FleetDeploymentCanceled the job was cancelled in the cloud before activation
+    └── ArtifactDownloadError   an artifact could not be downloaded or its digest does not match
 """
 
 from __future__ import annotations
 
-from edgewise.runtime.deployment.errors import DeploymentError
+from edgewise.runtime.deployment import DeploymentError
 
 
 class ComponentResolveError(DeploymentError):
@@ -24,11 +23,3 @@ class ArtifactDownloadError(DeploymentError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error_types=("ARTIFACT_DOWNLOAD_ERROR",))
-
-
-class FleetDeploymentCanceled(DeploymentError):
-    """The deployment's job was cancelled in the cloud while it was being prepared."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"Job {job_id} was cancelled in the cloud before activation")
-        self.job_id = job_id

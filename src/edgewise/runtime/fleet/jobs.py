@@ -68,17 +68,6 @@ class RejectedRequest:
     execution_status: str | None = None
 
 
-def parse_execution(value: object) -> JobExecution | None:
-    """An ``execution`` object of a describe answer, or None when it is absent or malformed (logged)."""
-    if value is None:
-        return None
-    try:
-        return JobExecution.of(jobs.parse_execution(value))
-    except JobsPayloadError as exc:
-        logger.warning("Ignoring a malformed job execution (%s): %.300r", exc, value)
-        return None
-
-
 def parse_notify(payload: bytes) -> dict[str, list[str]] | None:
     """The job ids of a JobExecutionsChanged event by pending status; None when malformed (logged)."""
     try:

@@ -2,8 +2,8 @@
 how far its report got, the configuration each group last deployed, and the last deployment's result.
 
 A runtime killed mid-deployment reads them on start: an execution whose deployment was submitted is reported
-once the deployment service has finished it; one still being prepared is prepared again when the cloud
-offers it again; one already reported is not applied twice. Written with ``write_atomically`` after every
+once the deployment service has finished it (the service takes it up again, downloads included); one not yet
+submitted starts over when the cloud offers it again; one already reported is not applied twice. Written with ``write_atomically`` after every
 change (a few hundred bytes), from the event loop.
 """
 
@@ -28,7 +28,7 @@ FINISHED_LIMIT = 100
 class JobStage(StrEnum):
     """How far the agent got with one job execution."""
 
-    PREPARING = "PREPARING"  #: fetching recipes and artifacts; nothing submitted yet
+    PREPARING = "PREPARING"  #: document checked, IN_PROGRESS being reported; nothing submitted yet
     APPLYING = "APPLYING"  #: submitted to the deployment service
     REPORTED = "REPORTED"  #: its final status is in the cloud link's spool (or delivered; see ``confirmed``)
     CANCELED = "CANCELED"  #: cancelled in the cloud; nothing to report

@@ -1,11 +1,11 @@
 """Recipes from the cloud: the ``components/resolve`` request of docs/device-protocol.md (its messages are
-:mod:`edgewise.protocol.resolve`), the dependency closure it is asked for round by round, and the resolution
-over every group the device belongs to.
+:mod:`edgewise.protocol.resolve`), and the dependency closure it is asked for round by round.
 
 The cloud answers, for each component name and version requirement, the published versions that satisfy it
 (recipe, and a signed download URL per artifact). The device asks for its new root components, then for the
-dependencies of every recipe it received, until nothing new is needed; the runtime's own resolver then
-chooses versions over the union of the cloud's recipes and the installed ones.
+dependencies of every recipe it received, until nothing new is needed; the deployment service then chooses
+versions over every group, from the union of the cloud's recipes and the installed ones
+(:mod:`edgewise.runtime.deployment.resolving`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgewise.protocol import resolve as protocol
 from edgewise.protocol.resolve import ArtifactSource
 from edgewise.recipe import Recipe, RecipeError
-from edgewise.runtime.deployment.errors import DeploymentError
-from edgewise.runtime.deployment.resolution import Resolution, ResolutionError, resolve, union_group_roots
 from edgewise.runtime.fleet.errors import ComponentResolveError
 from edgewise.versions import Requirement
 
@@ -207,44 +205,3 @@ async def fetch_closure(
                 f"The dependency closure has more than {MAX_OFFERS} component versions"
             )
     raise ComponentResolveError(f"The dependency closure is deeper than {MAX_ROUNDS} levels")
-
-
-def _reaches(roots: Collection[str], target: str, candidates: Mapping[str, Sequence[Recipe]]) -> bool:
-    """Whether ``target`` is one of ``roots`` or a dependency of some version of them, transitively."""
-    seen: set[str] = set()
-    frontier = list(roots)
-    while frontier:
-        name = frontier.pop()
-        if name == target:
-            return True
-        if name in seen:
-            continue
-        seen.add(name)
-        for recipe in candidates.get(name, ()):
-            frontier.extend(recipe.dependencies)
-    return False
-
-
-def resolve_groups(
-    groups: Mapping[str, Mapping[str, str]],
-    candidates: Mapping[str, Sequence[Recipe]],
-    *,
-    builtins: Mapping[str, str],
-) -> Resolution:
-    """Resolve the union of every group's root components: every group's version constraints hold at once.
-
-    Raises:
-        DeploymentError: two groups deploy one component at different versions, or no version set satisfies
-            every requirement; the message names the groups involved.
-    """
-    roots = union_group_roots(groups)
-    try:
-        return resolve(roots, candidates, builtins=builtins)
-    except ResolutionError as exc:
-        involved = [
-            f"{group} ({', '.join(f'{name} {version}' for name, version in sorted(members.items()))})"
-            for group, members in sorted(groups.items())
-            if _reaches(members, exc.component, candidates)
-        ]
-        where = f"; {exc.component} is required through {' and '.join(involved)}" if involved else ""
-        raise DeploymentError(f"{exc}{where}", error_types=("DEPENDENCY_RESOLUTION_ERROR",)) from exc

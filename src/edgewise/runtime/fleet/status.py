@@ -31,7 +31,7 @@ from edgewise.protocol import health
 from edgewise.protocol.health import ComponentHealth, HealthMessage, MessageType, OverallStatus, Trigger
 from edgewise.recipe import ComponentType
 from edgewise.runtime.cloudlink import CloudLinkError
-from edgewise.runtime.deployment.service import GROUPS, SERVICES
+from edgewise.runtime.deployment import GROUPS, SERVICES
 from edgewise.runtime.lifecycle import ComponentState, ComponentStatus
 
 if TYPE_CHECKING:
@@ -94,16 +94,6 @@ def component_health(
             )
         )
     return entries
-
-
-def component_entries(
-    services: Mapping[str, Any],
-    groups: Mapping[str, Mapping[str, str]],
-    group_arns: Mapping[str, str],
-    supervisor: LifecycleSupervisor,
-) -> list[dict[str, Any]]:
-    """:func:`component_health` as it is sent."""
-    return [entry.to_json() for entry in component_health(services, groups, group_arns, supervisor)]
 
 
 class FleetStatusReporter:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from edgewise.runtime.deployment.document import DeploymentDocument
-from edgewise.runtime.deployment.errors import DeploymentError
-from edgewise.runtime.deployment.hooks import DeploymentHook
+from edgewise.runtime.deployment import DeploymentDocument, DeploymentError, DeploymentHook
 from edgewise.runtime.secrets._config import SECRET_MANAGER, SECRETS_KEY, seal_secrets
 from edgewise.runtime.secrets._store import SecretStore
 

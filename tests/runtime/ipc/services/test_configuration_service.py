@@ -16,7 +16,7 @@ from tests.runtime.ipc.services.harness import (
     wait_deployment,
 )
 from tests.support.runtime_process import write_recipe
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus, DetailedStatus
 from edgewise.runtime.kernel import Kernel

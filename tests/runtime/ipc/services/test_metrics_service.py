@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.runtime.ipc.services.harness import ComponentClient, connect, deploy
 from tests.support.runtime_process import write_recipe
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 from edgewise.runtime.deployment import DeploymentStatus
 from edgewise.runtime.ipc.services.metrics import MetricsService

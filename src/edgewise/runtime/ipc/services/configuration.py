@@ -5,10 +5,9 @@ may change only its own (never its ``accessControl``). Configuration lives in th
 ``services.<component>.configuration``; the kernel reacts to changes (restarting components whose lifecycle
 uses them, rewriting ``effective.yaml``).
 
-Validation joins the deployment pipeline as a :class:`DeploymentHook`: before a deployment changes the
-configuration of a component subscribed with ``SubscribeToValidateConfigurationUpdates``, the component
-receives the new configuration and may reject it; one rejection fails the deployment with no state change.
-Components that stay silent until ``document.validation_timeout`` do not hold it back.
+Validation is the deployment pipeline's validate stage (:mod:`edgewise.runtime.deployment.validation`, which
+the kernel attaches): this service subscribes the event streams of
+``SubscribeToValidateConfigurationUpdates`` to it and hands it ``SendConfigurationValidityReport`` reports.
 
 Greengrass documents these operations at
 https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-component-configuration.html.
@@ -17,17 +16,14 @@ https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-component-configura
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from edgewise.runtime.config import ConfigChange, ConfigError, ConfigPath, StaleUpdateError
 from edgewise.runtime.context import RuntimeContext
-from edgewise.runtime.deployment import DeploymentDocument
-from edgewise.runtime.deployment.hooks import DeploymentHook
+from edgewise.runtime.deployment import ValidationNotPendingError
 from edgewise.runtime.ipc.catalog import STREAM_EVENT_SHAPES
 from edgewise.runtime.ipc.errors import (
     FailedUpdateConditionCheckError,
@@ -36,20 +32,10 @@ from edgewise.runtime.ipc.errors import (
 )
 from edgewise.runtime.ipc.server import CallContext, EventStream, IpcServer
 
-logger = logging.getLogger(__name__)
-
 _OP = "aws.greengrass#"
 ACCESS_CONTROL = "accessControl"
 #: The last second of year 9999: later timestamps are a client bug, not a time.
 _MAX_TIMESTAMP_S = 253_402_300_799
-
-
-@dataclass(frozen=True, slots=True)
-class _Report:
-    """A component's answer to a validation event."""
-
-    accepted: bool
-    message: str
 
 
 def _kind(value: object) -> str:
@@ -95,14 +81,12 @@ def configuration_path(component: str, key_path: tuple[str, ...] = ()) -> Config
     return ("services", component, "configuration", *key_path)
 
 
-class ConfigurationService(DeploymentHook):
-    """Registers the configuration operations, and validates deployments with subscribed components."""
+class ConfigurationService:
+    """Registers the configuration operations; validation goes to the pipeline's validate stage."""
 
     def __init__(self, context: RuntimeContext) -> None:
         self._store = context.store
-        self._deployments = context.deployments
-        self._validators: dict[str, list[EventStream]] = {}
-        self._pending: dict[tuple[str, str], asyncio.Future[_Report | None]] = {}
+        self._validation = context.validation
 
     def register(self, server: IpcServer) -> None:
         server.register_unary(_OP + "GetConfiguration", self.get_configuration)
@@ -117,7 +101,7 @@ class ConfigurationService(DeploymentHook):
             server.register_stream(_OP + operation, handler, event_shape=STREAM_EVENT_SHAPES[_OP + operation])
 
     async def start(self) -> None:
-        self._deployments.add_hook(self)
+        """Nothing runs in the background."""
 
     async def close(self) -> None:
         """Nothing to stop: streams end with their connections."""
@@ -193,22 +177,8 @@ class ConfigurationService(DeploymentHook):
     async def subscribe_to_validate_configuration_updates(
         self, context: CallContext, request: dict[str, Any], stream: EventStream
     ) -> dict[str, Any]:
-        component = context.component
-        self._validators.setdefault(component, []).append(stream)
-        stream.on_close(lambda: self._forget_validator(component, stream))
+        stream.on_close(self._validation.subscribe(context.component, stream.send_nowait))
         return {}
-
-    def _forget_validator(self, component: str, stream: EventStream) -> None:
-        streams = self._validators.get(component, [])
-        if stream in streams:
-            streams.remove(stream)
-        if streams:
-            return
-        self._validators.pop(component, None)
-        # Nobody is left to answer for the component: stop waiting for it.
-        for (_, name), future in self._pending.items():
-            if name == component and not future.done():
-                future.set_result(None)
 
     async def send_configuration_validity_report(
         self, context: CallContext, request: dict[str, Any]
@@ -228,77 +198,13 @@ class ConfigurationService(DeploymentHook):
         message = report.get("message")
         if message is not None and not isinstance(message, str):
             raise InvalidArgumentsError(f"{where}.message: expected a string, got {_kind(message)}")
-        future = self._pending.get((deployment_id, context.component))
-        if future is None or future.done():
-            raise InvalidArgumentsError(
-                f"No configuration validation of deployment {deployment_id} is pending for component "
-                f"{context.component}; it may have timed out"
-            )
-        future.set_result(_Report(status == "ACCEPTED", message or ""))
-        return {}
-
-    async def validate(self, document: DeploymentDocument, services: Mapping[str, Any]) -> str | None:
-        """Ask subscribed components whose configuration changes; the reason of the first rejection, if any."""
-        deployment_id = document.deployment_id
-        loop = asyncio.get_running_loop()
-        waiting: dict[str, asyncio.Future[_Report | None]] = {}
-        for component, streams in self._validators.items():
-            node = services.get(component)
-            if not isinstance(node, Mapping):
-                continue
-            configuration = node.get("configuration") or {}
-            if configuration == (self._store.get(configuration_path(component)) or {}):
-                continue
-            event = {
-                "validateConfigurationUpdateEvent": {
-                    "configuration": configuration,
-                    "deploymentId": deployment_id,
-                }
-            }
-            if any([stream.send_nowait(event) for stream in streams]):
-                waiting[component] = self._pending[(deployment_id, component)] = loop.create_future()
-        if not waiting:
-            return None
-        logger.info(
-            "Deployment %s: waiting up to %.1f s for %s to validate their new configuration",
-            deployment_id,
-            document.validation_timeout,
-            ", ".join(sorted(waiting)),
-        )
         try:
-            return await _first_rejection(deployment_id, waiting, document.validation_timeout)
-        finally:
-            for component in waiting:
-                del self._pending[(deployment_id, component)]
-
-
-async def _first_rejection(
-    deployment_id: str, waiting: Mapping[str, asyncio.Future[_Report | None]], timeout: float
-) -> str | None:
-    """Wait for the reports; the reason naming the rejecting components as soon as one rejects."""
-    pending = set(waiting.values())
-    deadline = asyncio.get_running_loop().time() + timeout
-    while pending:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            break
-        _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        rejections = [
-            f"{component} rejected its new configuration: {report.message or 'no reason given'}"
-            for component, future in sorted(waiting.items())
-            if future.done() and (report := future.result()) is not None and not report.accepted
-        ]
-        if rejections:
-            return "; ".join(rejections)
-    silent = sorted(component for component, future in waiting.items() if not future.done())
-    if silent:
-        logger.warning(
-            "Deployment %s: no configuration validity report from %s within %.1f s; going ahead",
-            deployment_id,
-            ", ".join(silent),
-            timeout,
-        )
-    return None
+            self._validation.report(
+                context.component, deployment_id, accepted=status == "ACCEPTED", message=message or ""
+            )
+        except ValidationNotPendingError as exc:
+            raise InvalidArgumentsError(str(exc)) from exc
+        return {}
 
 
 def _loop_sender(stream: EventStream) -> Callable[[Mapping[str, Any]], None]:

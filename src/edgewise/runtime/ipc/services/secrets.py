@@ -5,13 +5,12 @@ secret's ARN; a policy naming the secret's name is accepted too (and ``*`` allow
 may not read a secret gets UnauthorizedError whether or not the secret exists. ``refresh`` is accepted and
 ignored: values come only from deployments, there is no cloud to fetch them from yet.
 
-Starting the service opens the encrypted store in ``ROOT/secrets`` (creating its key) and attaches the
-deployment hook that takes secret values out of deployments.
+The kernel opens the encrypted store in ``ROOT/secrets`` (creating its key), attaches the deployment hook
+that takes secret values out of deployments, and hands this service the vault that reads them back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Mapping
 from typing import Any
@@ -19,14 +18,7 @@ from typing import Any
 from edgewise.runtime.context import RuntimeContext
 from edgewise.runtime.ipc.errors import InvalidArgumentsError, ResourceNotFoundError, ServiceError
 from edgewise.runtime.ipc.server import CallContext, IpcServer
-from edgewise.runtime.secrets import (
-    SECRET_MANAGER,
-    SecretNotFoundError,
-    SecretsHook,
-    SecretStore,
-    SecretStoreError,
-    SecretVault,
-)
+from edgewise.runtime.secrets import SECRET_MANAGER, SecretNotFoundError, SecretStoreError
 
 SERVICE = SECRET_MANAGER
 GET_SECRET_VALUE = "aws.greengrass#GetSecretValue"  # noqa: S105 (an operation name, not a password)
@@ -42,17 +34,14 @@ def _optional_string(request: Mapping[str, Any], field: str) -> str | None:
 
 
 class SecretManagerService:
-    """Registers GetSecretValue; owns the secret store and its deployment hook."""
+    """Registers GetSecretValue over the vault the kernel opened."""
 
     def __init__(self, context: RuntimeContext) -> None:
-        self._context = context
         self._authorizer = context.authorizer
-        self._vault: SecretVault | None = None
+        self._vault = context.secrets
 
     async def start(self) -> None:
-        store = await asyncio.to_thread(SecretStore.open, self._context.paths.root / "secrets")
-        self._context.deployments.add_hook(SecretsHook(store))
-        self._vault = SecretVault(store, lambda: self._context.configuration_of(SECRET_MANAGER))
+        """Nothing runs in the background."""
 
     async def close(self) -> None:
         """Nothing runs in the background."""
@@ -75,8 +64,6 @@ class SecretManagerService:
         refresh = request.get("refresh")
         if refresh is not None and not isinstance(refresh, bool):
             raise InvalidArgumentsError(f"refresh: expected a boolean, got {type(refresh).__name__}")
-        if self._vault is None:
-            raise ServiceError("The secret store is not open")
         versions = self._vault.versions(secret_id)
         self._authorize(context, [versions[0].arn, versions[0].name] if versions else [secret_id])
         try:
