@@ -140,6 +140,7 @@ def cloud_up(data_dir: Path) -> Iterator[Cloud]:
     command = [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir)]
     command += ["--api-port", str(api_port), "--mqtt-port", str(mqtt_port)]
     command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(data_plane_port)]
+    command += ["--https-publish-port", "0"]
     log = data_dir.parent / "cloud.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(

@@ -1,7 +1,7 @@
-"""Run every runtime, MQTT gateway, artifact download and fleet fan-out benchmark with its default parameters
-and print the results (``make bench``, about 15 minutes; ``--short`` shortens the pub/sub memory run and
-deploys to 10 and 100 devices only; ``--quick`` runs each benchmark's ``--quick`` mode, tiny sizes whose
-numbers mean nothing, in about a minute).
+"""Run every runtime, MQTT gateway, artifact download, fleet fan-out, stream and telemetry benchmark with its
+default parameters and print the results (``make bench``, about 25 minutes; ``--short`` shortens the pub/sub
+memory run, deploys to 10 and 100 devices only and cuts the export outage to 20 s; ``--quick`` runs each
+benchmark's ``--quick`` mode, tiny sizes whose numbers mean nothing, in about a minute).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -13,6 +13,7 @@ import argparse
 from types import ModuleType
 
 import artifact_download
+import export_backlog
 import fleet_fanout
 import gateway_connect
 import gateway_publish
@@ -22,6 +23,8 @@ import pubsub_throughput
 import restart_latency
 import runtime_memory
 import runtime_startup
+import stream_append
+import telemetry_ingest
 from _harness import run_main
 
 #: Every benchmark, in the order they run; tests/test_benchmarks.py checks that none is missing.
@@ -36,12 +39,16 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     gateway_publish,
     artifact_download,
     fleet_fanout,
+    stream_append,
+    telemetry_ingest,
+    export_backlog,
 )
 
 #: The arguments of ``--short`` where they differ from the defaults.
 SHORT: dict[ModuleType, list[str]] = {
     pubsub_memory: ["--count", "100000"],
     fleet_fanout: ["--devices", "10", "100", "--extra-rates"],
+    export_backlog: ["--outage-s", "20"],
 }
 
 
@@ -53,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes.add_argument(
         "--short",
         action="store_true",
-        help="run the 1-million-message memory benchmark with 100,000 messages, and the fleet fan-out "
-        "with 10 and 100 devices",
+        help="run the 1-million-message memory benchmark with 100,000 messages, the fleet fan-out "
+        "with 10 and 100 devices, and the export backlog after a 20 s outage",
     )
     sizes.add_argument(
         "--quick", action="store_true", help="run every benchmark with --quick: tiny sizes, about a minute"

@@ -17,7 +17,8 @@ EdgewiseError
  │    ├── jobs.errors.JobsRejection           a jobs request answered on ``/rejected`` (AWS's error code)
  │    ├── provisioning.ProvisioningPayloadError  a provisioning request or reply that does not parse
  │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
- │    └── resolve.ResolveAnswerError          a component resolution answer the device cannot use
+ │    ├── resolve.ResolveAnswerError          a component resolution answer the device cannot use
+ │    └── telemetry.TelemetryPayloadError     a telemetry export batch the cloud refuses
  ├── runtime/
  │    ├── kernel.RootBusyError                another runtime already runs on this root
  │    ├── config.errors.ConfigError           a configuration value, path or update that cannot be used
@@ -70,6 +71,8 @@ EdgewiseError
  │    │    ├── StreamWriteError               a message the disk did not take
  │    │    └── StreamClosedError              the store closed while the request waited
  │    ├── streams.wire.WireFormatError        bytes that are not a valid stream manager frame or request
+ │    ├── streams.export.ExportDeliveryError  an export batch that got no answer (it is sent again)
+ │    ├── streams.export.TaskFailedError  an S3 export task that cannot succeed (its status says Failure)
  │    ├── stream_component.StreamConfigurationError  a stream manager configuration value that cannot be used
  │    ├── shadow.errors.ShadowError           a rejected shadow request (``code`` is AWS IoT's status)
  │    │    ├── InvalidShadowRequestError      400: a malformed request or an invalid name
@@ -92,7 +95,8 @@ EdgewiseError
  │    │    ├── InvalidRequestError            a field with a bad value
  │    │    │    ├── components.errors.DigestMismatchError      bytes whose SHA-256 is not the expected one
  │    │    │    ├── components.service.PublishRejectedError    a component version that cannot be published
- │    │    │    └── provisioning.template.TemplateError        a provisioning template body refused
+ │    │    │    ├── provisioning.template.TemplateError        a provisioning template body refused
+ │    │    │    └── rules.sql.RuleSqlError     rule SQL or a template that does not parse (line, column, offset)
  │    │    ├── NotFoundError                  no such resource
  │    │    │    └── components.errors.ArtifactNotFoundError    no artifact with this SHA-256 is stored
  │    │    ├── CloudConflictError             the request clashes with the current state
@@ -116,8 +120,20 @@ EdgewiseError
  │    ├── dataplane.signing.SignatureError    a download URL whose signature is missing, wrong or expired
  │    ├── dataplane.signing.SigningKeyError   the signing key file does not hold a key
  │    ├── dataplane.server.DataPlaneStartError    the data plane cannot start
+ │    ├── https_publish.errors.PublishRefusedError  an HTTPS publish answered with an error (AWS's shape)
+ │    │    ├── InvalidPublishRequestError     400: a malformed request, topic or parameter
+ │    │    ├── PublishForbiddenError          403: the certificate or its policies do not allow it
+ │    │    ├── PublishTargetNotFoundError     404: a path other than ``/topics/<topic>``
+ │    │    ├── PublishMethodNotAllowedError   405: a method other than POST
+ │    │    ├── PublishPayloadTooLargeError    413: a body over the 128 KiB a message may have
+ │    │    ├── PublishUnavailableError        503: the broker did not take the message
+ │    │    ├── UploadLengthRequiredError      411: an object upload without Content-Length
+ │    │    ├── UploadDigestMismatchError      400: an object whose bytes miss their declared SHA-256
+ │    │    └── UploadUnavailableError         503: the object store did not take the upload
+ │    ├── https_publish.errors.HttpsPublishStartError  the HTTPS publish listener cannot start
  │    ├── jobs.secrets.SecretSealError        a sealed job secret that does not open under this cloud's key
  │    ├── workerlink.PacketTooLargeError      a message larger than the broker's Maximum Packet Size
+ │    ├── rules.actions.RuleActionError       a rule action that failed for one message
  │    └── errors.CloudStartError              the cloud cannot start
  └── cli/
       └── greengrass_logs.LogQueryError       a ``logs get`` option that cannot be used

@@ -43,6 +43,13 @@ SEMANTIC_BODIES = {
     "POST /api/v1/jobs",
     "POST /api/v1/deployments",
     "GET /api/v1/deployments",
+    # A time range must end after it starts; a series holds at most 10,000 buckets of a positive size.
+    "GET /api/v1/telemetry/messages",
+    "GET /api/v1/telemetry/streams",
+    "GET /api/v1/telemetry/series",
+    # Rule SQL and substitution templates have a grammar of their own.
+    "POST /api/v1/rules",
+    "PUT /api/v1/rules/{ruleName}",
 }
 
 

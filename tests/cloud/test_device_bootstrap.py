@@ -57,6 +57,8 @@ def test_bootstrap_registers_the_device_and_writes_its_files(cloud: CloudProcess
     config = yaml.safe_load((tmp_path / "edgewise.yaml").read_text())
     assert config["thingName"] == "boot-1"
     assert config["cloud"]["port"] == cloud.mqtt_port
+    # The cloud's HTTPS listener (S3 export uploads), from httpsPublishUrl in cloud.json.
+    assert config["cloud"]["httpsPort"] == cloud.https_publish_port
 
 
 def test_written_config_is_accepted_by_the_runtime(cloud: CloudProcess, tmp_path: Path) -> None:

@@ -169,6 +169,7 @@ def _clouds(draw: st.DrawFn, pki: Path) -> CloudSection:
         private_key=file(FILES[1]),
         root_ca=file(FILES[2]),
         port=draw(st.integers(1, 65535)),
+        https_port=draw(st.integers(1, 65535)),
         client_id=draw(st.none() | st.text(min_size=1, max_size=128)),
         keep_alive=draw(st.integers(5, 1200)),
         spool=SpoolSection(
@@ -205,6 +206,7 @@ def _resolved(config: DeviceConfig, base_dir: Path) -> DeviceConfig:
             private_key=base_dir / cloud.private_key,
             root_ca=base_dir / cloud.root_ca,
             port=cloud.port,
+            https_port=cloud.https_port,
             client_id=cloud.client_id,
             keep_alive=cloud.keep_alive,
             spool=cloud.spool,
@@ -227,6 +229,7 @@ def test_every_valid_file_survives_a_write_and_a_parse(pki: Path) -> None:
 #: Each integer field: its path and its range.
 INTEGERS = [
     (("cloud", "port"), 1, 65535),
+    (("cloud", "httpsPort"), 1, 65535),
     (("cloud", "keepAlive"), 5, 1200),
     (("cloud", "spool", "maxBytes"), 1024, 2**40),
     (("cloud", "fleet", "statusIntervalSeconds"), 1, 31_536_000),
@@ -240,6 +243,7 @@ SECTIONS = {
     ("cloud",): (
         "endpoint",
         "port",
+        "httpsPort",
         "clientId",
         "certificate",
         "privateKey",

@@ -38,6 +38,8 @@ class CloudProcess:
         self.data_plane_port = free_port()
         ports = ["--api-port", str(self.api_port), "--mqtt-port", str(self.mqtt_port)]
         ports += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(self.data_plane_port)]
+        self.https_publish_port = free_port()
+        ports += ["--https-publish-host", "127.0.0.1", "--https-publish-port", str(self.https_publish_port)]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir), *ports, *extra],
             stdout=subprocess.PIPE,

@@ -77,6 +77,7 @@ def bootstrap_by_claim(
     host: str,
     port: int,
     timeout: float,
+    https_port: int | None = None,
 ) -> list[Path]:
     """Provision by claim, showing each step, and write the device directory into ``out``; the paths written.
     Exits with the reason when a file is wrong or a step fails, having written nothing."""
@@ -106,6 +107,7 @@ def bootstrap_by_claim(
         root_ca_pem=root_ca_pem,
         host=host,
         port=port,
+        https_port=https_port,
     )
     typer.echo(
         f"Provisioned thing {device.thing_name} with certificate {device.certificate_id} (template {template})"

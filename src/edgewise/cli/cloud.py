@@ -34,6 +34,8 @@ def _print_ready(cloud: PreparedCloud) -> None:
     if endpoints.broker == "external":
         typer.echo(f"Worker broker:  {cloud.worker_connection.url}")
     typer.echo(f"Data plane:     {endpoints.data_plane_url} (artifact downloads, HTTPS)")
+    if endpoints.https_publish_url:
+        typer.echo(f"HTTPS publish:  {endpoints.https_publish_url}/topics/<topic> (devices, mutual TLS)")
     typer.echo(f"CA certificate: {endpoints.ca_file}")
     typer.echo(f"Admin token:    {endpoints.admin_token_file}")
     typer.echo("Ready; stop with Ctrl-C or SIGTERM.")
@@ -82,6 +84,14 @@ def up(
         str, typer.Option(help="Address the artifact data plane (HTTPS) listens on.")
     ] = "0.0.0.0",  # noqa: S104 - devices download over the network
     data_plane_port: Annotated[int, typer.Option(help="Port of the artifact data plane.")] = 8443,
+    https_publish_host: Annotated[
+        str,
+        typer.Option(help="Address HTTPS publish (devices' POST /topics/<topic>, mutual TLS) listens on."),
+    ] = "0.0.0.0",  # noqa: S104 - devices publish over the network
+    https_publish_port: Annotated[
+        int,
+        typer.Option(help="Port of HTTPS publish (AWS uses 8443, the data plane's here); 0 turns it off."),
+    ] = 8444,
     artifact_store: Annotated[
         str, typer.Option(help="s3://bucket/prefix (default: the directory DATA/artifacts).")
     ] = "",
@@ -89,12 +99,35 @@ def up(
         str | None,
         typer.Option(help="Endpoint of an S3-compatible store (default: AWS S3).", show_default=False),
     ] = None,
+    telemetry_topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--telemetry-topic",
+            help="An MQTT filter whose messages are stored as telemetry; repeat for more (default: dt/+/#).",
+            show_default=False,
+        ),
+    ] = None,
+    telemetry_max_age: Annotated[
+        str | None,
+        typer.Option(
+            "--telemetry-max-age",
+            help="Delete telemetry older than this (e.g. 30d) in streams without a retention of their own.",
+            show_default=False,
+        ),
+    ] = None,
+    telemetry_retention_interval: Annotated[
+        float,
+        typer.Option(
+            "--telemetry-retention-interval", min=1.0, max=86_400.0, help="Seconds between retention passes."
+        ),
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the cloud in the foreground until SIGTERM or Ctrl-C; the first start prints the admin token."""
     from edgewise.cloud.errors import CloudStartError
     from edgewise.cloud.preparation import ServerOptions, prepare
     from edgewise.cloud.server import serve
+    from edgewise.cloud.settings import TELEMETRY_TOPIC_FILTERS
     from edgewise.errors import EdgewiseError
 
     if broker not in ("managed", "external"):
@@ -105,6 +138,9 @@ def up(
         fail(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     broker_password = _broker_password(broker_password_file, external=mode == "external")
+    max_age_seconds = (
+        None if telemetry_max_age is None else _whole_seconds("--telemetry-max-age", telemetry_max_age)
+    )
     try:
         options = ServerOptions(
             data_dir=data.absolute(),
@@ -120,8 +156,13 @@ def up(
             broker_ca_file=None if broker_ca is None else broker_ca.absolute(),
             data_plane_host=data_plane_host,
             data_plane_port=data_plane_port,
+            https_publish_host=https_publish_host,
+            https_publish_port=https_publish_port,
             artifact_store=artifact_store,
             artifact_store_endpoint_url=artifact_store_endpoint_url,
+            telemetry_topic_filters=tuple(telemetry_topic) if telemetry_topic else TELEMETRY_TOPIC_FILTERS,
+            telemetry_retention_interval_seconds=telemetry_retention_interval,
+            telemetry_default_max_age_seconds=max_age_seconds,
         )
         cloud = prepare(options)
     except CloudStartError as exc:
@@ -138,6 +179,20 @@ def up(
         asyncio.run(serve(cloud, on_ready=_print_ready))
     except EdgewiseError as exc:
         fail(str(exc))
+
+
+def _whole_seconds(option: str, text: str) -> int:
+    """A duration option (``30d``) in whole seconds; exits naming ``option`` when it is not one."""
+    from edgewise.cloud.errors import InvalidRequestError
+    from edgewise.cloud.telemetry.query import parse_duration
+
+    try:
+        milliseconds = parse_duration(option, text)
+    except InvalidRequestError as exc:
+        fail(f"{option}: {exc.problem}")
+    if milliseconds % 1000 or milliseconds // 1000 > 2**31 - 1:
+        fail(f"{option}: {text!r} must be a whole number of seconds, at most {2**31 - 1}")
+    return milliseconds // 1000
 
 
 def _broker_password(password_file: Path | None, *, external: bool) -> str | None:

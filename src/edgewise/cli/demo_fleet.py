@@ -135,6 +135,8 @@ class FleetDemo:
             "127.0.0.1",
             "--data-plane-port",
             str(data_plane_port),
+            "--https-publish-port",
+            str(_free_port()),
         ]
         with self.console.status(f"Starting the cloud (edgewise cloud up --data {self.cloud_dir})"):
             # The cloud stops after the runtimes, so they can still report while they stop.

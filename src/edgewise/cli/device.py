@@ -82,6 +82,18 @@ def _mqtt_endpoint(endpoint: str | None, recorded: Mapping[str, Any], path: Path
     return _split_endpoint(value, f"mqttEndpoint in {path}")
 
 
+def _https_port(recorded: Mapping[str, Any]) -> int | None:
+    """The port of the cloud's HTTPS listener that cloud.json records (httpsPublishUrl), if any: devices reach
+    it on the MQTT endpoint's host, as AWS IoT serves HTTPS on the same endpoint."""
+    value = recorded.get("httpsPublishUrl")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return urlsplit(value).port
+    except ValueError:
+        return None
+
+
 def _check_out(out: Path, force: bool) -> None:
     existing = [str(out / name) for name in DEVICE_FILES if (out / name).exists()]
     if existing and not force:
@@ -197,13 +209,14 @@ def bootstrap(
         fail("Give exactly one of --thing NAME (register through the API) and --claim-cert FILE (by claim)")
     recorded, cloud_path = _cloud_file(cloud, data)
     host, port = _mqtt_endpoint(endpoint, recorded, cloud_path)
+    https_port = _https_port(recorded)
     _check_out(out, force)
     if thing is not None:
         claim_only = {"--claim-key": claim_key, "--template": template, "--parameter": parameter, "--ca": ca}
         for option, value in {**claim_only, "--csr": csr}.items():
             if value:
                 fail(f"{option} is only for provisioning by claim (--claim-cert), not with --thing")
-        _bootstrap_through_api(out, thing, policy or DEFAULT_POLICY, host, port, api, data)
+        _bootstrap_through_api(out, thing, policy or DEFAULT_POLICY, (host, port, https_port), api, data)
         return
     assert claim_cert is not None
     if policy is not None:
@@ -223,14 +236,21 @@ def bootstrap(
         use_csr=csr,
         host=host,
         port=port,
+        https_port=https_port,
         timeout=timeout,
     )
     _report_written(files, out)
 
 
 def _bootstrap_through_api(
-    out: Path, thing: str, policy: str, host: str, port: int, api: str | None, data: Path | None
+    out: Path,
+    thing: str,
+    policy: str,
+    cloud: tuple[str, int, int | None],
+    api: str | None,
+    data: Path | None,
 ) -> None:
+    host, port, https_port = cloud
     with api_client(api, data) as client:
         if send(client, "GET", api_path("things", thing), allow=(404,)).status_code == 404:
             request(client, "POST", "/things", json={"thingName": thing})
@@ -247,6 +267,7 @@ def _bootstrap_through_api(
         root_ca_pem=root_ca,
         host=host,
         port=port,
+        https_port=https_port,
     )
     typer.echo(f"Certificate {certificate_id} for thing {thing} with policy {policy}")
     _report_written(files, out)

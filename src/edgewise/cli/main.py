@@ -16,7 +16,9 @@ from edgewise.cli import (
     job,
     provisioning,
     registry,
+    rule,
     runtime,
+    telemetry,
 )
 
 app = typer.Typer(
@@ -36,6 +38,8 @@ app.add_typer(core_device.app, name="core-device")
 app.add_typer(deployment.app, name="deployment")
 app.add_typer(job.app, name="job")
 app.add_typer(provisioning.app, name="provisioning-template")
+app.add_typer(telemetry.app, name="telemetry")
+app.add_typer(rule.app, name="rule")
 identity.cert_app.command("create-claim")(provisioning.cert_create_claim)
 app.command("demo")(demo.demo)
 

@@ -50,8 +50,10 @@ from edgewise.cloud.jobs import routes as job_routes
 from edgewise.cloud.limits import NO_TOKEN, PAYLOAD_TOO_LARGE, BodyLimits, RouteLimit
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
+from edgewise.cloud.rules import routes as rule_routes
 from edgewise.cloud.services import CloudServices
 from edgewise.cloud.settings import CloudSettings
+from edgewise.cloud.telemetry import routes as telemetry_routes
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +232,8 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         fleet_routes.router,
         deployment_routes.router,
         job_routes.router,
+        telemetry_routes.router,
+        rule_routes.router,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     return app

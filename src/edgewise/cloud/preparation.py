@@ -18,6 +18,7 @@ Data directory layout::
     DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600),
                              and mosquitto.pid while it runs (a broker an earlier run left is stopped at start)
     DIR/dataplane/           the data plane's server.pem, server.key and URL signing.key (keys 0600)
+    DIR/https-publish/       HTTPS publish's server.pem and server.key (0600), unless it is off
     DIR/artifacts/           the artifact store (unless --artifact-store s3://...); DIR/uploads/ stages uploads
     DIR/cloud.json           the API URL, the MQTT endpoint and the CA file, for the CLI and for devices
 """
@@ -49,8 +50,9 @@ from edgewise.cloud.broker import (
 )
 from edgewise.cloud.dataplane import DataPlaneSettings
 from edgewise.cloud.errors import CloudStartError
+from edgewise.cloud.https_publish import HttpsPublishSettings
 from edgewise.cloud.identity import CA_CERTIFICATE_FILE, CertificateAuthority, load_or_create_ca
-from edgewise.cloud.settings import CloudSettings
+from edgewise.cloud.settings import TELEMETRY_TOPIC_FILTERS, CloudSettings
 from edgewise.errors import EdgewiseError
 
 logger = logging.getLogger(__name__)
@@ -86,15 +88,28 @@ class ServerOptions:
     #: Where the artifact data plane (HTTPS) listens; devices download from it.
     data_plane_host: str = "0.0.0.0"  # noqa: S104 - devices connect over the network
     data_plane_port: int = 8443
+    #: Where HTTPS publish (devices' ``POST /topics/<topic>`` over mutual TLS) listens; port 0 turns it off.
+    https_publish_host: str = "0.0.0.0"  # noqa: S104 - devices connect over the network
+    https_publish_port: int = 8444
     #: ``s3://bucket/prefix``; empty means ``data_dir/artifacts``.
     artifact_store: str = ""
     artifact_store_endpoint_url: str | None = None
+    #: The MQTT filters whose messages are stored as telemetry (besides stream exports).
+    telemetry_topic_filters: tuple[str, ...] = TELEMETRY_TOPIC_FILTERS
+    #: How often telemetry retention is enforced, and the age limit of streams without a retention of their own.
+    telemetry_retention_interval_seconds: float = 60.0
+    telemetry_default_max_age_seconds: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("api_port", "mqtt_port", "data_plane_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise CloudStartError(f"Option {name!r} is invalid: port {port} is not between 1 and 65535")
+        if not 0 <= self.https_publish_port <= 65535:
+            raise CloudStartError(
+                f"Option 'https_publish_port' is invalid: port {self.https_publish_port} is not between 0 (off)"
+                " and 65535"
+            )
         if self.broker == "external":
             if self.broker_url is None:
                 raise CloudStartError("Option 'broker_url' is required with an external broker")
@@ -137,11 +152,14 @@ class CloudEndpoints:
     admin_token_file: Path
     #: The HTTPS base URL of the artifact data plane.
     data_plane_url: str = ""
+    #: The HTTPS base URL devices publish to (``<url>/topics/<topic>``); empty when HTTPS publish is off.
+    https_publish_url: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {
             "apiUrl": self.api_url,
             "dataPlaneUrl": self.data_plane_url,
+            "httpsPublishUrl": self.https_publish_url,
             "mqttEndpoint": self.mqtt_endpoint,
             "broker": self.broker,
             "caFile": str(self.ca_file),
@@ -162,6 +180,8 @@ class PreparedCloud:
     worker_connection: BrokerConnection
     #: The artifact data plane's listener, TLS files and signing key directory.
     data_plane: DataPlaneSettings | None = None
+    #: HTTPS publish's listener and TLS files; None when it is off.
+    https_publish: HttpsPublishSettings | None = None
 
 
 def _broker_endpoint(option: str, url: str) -> BrokerEndpoint:
@@ -240,6 +260,9 @@ def prepare(options: ServerOptions) -> PreparedCloud:
         api_port=options.api_port,
         artifact_store=options.artifact_store,
         artifact_store_endpoint_url=options.artifact_store_endpoint_url,
+        telemetry_topic_filters=options.telemetry_topic_filters,
+        telemetry_retention_interval_seconds=options.telemetry_retention_interval_seconds,
+        telemetry_default_max_age_seconds=options.telemetry_default_max_age_seconds,
     )
     settings = first.settings
     ca = load_or_create_ca(settings.data_dir)
@@ -270,8 +293,18 @@ def prepare(options: ServerOptions) -> PreparedCloud:
             options, ca, ca_file, settings.data_dir / "broker"
         )
     data_plane = _data_plane(options, ca, settings.data_dir / "dataplane")
+    https_publish = (
+        _https_publish(
+            options, ca, ca_file, settings.data_dir / "https-publish", settings.stream_upload_max_bytes
+        )
+        if options.https_publish_port
+        else None
+    )
     endpoints = CloudEndpoints(
         data_plane_url=data_plane.url,
+        https_publish_url=""
+        if https_publish is None
+        else f"https://{_url_host(options.https_publish_host)}:{options.https_publish_port}",
         api_url=f"http://{_url_host(options.api_host)}:{options.api_port}",
         mqtt_endpoint=mqtt_endpoint,
         broker=options.broker,
@@ -282,7 +315,13 @@ def prepare(options: ServerOptions) -> PreparedCloud:
         settings.data_dir / ENDPOINTS_FILE, json.dumps(endpoints.to_json(), indent=2) + "\n", mode=0o644
     )
     return PreparedCloud(
-        settings, endpoints, broker, first.admin_token, worker_connection, data_plane=data_plane
+        settings,
+        endpoints,
+        broker,
+        first.admin_token,
+        worker_connection,
+        data_plane=data_plane,
+        https_publish=https_publish,
     )
 
 
@@ -299,6 +338,25 @@ def _data_plane(options: ServerOptions, ca: CertificateAuthority, directory: Pat
         certfile=certificate_file,
         keyfile=key_file,
         key_dir=directory,
+    )
+
+
+def _https_publish(
+    options: ServerOptions, ca: CertificateAuthority, ca_file: Path, directory: Path, max_object_bytes: int
+) -> HttpsPublishSettings:
+    """HTTPS publish's settings, with a server certificate from ``ca`` for its names; client certificates must
+    chain to ``ca_file``. Blocks."""
+    names = server_names()
+    if options.https_publish_host not in ("0.0.0.0", "::", *names):  # noqa: S104 - wildcards have no name
+        names.append(options.https_publish_host)
+    certificate_file, key_file = _ensure_server_certificate(ca, directory, names)
+    return HttpsPublishSettings(
+        host=options.https_publish_host,
+        port=options.https_publish_port,
+        cafile=ca_file,
+        certfile=certificate_file,
+        keyfile=key_file,
+        max_object_bytes=max_object_bytes,
     )
 
 

@@ -46,10 +46,14 @@ from edgewise.cloud.components.worker import ResolveWorker
 from edgewise.cloud.dataplane import DataPlaneServer
 from edgewise.cloud.errors import CloudStartError
 from edgewise.cloud.fleet.worker import FleetStatusWorker
+from edgewise.cloud.https_publish import HttpsPublishWorker
 from edgewise.cloud.jobs import JobEngine, JobsWorker
 from edgewise.cloud.preparation import PreparedCloud
 from edgewise.cloud.provisioning.worker import ProvisioningWorker
+from edgewise.cloud.rules.worker import RulesWorker
 from edgewise.cloud.services import CloudServices
+from edgewise.cloud.telemetry.retention import RetentionWorker
+from edgewise.cloud.telemetry.worker import TelemetryWorker
 from edgewise.cloud.workers import (
     ApiServer,
     BrokerClient,
@@ -143,10 +147,33 @@ def _background_workers(
     )
     workers.append(BrokerClient(provisioning, connection))
     workers.append(BrokerClient(FleetStatusWorker(services.sessions, connection), connection))
+    ingest = TelemetryWorker(
+        services.sessions,
+        connection,
+        topic_filters=cloud.settings.telemetry_topic_filters,
+        flush_messages=cloud.settings.telemetry_flush_messages,
+        flush_interval_ms=cloud.settings.telemetry_flush_interval_ms,
+    )
+    workers.append(BrokerClient(ingest, connection))
     if cloud.data_plane is not None:
         data_plane = DataPlaneServer(cloud.data_plane, services.artifact_store)
         resolver = ResolveWorker(services.sessions, data_plane.signer, connection)
         workers += [DataPlane(data_plane), BrokerClient(resolver, connection)]
+    if cloud.https_publish is not None:
+        https_publish = HttpsPublishWorker(
+            cloud.https_publish, services.sessions, connection, store=services.artifact_store
+        )
+        workers.append(BrokerClient(https_publish, connection))
+    workers.append(
+        RetentionWorker(
+            services.sessions,
+            interval=cloud.settings.telemetry_retention_interval_seconds,
+            default_max_age_seconds=cloud.settings.telemetry_default_max_age_seconds,
+        )
+    )
+    rules_worker = RulesWorker(services.sessions, connection)
+    workers.append(BrokerClient(rules_worker, connection))
+    api_app = _NotifyOnWrite(api_app, rules_worker.wake, paths=("/api/v1/rules",))
     jobs_worker = JobsWorker(services.sessions, connection, sealer=services.secret_sealer)
     workers.append(BrokerClient(jobs_worker, connection))
     jobs_engine = JobEngine(services.sessions)

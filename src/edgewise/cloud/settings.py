@@ -14,10 +14,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgewise.cloud.components.store import parse_store_url
+from edgewise.protocol.telemetry import DEVICE_TOPIC_FILTER
+from edgewise.topics import TopicError, validate_filter
 
 ENV_PREFIX = "EDGEWISE_CLOUD_"
 DATABASE_FILE = "edgewise.db"
 SUPPORTED_DATABASE_SCHEMES = ("sqlite://", "postgresql+psycopg://")
+#: The device topics whose messages are stored as telemetry unless configured otherwise.
+TELEMETRY_TOPIC_FILTERS: tuple[str, ...] = (DEVICE_TOPIC_FILTER,)
+_TELEMETRY_FILTERS_MAX = 32
+_TELEMETRY_FILTER_MAX_LENGTH = 256
 
 
 class CloudSettings(BaseModel):
@@ -45,6 +51,31 @@ class CloudSettings(BaseModel):
         ge=1024 * 1024,
         description="The largest artifact the API takes (streamed to disk)",
     )
+    telemetry_topic_filters: tuple[str, ...] = Field(
+        default=TELEMETRY_TOPIC_FILTERS,
+        description="MQTT filters whose messages are stored as telemetry (comma-separated in the environment)",
+    )
+    telemetry_flush_messages: int = Field(
+        default=500, ge=1, le=10_000, description="Telemetry is written once this many messages wait"
+    )
+    telemetry_flush_interval_ms: int = Field(
+        default=200, ge=1, le=60_000, description="...or once the oldest waiting message is this old"
+    )
+    telemetry_retention_interval_seconds: float = Field(
+        default=60.0, ge=1.0, le=86_400.0, description="How often telemetry retention is enforced"
+    )
+    telemetry_default_max_age_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The age limit of telemetry streams without a retention of their own; none keeps them",
+    )
+    stream_upload_max_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=1,
+        le=5 * 1024**4,
+        description="The largest file a device may upload through a stream manager S3 export task",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +93,33 @@ class CloudSettings(BaseModel):
                 + ", ".join(SUPPORTED_DATABASE_SCHEMES)
             )
         return url
+
+    @field_validator("telemetry_topic_filters", mode="before")
+    @classmethod
+    def _filters_from_text(cls, value: Any) -> Any:
+        return (
+            tuple(part.strip() for part in value.split(",") if part.strip())
+            if isinstance(value, str)
+            else value
+        )
+
+    @field_validator("telemetry_topic_filters")
+    @classmethod
+    def _telemetry_filters(cls, filters: tuple[str, ...]) -> tuple[str, ...]:
+        if len(filters) > _TELEMETRY_FILTERS_MAX:
+            raise ValueError(f"{len(filters)} filters; at most {_TELEMETRY_FILTERS_MAX} are allowed")
+        for topic_filter in filters:
+            try:
+                validate_filter(topic_filter)
+            except TopicError as exc:
+                raise ValueError(str(exc)) from None
+            if len(topic_filter) > _TELEMETRY_FILTER_MAX_LENGTH or topic_filter.startswith("$"):
+                # '$' topics carry the device protocol itself (shadows, jobs, exports), never telemetry.
+                raise ValueError(
+                    f"{topic_filter!r:.300}: a telemetry filter is at most {_TELEMETRY_FILTER_MAX_LENGTH} "
+                    "characters and does not start with '$'"
+                )
+        return tuple(dict.fromkeys(filters))
 
     @field_validator("artifact_store")
     @classmethod

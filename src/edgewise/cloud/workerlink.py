@@ -81,10 +81,13 @@ class WorkerLink:
         self._failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        #: Futures of :meth:`publish_acknowledged` by message id, resolved on the loop by the broker's PUBACK.
+        self._acknowledgements: dict[int, asyncio.Future[None]] = {}
         self._client = connection.new_client(client_id)
         self._client.on_connect = self._thread_connected
         self._client.on_subscribe = self._thread_subscribed
         self._client.on_message = self._thread_message
+        self._client.on_publish = self._thread_published
 
     async def start(self) -> None:
         """Connect and subscribe.
@@ -127,11 +130,37 @@ class WorkerLink:
         Raises:
             PacketTooLargeError: the packet would be larger than the broker's Maximum Packet Size.
         """
+        self._send(topic, payload, qos=qos, retain=retain)
+
+    async def publish_acknowledged(
+        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 10.0
+    ) -> None:
+        """Publish at QoS 1 and return once the broker has acknowledged the message (its PUBACK). Must be called
+        from the loop.
+
+        Raises:
+            PacketTooLargeError: the packet would be larger than the broker's Maximum Packet Size.
+            TimeoutError: no PUBACK within ``timeout`` seconds; paho keeps the message and sends it again when it
+                reconnects, so the broker may still get it.
+            ConnectionError: the broker refused the message (a PUBACK with a failure reason code).
+        """
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mid = self._send(topic, payload, qos=1, retain=retain)
+        # Registered before the next await: the PUBACK reaches the loop through call_soon_threadsafe, so it
+        # cannot be handled before this line however fast the broker answers.
+        self._acknowledgements[mid] = acknowledged
+        try:
+            async with asyncio.timeout(timeout):
+                await acknowledged
+        finally:
+            self._acknowledgements.pop(mid, None)
+
+    def _send(self, topic: str, payload: bytes | str, *, qos: int, retain: bool) -> int:
         data = payload.encode() if isinstance(payload, str) else payload
         size = publish_packet_size(topic, data)
         if self._max_packet is not None and size > self._max_packet:
             raise PacketTooLargeError(topic, size, self._max_packet)
-        self._client.publish(topic, data, qos=qos, retain=retain)
+        return self._client.publish(topic, data, qos=qos, retain=retain).mid
 
     def _thread_connected(
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, props: Any
@@ -141,6 +170,10 @@ class WorkerLink:
             self._ready.set()
             return
         self._max_packet = getattr(props, "MaximumPacketSize", None)
+        if not self._filters:
+            # A link that only publishes has nothing to subscribe to.
+            self._ready.set()
+            return
         # No-local: a worker never receives what it publishes itself, so no reply reaches a request handler.
         client.subscribe(
             [(topic_filter, SubscribeOptions(qos=1, noLocal=True)) for topic_filter in self._filters]
@@ -153,6 +186,21 @@ class WorkerLink:
         if failed:
             self._failure = f"the broker refused a subscription: {failed[0]}"
         self._ready.set()
+
+    def _thread_published(
+        self, _client: paho.Client, _userdata: Any, mid: int, reason: Any, _props: Any
+    ) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._acknowledge, mid, reason)
+
+    def _acknowledge(self, mid: int, reason: Any) -> None:
+        acknowledged = self._acknowledgements.get(mid)
+        if acknowledged is None or acknowledged.done():
+            return
+        if getattr(reason, "is_failure", False):
+            acknowledged.set_exception(ConnectionError(f"the broker refused the message: {reason}"))
+        else:
+            acknowledged.set_result(None)
 
     def _thread_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         assert self._loop is not None

@@ -7,6 +7,7 @@ The file is YAML; every key is optional except the connection basics of ``cloud`
     cloud:
       endpoint: broker.example.com
       port: 8883
+      httpsPort: 8444                  # the cloud's HTTPS listener on the same host (S3 export uploads)
       clientId: my-device
       certificate: device.pem.crt      # relative paths are relative to the file
       privateKey: private.pem.key
@@ -45,6 +46,7 @@ _TOP_KEYS = ("thingName", "cloud", "artifacts")
 _CLOUD_KEYS = (
     "endpoint",
     "port",
+    "httpsPort",
     "clientId",
     "certificate",
     "privateKey",
@@ -107,6 +109,8 @@ class CloudSection:
     private_key: Path
     root_ca: Path
     port: int = 8883
+    #: The port of the cloud's HTTPS listener (HTTPS publish, stream manager S3 export uploads) on ``endpoint``.
+    https_port: int = 8444
     client_id: str | None = None  #: None: the thing name
     keep_alive: int = 60
     spool: SpoolSection = field(default_factory=SpoolSection)
@@ -152,6 +156,8 @@ def write_device_config(config: DeviceConfig) -> str:
 
 def _write_cloud(cloud: CloudSection) -> dict[str, Any]:
     section: dict[str, Any] = {"endpoint": cloud.endpoint, "port": cloud.port}
+    if cloud.https_port != CloudSection.https_port:
+        section["httpsPort"] = cloud.https_port
     if cloud.client_id is not None:
         section["clientId"] = cloud.client_id
     section["certificate"] = str(cloud.certificate)
@@ -322,6 +328,7 @@ def _cloud(reader: _Reader, value: Any) -> CloudSection | None:
     cloud = CloudSection(
         endpoint=_endpoint(reader, data),
         port=reader.integer(data, "port", "cloud", 1, 65535, CloudSection.port),
+        https_port=reader.integer(data, "httpsPort", "cloud", 1, 65535, CloudSection.https_port),
         client_id=reader.string(data, "clientId", "cloud"),
         certificate=reader.file(data, "certificate", "cloud"),
         private_key=reader.file(data, "privateKey", "cloud"),

@@ -42,6 +42,7 @@ def cloud_settings(cloud: CloudSection) -> CloudLinkSettings:
         private_key=cloud.private_key,
         root_ca=cloud.root_ca,
         port=cloud.port,
+        https_port=cloud.https_port,
         client_id=cloud.client_id,
         keep_alive=cloud.keep_alive,
         spool=SpoolSettings(

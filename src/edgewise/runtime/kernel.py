@@ -248,7 +248,9 @@ class Kernel:
         self.deployments.recover()
         # Before the first reconcile, so that components using streams find the server listening; it closes
         # after they stopped.
-        self.streams = StreamComponent(self.store, self.paths, self.tokens)
+        self.streams = StreamComponent(
+            self.store, self.paths, self.tokens, cloud=self.cloud, thing=self.settings.thing_name
+        )
         await self.streams.start()
         stack.push_async_callback(self.streams.close)
         await self.server.start()

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ from typing import TYPE_CHECKING, Any, Final
 from edgewise.errors import EdgewiseError
 
 if TYPE_CHECKING:
+    from edgewise.runtime.cloudlink import CloudLink
     from edgewise.runtime.config import ConfigChange, ConfigStore
     from edgewise.runtime.ipc.auth import TokenTable
     from edgewise.runtime.paths import RootPaths
     from edgewise.runtime.streams import StreamStore
+    from edgewise.runtime.streams.export import ObjectSender, StreamExportService, TelemetryChannel
     from edgewise.runtime.streams.server import StreamServer
 
 logger = logging.getLogger(__name__)
@@ -45,12 +48,14 @@ SERVER_PORT: Final = "STREAM_MANAGER_SERVER_PORT"
 STORE_ROOT_DIR: Final = "STREAM_MANAGER_STORE_ROOT_DIR"
 AUTHENTICATE_CLIENT: Final = "STREAM_MANAGER_AUTHENTICATE_CLIENT"
 LOG_LEVEL: Final = "LOG_LEVEL"
-#: Greengrass's exporter tuning; accepted so that its deployments apply, unused until exports are delivered.
-EXPORTER_KEYS: Final = (
-    "STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH",
-    "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE",
-    "STREAM_MANAGER_EXPORTER_S3_DESTINATION_MULTIPART_UPLOAD_MIN_PART_SIZE_BYTES",
-)
+#: The exports' shared bandwidth limit (bytes per second; unset: none) and how many batches are sent at once.
+MAX_BANDWIDTH: Final = "STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH"
+THREAD_POOL_SIZE: Final = "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE"
+#: Greengrass's exporter tuning that has no use here (an S3 export task's file goes up in one streamed request,
+#: not in parts); accepted so that its deployments apply.
+EXPORTER_KEYS: Final = ("STREAM_MANAGER_EXPORTER_S3_DESTINATION_MULTIPART_UPLOAD_MIN_PART_SIZE_BYTES",)
+DEFAULT_THREAD_POOL_SIZE: Final = 5
+_MAX_THREAD_POOL_SIZE: Final = 1000
 #: Keys of Greengrass's Java process that mean nothing here.
 IGNORED_KEYS: Final = ("JVM_ARGS", "STREAM_MANAGER_THREAD_POOL_SIZE")
 DEFAULT_PORT: Final = 8088
@@ -89,6 +94,10 @@ class StreamSettings:
     store_root: Path = Path()
     authenticate_client: bool = True
     log_level: int = logging.INFO
+    #: Bytes per second all exports together may send; None: no limit.
+    max_bandwidth: int | None = None
+    #: Export batches sent at once.
+    exporter_threads: int = DEFAULT_THREAD_POOL_SIZE
 
 
 def parse_stream_settings(configuration: Any, work_dir: Path) -> StreamSettings:
@@ -118,6 +127,11 @@ def parse_stream_settings(configuration: Any, work_dir: Path) -> StreamSettings:
         store_root=work_dir / root,
         authenticate_client=_flag(configuration.get(AUTHENTICATE_CLIENT, True), AUTHENTICATE_CLIENT),
         log_level=_LOG_LEVELS[level_name],
+        max_bandwidth=_positive(configuration.get(MAX_BANDWIDTH), MAX_BANDWIDTH, 2**63 - 1),
+        exporter_threads=_positive(
+            configuration.get(THREAD_POOL_SIZE), THREAD_POOL_SIZE, _MAX_THREAD_POOL_SIZE
+        )
+        or DEFAULT_THREAD_POOL_SIZE,
     )
 
 
@@ -141,6 +155,20 @@ def _port(value: object) -> int:
     return port
 
 
+def _positive(value: object, key: str, maximum: int) -> int | None:
+    """A positive integer (or its digits as text); None when unset or empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdecimal():
+        number = int(value.strip())
+    if number is None or not 1 <= number <= maximum:
+        raise StreamConfigurationError(key, f"must be a whole number from 1 to {maximum}, not {value!r}")
+    return number
+
+
 def _flag(value: object, key: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -150,18 +178,24 @@ def _flag(value: object, key: str) -> bool:
 
 
 class _RunningServer:
-    """One stream store and its server, started together and closed together."""
+    """One stream store, its exports and its server, started together and closed together."""
 
-    def __init__(self, settings: StreamSettings, store: StreamStore, server: StreamServer) -> None:
+    def __init__(
+        self, settings: StreamSettings, store: StreamStore, exports: StreamExportService, server: StreamServer
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.exports = exports
         self.server = server
 
     async def close(self) -> None:
         try:
             await self.server.close()
         finally:
-            await self.store.close()
+            try:
+                await self.exports.close()
+            finally:
+                await self.store.close()
 
 
 class StreamComponent:
@@ -177,6 +211,8 @@ class StreamComponent:
         paths: RootPaths,
         tokens: TokenTable,
         *,
+        cloud: CloudLink | None = None,
+        thing: str = "",
         expiry_interval: float = DEFAULT_EXPIRY_INTERVAL,
     ) -> None:
         if expiry_interval <= 0:
@@ -184,6 +220,8 @@ class StreamComponent:
         self._store = store
         self._paths = paths
         self._tokens = tokens
+        self._cloud = cloud
+        self._thing = thing
         self._expiry_interval = expiry_interval
         self._running: _RunningServer | None = None
         #: The last configuration seen, valid or not, so that an unchanged bad one is reported only once.
@@ -307,7 +345,9 @@ class StreamComponent:
         for key in EXPORTER_KEYS:
             if configuration.get(key) not in (None, ""):
                 logger.info(
-                    "%s %s is accepted but unused: exports are not delivered yet", STREAM_MANAGER, key
+                    "%s %s is accepted but unused: S3 export tasks upload in one streamed request",
+                    STREAM_MANAGER,
+                    key,
                 )
         previous = self._running.settings if self._running is not None else None
         if settings == previous:
@@ -322,6 +362,7 @@ class StreamComponent:
         """Open the store and start the server; False (logged) when either fails."""
         # Imported here: cbor2 and the stream store load only on a device that deploys stream manager.
         from edgewise.runtime.streams import StreamError, StreamStore
+        from edgewise.runtime.streams.export import ExportScheduler, StreamExportService
         from edgewise.runtime.streams.server import StreamServer
 
         try:
@@ -332,9 +373,20 @@ class StreamComponent:
             )
             self._release_bound()  # nothing would ever accept what connects to it
             return False
+        scheduler = ExportScheduler(
+            max_bandwidth=settings.max_bandwidth, concurrency=settings.exporter_threads
+        )
+        exports = StreamExportService(
+            store,
+            channel=self._channel(),
+            objects=await self._objects(),
+            refused_files=self._refused_files(),
+            scheduler=scheduler,
+        )
+        await exports.start()
         sock = self._take_bound(settings.port)
         server = StreamServer(
-            store,
+            exports,
             authenticate=self._authenticator(settings.authenticate_client),
             host=_HOST,
             port=settings.port,
@@ -346,9 +398,10 @@ class StreamComponent:
             if sock is not None:
                 sock.close()
             logger.error("%s cannot listen on port %d: %s", STREAM_MANAGER, settings.port, error)
+            await exports.close()
             await store.close()
             return False
-        self._running = _RunningServer(settings, store, server)
+        self._running = _RunningServer(settings, store, exports, server)
         logging.getLogger(_STREAMS_LOGGER).setLevel(settings.log_level)
         logger.info(
             "%s serves streams under %s on port %d (client authentication %s)",
@@ -358,6 +411,45 @@ class StreamComponent:
             "on" if settings.authenticate_client else "off",
         )
         return True
+
+    def _channel(self) -> TelemetryChannel:
+        """Where exports go: the Edgewise cloud over the cloud link, or nowhere yet on a device without one."""
+        from edgewise.runtime.streams.export import CloudTelemetryChannel, UnavailableChannel
+
+        if self._cloud is None:
+            return UnavailableChannel(
+                "This device has no cloud connection (no cloud section in its configuration file); "
+                "the export waits and resumes once the runtime runs with one"
+            )
+        return CloudTelemetryChannel(self._cloud, self._thing)
+
+    async def _objects(self) -> ObjectSender | None:
+        """Where S3 export tasks upload: the cloud's HTTPS listener on the cloud link's host, with the device's
+        certificate; None on a device without a cloud connection (or whose TLS files no longer load: logged)."""
+        from edgewise.runtime.fleet.download import artifact_context
+        from edgewise.runtime.streams.export import ObjectUploader
+
+        if self._cloud is None:
+            return None
+        settings = self._cloud.settings
+        try:
+            context = await asyncio.to_thread(
+                artifact_context, settings.root_ca, settings.certificate, settings.private_key
+            )
+        except (OSError, ssl.SSLError) as error:
+            logger.error(
+                "%s cannot upload S3 export tasks: its TLS files do not load: %s", STREAM_MANAGER, error
+            )
+            return None
+        return ObjectUploader(settings.endpoint, settings.https_port, context)
+
+    def _refused_files(self) -> tuple[Path, ...]:
+        """What S3 export tasks may not upload: the runtime's root (configuration, keys, component secrets) and
+        the device's private key wherever it is."""
+        refused = [self._paths.root.resolve()]
+        if self._cloud is not None:
+            refused.append(self._cloud.settings.private_key.resolve())
+        return tuple(refused)
 
     def _authenticator(self, required: bool) -> Callable[[str | None], str | None]:
         """Greengrass's rule: a client's auth token is the SVCUID of a running component."""

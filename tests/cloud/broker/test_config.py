@@ -103,6 +103,18 @@ def test_config_caps_every_packet_at_the_max_packet_size(tmp_path: Path) -> None
     assert text.index("max_packet_size 200000\n") < text.index("listener ")
 
 
+def test_config_lets_a_worker_fall_behind_a_burst_without_losing_messages(tmp_path: Path) -> None:
+    lines = render_config(_settings(tmp_path)).splitlines()
+    assert "max_queued_messages 100000" in lines
+    assert "max_queued_bytes 268435456" in lines
+
+
+@pytest.mark.parametrize("limit", ["max_queued_messages", "max_queued_bytes"])
+def test_a_queue_limit_that_is_not_positive_names_the_field(tmp_path: Path, limit: str) -> None:
+    with pytest.raises(BrokerConfigError, match=limit):
+        _settings(tmp_path, **{limit: 0})
+
+
 @pytest.mark.parametrize("size", [20, 65_535, 268_435_456])
 def test_a_max_packet_size_out_of_range_names_the_field(tmp_path: Path, size: int) -> None:
     with pytest.raises(BrokerConfigError, match=f"{size} bytes is not between 65536 and 268435455") as raised:

@@ -56,15 +56,23 @@ def test_greengrass_recipe_strings_and_plain_values_are_both_accepted() -> None:
         "LOG_LEVEL": "warn",
         "JVM_ARGS": "-Xmx64m",
         "STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH": "1000",
+        "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE": "3",
     }
     as_values = {
         **as_strings,
         "STREAM_MANAGER_SERVER_PORT": 9000,
         "STREAM_MANAGER_AUTHENTICATE_CLIENT": False,
+        "STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH": 1000,
+        "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE": 3,
     }
 
     expected = StreamSettings(
-        port=9000, store_root=Path("/data/streams"), authenticate_client=False, log_level=logging.WARNING
+        port=9000,
+        store_root=Path("/data/streams"),
+        authenticate_client=False,
+        log_level=logging.WARNING,
+        max_bandwidth=1000,
+        exporter_threads=3,
     )
     assert parse_stream_settings(as_strings, WORK) == expected
     assert parse_stream_settings(as_values, WORK) == expected
@@ -87,6 +95,14 @@ def test_a_relative_store_directory_is_under_the_components_work_directory() -> 
         ({"STREAM_MANAGER_SERVER_PORT": 65536}, "STREAM_MANAGER_SERVER_PORT must be a port number"),
         ({"STREAM_MANAGER_SERVER_PORT": -1}, "STREAM_MANAGER_SERVER_PORT must be a port number"),
         ({"STREAM_MANAGER_SERVER_PORT": True}, "STREAM_MANAGER_SERVER_PORT must be a port number"),
+        (
+            {"STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH": "0"},
+            "STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH must be a whole number from 1",
+        ),
+        (
+            {"STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE": "many"},
+            "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE must be a whole number from 1 to 1000",
+        ),
         (
             {"STREAM_MANAGER_AUTHENTICATE_CLIENT": "yes"},
             "STREAM_MANAGER_AUTHENTICATE_CLIENT must be true or false",
@@ -255,10 +271,11 @@ async def test_unused_exporter_keys_are_logged_by_name(
 ) -> None:
     caplog.set_level(logging.INFO, "edgewise.runtime.stream_component")
 
-    services.deploy(STREAM_MANAGER_SERVER_PORT="0", STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE="5")
+    key = "STREAM_MANAGER_EXPORTER_S3_DESTINATION_MULTIPART_UPLOAD_MIN_PART_SIZE_BYTES"
+    services.deploy(STREAM_MANAGER_SERVER_PORT="0", **{key: "5242880"})
     await eventually(lambda: component.port, what="the stream server")
 
-    assert "STREAM_MANAGER_EXPORTER_THREAD_POOL_SIZE is accepted but unused" in caplog.text
+    assert f"{key} is accepted but unused" in caplog.text
 
 
 async def test_a_bad_value_is_logged_by_key_and_the_running_server_keeps_running(

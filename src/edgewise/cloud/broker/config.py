@@ -46,6 +46,8 @@ from edgewise.cloud.broker.errors import BrokerConfigError
 PASSWORD_ITERATIONS = 101
 #: The largest MQTT packet the managed broker takes by default.
 DEFAULT_MAX_PACKET_SIZE = 4 * 1024 * 1024
+DEFAULT_MAX_QUEUED_MESSAGES = 100_000
+DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
 #: Below this a job document (32 KiB) and its reply could not pass; above it MQTT cannot count.
 MAX_PACKET_SIZE_RANGE = (64 * 1024, 268_435_455)
 _SALT_BYTES = 12  # Mosquitto refuses any other salt length
@@ -123,6 +125,11 @@ class BrokerSettings:
     run_as_user: str | None = None
     #: The largest packet any client may send, in bytes; a client sending a larger one is disconnected.
     max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    #: QoS 1 messages Mosquitto holds for one client beyond those in flight, and their bytes; past either it
+    #: drops the client's messages. Mosquitto's default (1,000 messages) drops telemetry and rule input when a
+    #: worker falls a second behind a burst; devices are limited to their own topics, so their queues stay small.
+    max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
 
     def __post_init__(self) -> None:
         _check_line_safe("data_dir", str(self.data_dir))
@@ -131,6 +138,12 @@ class BrokerSettings:
             raise BrokerConfigError(
                 "max_packet_size", f"{self.max_packet_size} bytes is not between {low} and {high}"
             )
+        if self.max_queued_messages < 1:
+            raise BrokerConfigError(
+                "max_queued_messages", f"{self.max_queued_messages} is not a positive count"
+            )
+        if self.max_queued_bytes < 1:
+            raise BrokerConfigError("max_queued_bytes", f"{self.max_queued_bytes} is not a positive size")
         if self.run_as_user is not None:
             _check_line_safe("run_as_user", self.run_as_user)
         if self.workers is not None and self.workers.port == self.devices.port:
@@ -175,6 +188,8 @@ def render_config(settings: BrokerSettings) -> str:
         "log_type information",
         "connection_messages true",
         f"max_packet_size {settings.max_packet_size}",
+        f"max_queued_messages {settings.max_queued_messages}",
+        f"max_queued_bytes {settings.max_queued_bytes}",
     ]
     if settings.run_as_user is not None:
         lines.append(f"user {settings.run_as_user}")

@@ -14,6 +14,8 @@ from edgewise.cloud.identity import models as _identity_models  # noqa: F401
 from edgewise.cloud.jobs import models as _job_models  # noqa: F401
 from edgewise.cloud.provisioning import models as _provisioning_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
+from edgewise.cloud.rules import models as _rule_models  # noqa: F401
+from edgewise.cloud.telemetry import models as _telemetry_models  # noqa: F401
 
 
 def run_migrations() -> None:

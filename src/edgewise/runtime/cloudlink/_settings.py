@@ -52,6 +52,8 @@ class CloudLinkSettings:
     private_key: Path
     root_ca: Path
     port: int = CloudSection.port
+    #: The cloud's HTTPS listener on ``endpoint`` (stream manager S3 export uploads).
+    https_port: int = CloudSection.https_port
     client_id: str | None = None  #: None: the thing name
     keep_alive: int = CloudSection.keep_alive
     spool: SpoolSettings = field(default_factory=SpoolSettings)

@@ -17,10 +17,11 @@ CONFIG_FILE = "edgewise.yaml"
 DEVICE_FILES = (CERTIFICATE_FILE, PRIVATE_KEY_FILE, ROOT_CA_FILE, CONFIG_FILE)
 
 
-def _config(thing: str, host: str, port: int) -> DeviceConfig:
+def _config(thing: str, host: str, port: int, https_port: int | None) -> DeviceConfig:
     cloud = CloudSection(
         endpoint=host,
         port=port,
+        https_port=CloudSection.https_port if https_port is None else https_port,
         certificate=Path(CERTIFICATE_FILE),
         private_key=Path(PRIVATE_KEY_FILE),
         root_ca=Path(ROOT_CA_FILE),
@@ -44,9 +45,10 @@ def write_device_directory(
     root_ca_pem: str,
     host: str,
     port: int,
+    https_port: int | None = None,
 ) -> list[Path]:
     """Write a device's certificate, key (0600), CA and ``edgewise.yaml`` into ``out``, replacing what is
-    there; the paths written. Blocks."""
+    there; the paths written. ``https_port`` is the cloud's HTTPS listener (None: the default). Blocks."""
     files = [out / name for name in DEVICE_FILES]
     out.mkdir(parents=True, exist_ok=True)
     for path in files:
@@ -54,6 +56,8 @@ def write_device_directory(
     _write_private(out / PRIVATE_KEY_FILE, private_key_pem)
     (out / CERTIFICATE_FILE).write_text(certificate_pem, encoding="ascii")
     (out / ROOT_CA_FILE).write_text(root_ca_pem, encoding="ascii")
-    (out / CONFIG_FILE).write_text(write_device_config(_config(thing, host, port)), encoding="utf-8")
+    (out / CONFIG_FILE).write_text(
+        write_device_config(_config(thing, host, port, https_port)), encoding="utf-8"
+    )
     os.chmod(out / CONFIG_FILE, 0o644)
     return files

@@ -1,9 +1,10 @@
 """The stream manager: durable message streams, the SDK's protocol server, exporters.
 
-So far the stream store: :class:`StreamDefinition` with the SDK's rules (``definition``), one stream's segmented
+The stream store: :class:`StreamDefinition` with the SDK's rules (``definition``), one stream's segmented
 log (``log``) of segments (``segments``) of records (``records``) kept in a directory (``directory``), every
 stream under one root (:class:`StreamStore`, ``store``) and their errors (``errors``); and the SDK's protocol:
-its wire format (``wire``) and the server (``server``).
+its wire format (``wire``) and the server (``server``); and the exports of each stream to the cloud or an
+HTTP URL (``export``, imported on its own: it needs the cloud link's modules).
 """
 
 from edgewise.runtime.streams.definition import (
