@@ -38,9 +38,9 @@ from stream_manager import (
 
 from _harness import BenchRuntime, exit_on_sigterm, parse_args, print_machine, print_table, run_main, wait_for
 from edgewise.protocol.device_config import ReconnectSection, parse_device_config, write_device_config
-from fleet_fanout import Cloud, free_port
+from fleet_fanout import Cloud, CloudPorts, cloud_up, free_port
 from stream_append import MAX_STREAM_BYTES, connect, deploy_stream_manager
-from telemetry_common import CloudPorts, StoredMessages, cloud_up
+from telemetry_common import StoredMessages
 
 THING = "backlog-device"
 STREAM = "backlog"

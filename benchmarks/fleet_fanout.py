@@ -132,17 +132,31 @@ class Cloud:
         raise RuntimeError("edgewise cloud up runs no Mosquitto")
 
 
+@dataclass(frozen=True)
+class CloudPorts:
+    """Where one cloud listens, kept across its restarts."""
+
+    api: int
+    mqtt: int
+    data_plane: int
+
+    @classmethod
+    def free(cls) -> CloudPorts:
+        return cls(free_port(), free_port(), free_port())
+
+
 @contextmanager
-def cloud_up(data_dir: Path) -> Iterator[Cloud]:
-    """``python -m edgewise.cli cloud up`` on free loopback ports, stopped with SIGTERM (then killed) on exit."""
-    api_port, mqtt_port, data_plane_port = free_port(), free_port(), free_port()
-    data_dir.mkdir(parents=True)
+def cloud_up(data_dir: Path, ports: CloudPorts | None = None) -> Iterator[Cloud]:
+    """``python -m edgewise.cli cloud up`` on ``ports`` (HTTPS publish off), ready when yielded; stopped with
+    SIGTERM, then killed with its whole process group, on the way out. ``data_dir`` may hold a previous run."""
+    ports = ports or CloudPorts.free()
+    data_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir)]
-    command += ["--api-port", str(api_port), "--mqtt-port", str(mqtt_port)]
-    command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(data_plane_port)]
+    command += ["--api-port", str(ports.api), "--mqtt-port", str(ports.mqtt)]
+    command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(ports.data_plane)]
     command += ["--https-publish-port", "0"]
-    log = data_dir.parent / "cloud.log"
-    with log.open("w") as stderr:
+    log = data_dir.parent / f"{data_dir.name}.log"
+    with log.open("a") as stderr:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -165,7 +179,7 @@ def cloud_up(data_dir: Path) -> Iterator[Cloud]:
         assert endpoint.port is not None
         token = (data_dir / "admin-token").read_text().strip()
         yield Cloud(
-            process, data_dir, f"http://127.0.0.1:{api_port}", endpoint.hostname, endpoint.port, token
+            process, data_dir, f"http://127.0.0.1:{ports.api}", endpoint.hostname, endpoint.port, token
         )
     finally:
         if process.poll() is None:

@@ -8,79 +8,11 @@ The benchmark scripts import this as ``telemetry_common`` (Python puts the scrip
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from fleet_fanout import DEVICE_POLICY, Cloud, Identity, call, free_port, issue
-
-
-@dataclass(frozen=True)
-class CloudPorts:
-    """Where one cloud listens, kept across its restarts."""
-
-    api: int
-    mqtt: int
-    data_plane: int
-
-    @classmethod
-    def free(cls) -> CloudPorts:
-        return cls(free_port(), free_port(), free_port())
-
-
-@contextmanager
-def cloud_up(data_dir: Path, ports: CloudPorts) -> Iterator[Cloud]:
-    """``python -m edgewise.cli cloud up`` on ``ports`` (HTTPS publish off), ready when yielded; stopped with
-    SIGTERM, then killed with its whole process group, on the way out. ``data_dir`` may hold a previous run."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "edgewise.cli", "cloud", "up", "--data", str(data_dir)]
-    command += ["--api-port", str(ports.api), "--mqtt-port", str(ports.mqtt)]
-    command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(ports.data_plane)]
-    command += ["--https-publish-port", "0"]
-    log = data_dir.parent / f"{data_dir.name}.log"
-    with log.open("a") as stderr:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("Ready"):
-                break
-        else:
-            raise RuntimeError(f"edgewise cloud up exited with {process.wait()}: {log.read_text()[-2000:]}")
-        # Keep reading, or cloud up blocks once the pipe is full.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
-        endpoint = urlsplit(json.loads((data_dir / "cloud.json").read_text())["mqttEndpoint"])
-        assert endpoint.hostname is not None
-        assert endpoint.port is not None
-        token = (data_dir / "admin-token").read_text().strip()
-        yield Cloud(
-            process, data_dir, f"http://127.0.0.1:{ports.api}", endpoint.hostname, endpoint.port, token
-        )
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                print("edgewise cloud up did not stop in 30 s; killing it")
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+from fleet_fanout import DEVICE_POLICY, Cloud, Identity, call, issue
 
 
 def enroll(

@@ -51,8 +51,8 @@ from _harness import (
     run_main,
     wait_for,
 )
-from fleet_fanout import Cloud, Identity
-from telemetry_common import CloudPorts, StoredMessages, cloud_up, enroll
+from fleet_fanout import Cloud, CloudPorts, Identity, cloud_up
+from telemetry_common import StoredMessages, enroll
 
 POLICY = "EdgewiseIngestBenchmark"
 COUNTER = "ingest-counter"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgewise.cloud.broker import BrokerConnection, MosquittoBroker
 from edgewise.cloud.rules import service
 from edgewise.cloud.rules.schemas import RuleCreate
-from edgewise.cloud.rules.worker import RulesWorker
+from edgewise.cloud.rules.worker import RulesWorker, publisher_of
 from edgewise.cloud.telemetry import TelemetryMessage
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import (  # noqa: F401
@@ -92,6 +92,9 @@ async def test_a_device_message_is_republished_and_stored_when_the_rule_matches(
     assert json.loads(alerts[0].payload) == {"temp": 35, "thing": "A"}
     stored = await eventually(lambda: streams(sessions).get("hot"), what="the stored row")
     assert [json.loads(payload) for payload in stored] == [{"temp": 35, "thing": "A"}]
+    with sessions() as session:
+        # The broker lets only thing A publish under dt/A/, so the stored row is A's.
+        assert session.scalars(sa.select(TelemetryMessage.thing_name)).all() == ["A"]
     await worker.close()
     with sessions() as session:
         rule = service.get_rule(session, "Hot")
@@ -186,3 +189,19 @@ async def test_a_full_queue_drops_messages_instead_of_growing(
     finally:
         http_receiver.answering.set()
         await running.close()
+
+
+@pytest.mark.parametrize(
+    ("topic", "publisher"),
+    [
+        ("dt/pump-1/temp", "pump-1"),
+        ("$aws/things/pump-1/shadow/update", "pump-1"),
+        ("$aws/things/pump-1", None),
+        ("factory/line-1/temp", None),
+        ("dt//temp", None),
+    ],
+)
+def test_the_publisher_is_known_where_the_acl_ties_the_topic_to_one_thing(
+    topic: str, publisher: str | None
+) -> None:
+    assert publisher_of(topic) == publisher

@@ -1,5 +1,6 @@
 """Storing telemetry records (SQLite and PostgreSQL): each (thing, stream, sequence number) once, device-topic
-messages never merged, JSON payloads parsed for queries, oversized records refused naming the record."""
+messages never merged, JSON payloads parsed for queries, oversized records refused naming the record; several
+groups stored in one statement counted as if stored one after the other."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.telemetry import StoreResult, TelemetryMessage, TelemetryRecord, store_records
-from edgewise.cloud.telemetry.records import MAX_PAYLOAD_BYTES, json_document
+from edgewise.cloud.telemetry.records import MAX_PAYLOAD_BYTES, json_document, store_record_groups
 
 
 def exported(
@@ -167,3 +168,61 @@ def test_the_largest_payload_is_stored(session: Session) -> None:
 
 def test_nothing_to_store_stores_nothing(session: Session) -> None:
     assert store_records(session, []) == StoreResult(stored=0, duplicates=0)
+
+
+def test_groups_stored_at_once_are_counted_as_if_stored_one_after_the_other(session: Session) -> None:
+    store_records(session, [exported(0)])
+    session.commit()
+    topic_message = TelemetryRecord("pump-1", "dt/pump-1/t", 5, b"{}", topic="dt/pump-1/t")
+    groups = [
+        [exported(0), exported(1), exported(2)],
+        [topic_message],
+        [exported(2), exported(3)],
+        [topic_message],
+        [],
+        [exported(1, thing="pump-2")],
+    ]
+    assert store_record_groups(session, groups) == [
+        StoreResult(stored=2, duplicates=1),
+        StoreResult(stored=1, duplicates=0),
+        StoreResult(stored=1, duplicates=1),
+        StoreResult(stored=1, duplicates=0),
+        StoreResult(stored=0, duplicates=0),
+        StoreResult(stored=1, duplicates=0),
+    ]
+    session.commit()
+    assert len(rows(session)) == 7
+
+
+def test_a_record_over_a_limit_in_any_group_stores_no_group(session: Session) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        store_record_groups(session, [[exported(0)], [exported(1), exported(2, stream="")]])
+    assert caught.value.field == "records[1].stream"
+    session.rollback()
+    assert rows(session) == []
+
+
+def _json_document_by_encoding_again(payload: bytes) -> object:
+    """What json_document decides, found the slow way: parse, then encode the document again to check it."""
+    if not payload.lstrip().startswith((b"{", b"[")):
+        return None
+    try:
+        document = json.loads(payload.decode("utf-8"), parse_constant=float.__call__)
+        canonical = json.dumps(document, ensure_ascii=False, allow_nan=False)
+        canonical.encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
+        return None
+    return None if "\\u0000" in canonical else document
+
+
+json_texts = st.one_of(
+    st.builds(lambda document: json.dumps(document, ensure_ascii=False), json_values),
+    st.builds(lambda document: json.dumps([document]), json_values),
+    st.text(alphabet='{}[]",:0123456789.eE+-\\u0aNInfity \x00', max_size=40),
+)
+
+
+@given(json_texts)
+def test_json_document_decides_as_encoding_the_document_again_would(text: str) -> None:
+    payload = text.encode("utf-8", "surrogatepass")
+    assert json_document(payload) == _json_document_by_encoding_again(payload)

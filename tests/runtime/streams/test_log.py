@@ -19,8 +19,9 @@ from edgewise.runtime.streams import (
     StreamFullError,
     StreamPayloadTooLargeError,
     StreamReadError,
+    StreamWriteError,
 )
-from edgewise.runtime.streams.log import StreamLog
+from edgewise.runtime.streams.log import INLINE_WRITE_MAX_BYTES, StreamLog
 from edgewise.runtime.streams.records import HEADER_BYTES, decode_records, encode_record
 from edgewise.runtime.streams.segments import SEGMENT_SUFFIX
 
@@ -140,6 +141,54 @@ async def test_restart_keeps_messages_and_sequence_numbers(tmp_path: Path) -> No
     assert await _read_all(reopened) == before
     assert reopened.definition == _definition(flush_on_write=True)
     assert await reopened.append(b"after") == 7
+    await reopened.close()
+
+
+@pytest.mark.parametrize("flush_on_write", [False, True])
+async def test_small_and_large_appends_read_back_and_survive_a_restart(
+    tmp_path: Path, flush_on_write: bool
+) -> None:
+    definition = _definition(flush_on_write=flush_on_write, max_size=1 << 20, stream_segment_size=1 << 16)
+    sizes = [10, INLINE_WRITE_MAX_BYTES, INLINE_WRITE_MAX_BYTES + 1, 200, 3 * INLINE_WRITE_MAX_BYTES, 1]
+    log = await StreamLog.create(definition, tmp_path / "s", clock=Clock())
+    for index, size in enumerate(sizes):
+        assert await log.append(bytes([index + 1]) * size) == index
+    await log.close()
+
+    reopened = await StreamLog.load(tmp_path / "s", clock=Clock())
+
+    expected = [(index, bytes([index + 1]) * size) for index, size in enumerate(sizes)]
+    assert await _read_all(reopened) == expected
+    await reopened.close()
+
+
+@pytest.mark.parametrize("size", [100, 2 * INLINE_WRITE_MAX_BYTES])
+@pytest.mark.parametrize("flush_on_write", [False, True])
+async def test_a_failed_write_stores_nothing_and_the_stream_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_on_write: bool, size: int
+) -> None:
+    log = await StreamLog.create(
+        _definition(flush_on_write=flush_on_write, max_size=1 << 20, stream_segment_size=1 << 16),
+        tmp_path / "s",
+        clock=Clock(),
+    )
+    assert await log.append(b"first") == 0
+    real_write = os.write
+
+    def half_then_full_disk(fd: int, data: bytes) -> int:
+        monkeypatch.setattr(os, "write", real_write)
+        real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full_disk)
+    with pytest.raises(StreamWriteError, match="could not store the message"):
+        await log.append(b"l" * size)
+
+    assert log.storage_status().newest_sequence_number == 0
+    assert await log.append(b"second") == 1
+    await log.close()
+    reopened = await StreamLog.load(tmp_path / "s", clock=Clock())
+    assert await _read_all(reopened) == [(0, b"first"), (1, b"second")]
     await reopened.close()
 
 

@@ -49,10 +49,21 @@ from edgewise.cloud.rules.schemas import RuleAction
 from edgewise.cloud.rules.sql import RuleQuery, parse_rule_sql
 from edgewise.cloud.workerlink import WorkerLink
 from edgewise.errors import EdgewiseError
+from edgewise.protocol.telemetry import thing_of_device_topic
 
 logger = logging.getLogger(__name__)
 
 _CLIENT_ID_PREFIX: Final = "edgewise-rules-"
+
+
+def publisher_of(topic: str) -> str | None:
+    """Who published on ``topic``, as far as the broker's ACL tells: the thing a ``dt/<thing>/...`` or
+    ``$aws/things/<thing>/...`` topic names, which the default device policy lets only that thing (whose client
+    id is its name) publish on; None elsewhere. Mosquitto does not tell subscribers who published."""
+    parts = topic.split("/", 3)
+    if len(parts) == 4 and parts[0] == "$aws" and parts[1] == "things" and parts[2]:
+        return parts[2]
+    return thing_of_device_topic(topic)
 
 
 @dataclass(frozen=True)
@@ -267,7 +278,10 @@ class RulesWorker:
         if generation != self._generation:
             return
         message = RuleMessage(
-            topic=topic, payload=payload, client_id=None, timestamp_ms=int(self._clock() * 1000)
+            topic=topic,
+            payload=payload,
+            client_id=publisher_of(topic),
+            timestamp_ms=int(self._clock() * 1000),
         )
         try:
             self._queue.put_nowait(message)

@@ -1,6 +1,7 @@
 """Ingests telemetry from the broker: stream export batches (answered) and messages on device topics (stored).
 
-Messages are buffered and written in groups, in one transaction in a thread, one group at a time: a group is
+Messages are buffered and written in groups, in one transaction in a thread (one INSERT statement for all of a
+group's records), one group at a time: a group is
 written once ``flush_messages`` messages wait, the oldest has waited ``flush_interval_ms``, or an export batch
 waits (a device waits for its answer, with one batch in flight: what arrives during a write goes into the next
 group, so batching comes from load, not from waiting). An export batch is
@@ -38,6 +39,7 @@ from edgewise.cloud.telemetry.records import (
     STREAM_MAX_LENGTH,
     StoreResult,
     TelemetryRecord,
+    store_record_groups,
     store_records,
 )
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
@@ -285,7 +287,8 @@ class TelemetryWorker:
         """Write ``group`` in one transaction, or each of its entries alone when that fails. Blocks."""
         try:
             with self._sessions.begin() as session:
-                return [store_records(session, pending.records) for pending in group]
+                results = store_record_groups(session, [pending.records for pending in group])
+            return [*results]
         except (SQLAlchemyError, CloudError) as exc:
             if len(group) == 1:
                 return [self._failed(group[0], exc)]

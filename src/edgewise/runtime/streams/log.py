@@ -8,9 +8,10 @@ are deleted, so sequence numbers never go back after a restart.
 
 Data is removed in whole segments, as Greengrass does: ``OverwriteOldestData`` drops the oldest segments until
 the new message fits in ``max_size``, ``RejectNewData`` refuses the append, and a segment whose newest message is
-older than ``time_to_live_millis`` is dropped. Blocking file work runs in ``asyncio.to_thread``; the in-memory
-index changes only on the event loop, after the write it describes has returned, so readers never see a record
-that is not written.
+older than ``time_to_live_millis`` is dropped. Blocking file work (opening, ``fdatasync``, rolls, removals,
+reads) runs in ``asyncio.to_thread``; only a small append without ``flush_on_write`` to an open segment is
+written on the event loop, as it only copies into the page cache. The in-memory index changes only on the
+event loop, after the write it describes has returned, so readers never see a record that is not written.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ logger = logging.getLogger(__name__)
 #: Clock returning milliseconds since the epoch (ingest times and TTL).
 Clock = Callable[[], int]
 
+#: The largest record an append without ``flush_on_write`` writes on the event loop; larger ones, every
+#: ``fdatasync`` and the first write to a segment (which opens its file) go through a thread.
+INLINE_WRITE_MAX_BYTES = 8 * 1024
+
 #: How often a read retries after a segment it planned to read was removed under it.
 _READ_ATTEMPTS = 3
 
@@ -87,7 +92,8 @@ class StreamLog:
         self._segments = segments
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._appended = asyncio.Event()
+        # Made by the first reader that waits, so that appends nobody waits for allocate nothing.
+        self._appended: asyncio.Event | None = None
         self._closed = False
 
     @classmethod
@@ -143,7 +149,8 @@ class StreamLog:
         async with self._lock:
             self._check_open()
             now = self._clock()
-            await self._remove_expired_locked(now)
+            if definition.time_to_live_millis is not None:
+                await self._remove_expired_locked(now)
             if self._total_bytes() + record_size > definition.max_size:
                 if definition.strategy_on_full is StrategyOnFull.RejectNewData:
                     raise StreamFullError(self.name, definition.max_size)
@@ -153,7 +160,11 @@ class StreamLog:
                 active = await self._roll_locked()
             sequence_number = active.next_sequence_number
             record = encode_record(sequence_number, now, payload)
-            await self._write_locked(active, record)
+            if isinstance(active, MemorySegment):
+                active.data += record
+            else:
+                assert isinstance(active, FileSegment)
+                await self._write_file_locked(active, record)
             active.record_added(record_size, now)
             self._wake_readers()
             return sequence_number
@@ -185,6 +196,8 @@ class StreamLog:
                     f"{first}, fewer than min_message_count {min_count}"
                 )
                 raise NotEnoughMessagesError(msg)
+            if self._appended is None:
+                self._appended = asyncio.Event()
             appended = self._appended
             try:
                 async with asyncio.timeout(remaining):
@@ -257,19 +270,22 @@ class StreamLog:
             raise StreamClosedError(msg)
 
     def _wake_readers(self) -> None:
-        self._appended.set()
-        self._appended = asyncio.Event()
+        if self._appended is not None:
+            self._appended.set()
+            self._appended = None
 
     def _total_bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
-    async def _write_locked(self, segment: Segment, record: bytes) -> None:
-        if isinstance(segment, MemorySegment):
-            segment.data += record
-            return
-        assert isinstance(segment, FileSegment)
+    async def _write_file_locked(self, segment: FileSegment, record: bytes) -> None:
+        flush = self._definition.flush_on_write
         try:
-            await asyncio.to_thread(segment.write, record, flush=self._definition.flush_on_write)
+            if flush or segment.fd is None or len(record) > INLINE_WRITE_MAX_BYTES:
+                await asyncio.to_thread(segment.write, record, flush=flush)
+            else:
+                # A few kilobytes appended to an open file only copy into the page cache: cheaper than the
+                # thread hop, and within docs/design.md's conventions for small appends.
+                segment.write(record, flush=False)
         except OSError as error:
             msg = f"Message stream {self.name!r} could not store the message: {error}"
             raise StreamWriteError(msg) from error

@@ -5,7 +5,8 @@ nothing but records (``records``). Each segment keeps an index of where its reco
 bytes without scanning. When a stream is opened, :func:`scan_segment` rebuilds a file segment's index and cuts
 the file at the first torn or damaged record, dropping everything after it in that segment.
 
-The functions and file methods here block; the log calls them through ``asyncio.to_thread``.
+The functions and file methods here block; the log calls them through ``asyncio.to_thread``, except
+:meth:`FileSegment.write` of a small record without ``fdatasync`` to an already open file (a page-cache copy).
 """
 
 from __future__ import annotations

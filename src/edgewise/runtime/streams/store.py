@@ -136,7 +136,9 @@ class StreamStore:
 
     async def append(self, name: str, payload: bytes) -> int:
         """Append one message; its sequence number once it is stored (fsynced with ``flush_on_write``)."""
-        validate_stream_name(name)
+        if not (isinstance(name, str) and name in self._logs):
+            # A stored stream's name was validated when it was created; only other names need the check.
+            validate_stream_name(name)
         if not isinstance(payload, bytes | bytearray | memoryview):
             msg = f"payload must be bytes, not {type(payload).__name__}"
             raise InvalidStreamRequestError(msg, field="payload")

@@ -50,29 +50,13 @@ class RetrySettings:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class StreamExporter:
-    """Exports stream ``source`` of ``store`` as ``config`` says. :meth:`run` until cancelled."""
+class ExportProgress:
+    """What every kind of export keeps: its config, its checkpoint (saved in ``checkpoints``), its last attempt
+    and its last error, shown by :meth:`status` as ``describe`` shows them."""
 
-    def __init__(
-        self,
-        store: StreamStore,
-        source: str,
-        config: ExportConfig,
-        *,
-        channel: TelemetryChannel,
-        scheduler: ExportScheduler,
-        checkpoints: CheckpointFile,
-        clock: ExportClock | None = None,
-        retry: RetrySettings | None = None,
-    ) -> None:
-        self._store = store
-        self._source = source
+    def __init__(self, config: ExportConfig, checkpoints: CheckpointFile) -> None:
         self._config = config
-        self._channel = channel
-        self._scheduler = scheduler
         self._checkpoints = checkpoints
-        self._clock = clock or ExportClock()
-        self._retry = retry or RetrySettings()
         self._checkpoint = Checkpoint(last_sequence_number=config.start_sequence_number - 1)
         self._last_attempt = 0
         self._error: str | None = None
@@ -102,6 +86,30 @@ class StreamExporter:
         saved = await self._checkpoints.load()
         if saved is not None:
             self._checkpoint = saved
+
+
+class StreamExporter(ExportProgress):
+    """Exports stream ``source`` of ``store`` as ``config`` says. :meth:`run` until cancelled."""
+
+    def __init__(
+        self,
+        store: StreamStore,
+        source: str,
+        config: ExportConfig,
+        *,
+        channel: TelemetryChannel,
+        scheduler: ExportScheduler,
+        checkpoints: CheckpointFile,
+        clock: ExportClock | None = None,
+        retry: RetrySettings | None = None,
+    ) -> None:
+        super().__init__(config, checkpoints)
+        self._store = store
+        self._source = source
+        self._channel = channel
+        self._scheduler = scheduler
+        self._clock = clock or ExportClock()
+        self._retry = retry or RetrySettings()
 
     async def run(self) -> None:
         """Export for ever (until cancelled, or until the stream is deleted or the store closed), from the

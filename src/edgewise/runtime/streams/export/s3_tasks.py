@@ -34,12 +34,12 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from edgewise.protocol import object_uploads
-from edgewise.runtime.streams.definition import ExportStatus, StoredMessage
+from edgewise.runtime.streams.definition import StoredMessage
 from edgewise.runtime.streams.errors import NotEnoughMessagesError, StreamError, StreamNotFoundError
 from edgewise.runtime.streams.export.channel import ExportDeliveryError
 from edgewise.runtime.streams.export.checkpoints import Checkpoint, CheckpointFile
 from edgewise.runtime.streams.export.definitions import ExportConfig
-from edgewise.runtime.streams.export.exporter import RetrySettings
+from edgewise.runtime.streams.export.exporter import ExportProgress, RetrySettings
 from edgewise.runtime.streams.export.scheduling import ExportClock, ExportScheduler
 from edgewise.runtime.streams.export.uploader import ObjectSender, S3Task, TaskFailedError
 from edgewise.runtime.streams.store import StreamStore
@@ -177,7 +177,7 @@ def _file(value: object, refused: tuple[Path, ...]) -> Path:
     return resolved
 
 
-class S3TaskExporter:
+class S3TaskExporter(ExportProgress):
     """Runs the tasks of stream ``source`` of ``store`` as ``config`` says. :meth:`run` until cancelled."""
 
     def __init__(
@@ -193,45 +193,15 @@ class S3TaskExporter:
         clock: ExportClock | None = None,
         retry: RetrySettings | None = None,
     ) -> None:
+        super().__init__(config, checkpoints)
         self._store = store
         self._source = source
-        self._config = config
         self._sender = sender
         self._scheduler = scheduler
-        self._checkpoints = checkpoints
         self._refused = refused
         self._clock = clock or ExportClock()
         self._retry = retry or RetrySettings()
-        self._checkpoint = Checkpoint(last_sequence_number=config.start_sequence_number - 1)
-        self._last_attempt = 0
-        self._error: str | None = None
         self._status_stream_missing = False
-
-    @property
-    def config(self) -> ExportConfig:
-        return self._config
-
-    def status(self) -> ExportStatus:
-        """How far the export got, as ``describe`` shows it."""
-        checkpoint = self._checkpoint
-        return ExportStatus(
-            export_config_identifier=self._config.identifier,
-            last_exported_sequence_number=checkpoint.last_sequence_number,
-            last_export_time=max(self._last_attempt, checkpoint.last_export_time),
-            error_message=self._error,
-            exported_bytes_from_stream=checkpoint.exported_bytes,
-            exported_messages_count=checkpoint.exported_messages,
-        )
-
-    def fail(self, error: str) -> None:
-        """Show ``error`` in the status (an export that cannot run)."""
-        self._error = error
-
-    async def load(self) -> None:
-        """Take up the saved checkpoint, if any."""
-        saved = await self._checkpoints.load()
-        if saved is not None:
-            self._checkpoint = saved
 
     async def run(self) -> None:
         """Run tasks for ever (until cancelled, or the stream is deleted or the store closed)."""
