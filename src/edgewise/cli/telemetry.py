@@ -4,7 +4,9 @@ Reads the cloud's telemetry API (``/api/v1/telemetry``) with the same ``--api`` 
 cloud commands. Times are durations back from now (``15m``, ``1h``, ``7d``), ISO 8601 times
 (``2026-12-07T06:30:00Z``) or milliseconds since the epoch.
 
-``export`` writes Parquet with :func:`export_schema`, the input of the ML pipeline::
+Parts live beside this module: ``export`` (Parquet, with :func:`export_schema`, the input of the
+ML pipeline) in :mod:`edgewise.cli.telemetry_export`, ``objects`` in :mod:`edgewise.cli.telemetry_objects`,
+and the time, duration and size options in :mod:`edgewise.cli.telemetry_options`::
 
     edgewise telemetry export --stream factory/line-1 --since 7d --output line-1.parquet
 """
@@ -15,7 +17,6 @@ import base64
 import datetime
 import itertools
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from edgewise.cli.api import (
@@ -39,124 +39,30 @@ from edgewise.cli.api import (
     without_none,
 )
 from edgewise.cli.connection import fail
+from edgewise.cli.telemetry_export import EXPORT_FORMAT as EXPORT_FORMAT
+from edgewise.cli.telemetry_export import export
+from edgewise.cli.telemetry_export import export_schema as export_schema
+from edgewise.cli.telemetry_objects import objects_app
+from edgewise.cli.telemetry_options import (
+    StreamOption,
+    ThingOption,
+    UntilOption,
+    current_ms,
+    parse_duration,
+    parse_size,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     import httpx
-    import pyarrow as pa
 
 app = typer.Typer(help="Telemetry in the cloud: query, tail, export, retention.", no_args_is_help=True)
 retention_app = typer.Typer(help="How much of each stream the cloud keeps.", no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
-objects_app = typer.Typer(
-    help="Files devices uploaded through stream manager S3 export tasks.", no_args_is_help=True
-)
 app.add_typer(objects_app, name="objects")
 console = Console()
-progress_console = Console(stderr=True)
 
-#: Written into the Parquet file's schema metadata; a reader checks it before trusting the columns.
-EXPORT_FORMAT = b"edgewise.telemetry/1"
-_EXPORT_PAGE = 10_000
 _PAYLOAD_SHOWN = 100
-_SIZE = re.compile(r"(?P<amount>[0-9]{1,19})\s*(?P<unit>b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-#: A time given as a duration back from now (``15m``), not an instant (ms, or ISO with '-' and ':').
-_RELATIVE = re.compile(r"[0-9]+[a-zA-Z]+")
-
-ThingOption = Annotated[
-    str | None, typer.Option("--thing", help="Only this thing's messages.", show_default=False)
-]
-StreamOption = Annotated[
-    str | None,
-    typer.Option("--stream", help="Only this stream (a device topic is a stream).", show_default=False),
-]
-UntilOption = Annotated[
-    str | None,
-    typer.Option("--until", help="End (exclusive): a duration ago, an ISO time or ms.", show_default=False),
-]
-
-
-def export_schema() -> pa.Schema:
-    """The columns of ``edgewise telemetry export``, one row per message in ingest order.
-
-    - ``thing`` (string): the thing that sent it; "" when the cloud could not tell.
-    - ``stream`` (string): the telemetry stream; for a message published on a device topic, the topic.
-    - ``topic`` (string, null): the MQTT topic it arrived on; null for stream exports.
-    - ``sequence_number`` (int64, null): its sequence number in the device's stream; null for topic messages.
-    - ``timestamp`` (timestamp[ms, UTC]): when the device says it was made.
-    - ``payload`` (binary): the payload's bytes as sent.
-    - ``payload_json`` (string, null): the payload's text when it is a JSON object or array, else null.
-
-    The schema's metadata holds ``edgewise.format`` = :data:`EXPORT_FORMAT`.
-    """
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("thing", pa.string(), nullable=False),
-            pa.field("stream", pa.string(), nullable=False),
-            pa.field("topic", pa.string()),
-            pa.field("sequence_number", pa.int64()),
-            pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
-            pa.field("payload", pa.binary(), nullable=False),
-            pa.field("payload_json", pa.string()),
-        ],
-        metadata={b"edgewise.format": EXPORT_FORMAT},
-    )
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def parse_time(option: str, text: str, *, now_ms: int) -> int:
-    """``text`` as ms since the epoch: a duration back from ``now_ms`` (``1h``), an ISO time, or ms; exits with
-    an error naming ``option`` otherwise."""
-    from edgewise.cloud.errors import InvalidRequestError
-    from edgewise.cloud.telemetry import query
-
-    try:
-        if _RELATIVE.fullmatch(text.strip()):
-            return max(0, now_ms - query.parse_duration(option, text.strip()))
-        return query.parse_instant(option, text)
-    except InvalidRequestError as exc:
-        fail(f"{option}: {exc.problem}")
-
-
-def parse_duration(option: str, text: str) -> int:
-    """``text`` (``500ms``, ``30s``, ``15m``, ``1h``, ``7d``, ``2w``) in ms; exits with an error naming ``option``."""
-    from edgewise.cloud.errors import InvalidRequestError
-    from edgewise.cloud.telemetry import query
-
-    try:
-        return query.parse_duration(option, text)
-    except InvalidRequestError as exc:
-        fail(f"{option}: {exc.problem}")
-
-
-def parse_size(option: str, text: str) -> int:
-    """``text`` (``500``, ``64KiB``, ``100MB``, ``2GiB``) in bytes; exits with an error naming ``option``."""
-    from edgewise.cloud.telemetry.schemas import MAX_BYTES
-
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        fail(
-            f"{option}: {text!r} is not a size: give bytes, or a number and KB, MB, GB, TB, KiB, MiB, GiB or TiB"
-        )
-    size = int(match["amount"]) * _SIZE_UNITS[(match["unit"] or "b").lower()]
-    if not 1 <= size <= MAX_BYTES:
-        fail(f"{option}: {text!r} must be from 1 byte to {MAX_BYTES} bytes")
-    return size
 
 
 def _iso(milliseconds: int) -> str:
@@ -236,7 +142,7 @@ def query_messages(
     data: DataOption = None,
 ) -> None:
     """Show a range of messages, or with --field and --every a numeric field downsampled into buckets."""
-    now = _now_ms()
+    now = current_ms()
     params: dict[str, Any] = {"since": parse_time("--since", since, now_ms=now)}
     if until is not None:
         params["until"] = parse_time("--until", until, now_ms=now)
@@ -359,7 +265,7 @@ def streams(
     data: DataOption = None,
 ) -> None:
     """List the streams with stored messages: count, bytes, first and last time, things."""
-    now = _now_ms()
+    now = current_ms()
     params = without_none(
         {
             "thing": thing,
@@ -383,94 +289,6 @@ def streams(
             str(entry["things"]),
         )
     console.print(table)
-
-
-def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    cursor: int | None = None
-    while True:
-        page_params = {**params, "limit": _EXPORT_PAGE, "payloadEncoding": "base64"}
-        if cursor is not None:
-            page_params["after"] = cursor
-        page = request(client, "GET", "/telemetry/messages", params=page_params)
-        if page["data"]:
-            yield page["data"]
-        if not page["more"]:
-            return
-        cursor = page["cursor"]
-
-
-def _batch(messages: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
-    import pyarrow as pa
-
-    payloads = [base64.b64decode(message["payload"]) for message in messages]
-    columns = {
-        "thing": [message["thing"] for message in messages],
-        "stream": [message["stream"] for message in messages],
-        "topic": [message["topic"] for message in messages],
-        "sequence_number": [message["sequenceNumber"] for message in messages],
-        "timestamp": [message["timestamp"] for message in messages],
-        "payload": payloads,
-        "payload_json": [
-            payload.decode("utf-8") if message["isJson"] else None
-            for message, payload in zip(messages, payloads, strict=True)
-        ],
-    }
-    return pa.RecordBatch.from_pydict(columns, schema=schema)
-
-
-@app.command("export")
-def export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The Parquet file to write.")],
-    thing: ThingOption = None,
-    stream: StreamOption = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since", help="Start (inclusive): a duration ago, an ISO time or ms.", show_default=False
-        ),
-    ] = None,
-    until: UntilOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")] = False,
-    api: ApiOption = None,
-    data: DataOption = None,
-) -> None:
-    """Write a range of messages to a Parquet file (columns: see docs/cloud.md, Telemetry)."""
-    import pyarrow.parquet as pq
-
-    if output.exists() and not force:
-        fail(f"--output: {output} exists; give --force to replace it")
-    now = _now_ms()
-    params = without_none(
-        {
-            "thing": thing,
-            "stream": stream,
-            "since": None if since is None else parse_time("--since", since, now_ms=now),
-            "until": None if until is None else parse_time("--until", until, now_ms=now),
-        }
-    )
-    schema = export_schema()
-    # Written beside the output and renamed at the end, so a cut-off export never leaves a half file behind.
-    partial = output.with_name(output.name + ".partial")
-    written = 0
-    try:
-        with api_client(api, data) as client:
-            expected = sum(entry["messages"] for entry in list_all(client, "/telemetry/streams", params))
-            columns = (TextColumn("Exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            with (
-                Progress(*columns, console=progress_console) as progress,
-                pq.ParquetWriter(partial, schema) as writer,
-            ):
-                task = progress.add_task("export", total=expected)
-                for messages in _pages(client, params):
-                    writer.write_batch(_batch(messages, schema))
-                    written += len(messages)
-                    progress.update(task, completed=written, total=max(expected, written))
-        partial.replace(output)
-    except OSError as exc:
-        fail(f"--output: cannot write {output}: {exc.strerror or exc}")
-    finally:
-        partial.unlink(missing_ok=True)
-    typer.echo(f"Exported {written} messages to {output}")
 
 
 def _describe_age(seconds: int | None) -> str:
@@ -549,96 +367,5 @@ def retention_list(as_json: JsonOption = False, api: ApiOption = None, data: Dat
     typer.echo(f"Other streams: {'kept for ' + _describe_age(default) if default else 'kept without limit'}")
 
 
-@objects_app.command("list")
-def objects_list(
-    thing: Annotated[
-        str | None, typer.Option("--thing", help="Only this thing's objects.", show_default=False)
-    ] = None,
-    bucket: Annotated[
-        str | None, typer.Option("--bucket", help="Only this bucket.", show_default=False)
-    ] = None,
-    prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Only keys starting with this.", show_default=False)
-    ] = None,
-    as_json: JsonOption = False,
-    api: ApiOption = None,
-    data: DataOption = None,
-) -> None:
-    """List the files devices uploaded through S3 export tasks."""
-    params = without_none({"thing": thing, "bucket": bucket, "prefix": prefix})
-    with api_client(api, data) as client:
-        found = _all_objects(client, params)
-    if as_json:
-        print_json(found)
-        return
-    table = Table("Id", "Thing", "Bucket", "Key", "Bytes", "Uploaded")
-    for item in found:
-        table.add_row(
-            str(item["id"]),
-            escape(item["thing"]),
-            escape(item["bucket"]),
-            escape(item["key"]),
-            str(item["size"]),
-            item["uploadedAt"],
-        )
-    console.print(table)
-
-
-@objects_app.command("get")
-def objects_get(
-    thing: Annotated[str, typer.Argument(help="The thing that uploaded it.")],
-    bucket: Annotated[str, typer.Argument(help="Its bucket.")],
-    key: Annotated[str, typer.Argument(help="Its key.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write it ('-': standard output).")],
-    api: ApiOption = None,
-    data: DataOption = None,
-) -> None:
-    """Download a file a device uploaded through an S3 export task."""
-    import httpx
-
-    with api_client(api, data) as client:
-        matches = [
-            item
-            for item in _all_objects(client, {"thing": thing, "bucket": bucket, "prefix": key})
-            if item["key"] == key
-        ]
-        if not matches:
-            fail(f"Thing {thing!r} uploaded no object {key!r} to bucket {bucket!r}")
-        item = matches[0]
-        path = api_path("telemetry", "objects", str(item["id"]), "content")
-        try:
-            with client.stream("GET", path) as response:
-                if response.is_error:
-                    response.read()
-                    fail(f"Download of {bucket}/{key} answered {response.status_code}: {response.text[:200]}")
-                _write_stream(response.iter_bytes(), out)
-        except httpx.HTTPError as exc:
-            fail(f"Cannot download {bucket}/{key} from the cloud API: {exc}")
-    if str(out) != "-":
-        typer.echo(f"Wrote {item['size']} bytes of {bucket}/{key} (from {thing}) to {out}")
-
-
-def _all_objects(client: httpx.Client, params: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    after: int | None = None
-    while True:
-        page = request(client, "GET", "/telemetry/objects", params=without_none({**params, "after": after}))
-        found += page["data"]
-        if not page["more"]:
-            return found
-        after = page["cursor"]
-
-
-def _write_stream(chunks: Iterator[bytes], out: Path) -> None:
-    if str(out) == "-":
-        import sys
-
-        for chunk in chunks:
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-        return
-    temporary = out.with_name(out.name + ".part")
-    with temporary.open("wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
-    temporary.replace(out)
+# Registered last, after query, tail and streams, so `edgewise telemetry --help` lists the commands in the same order.
+app.command("export")(export)
