@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.device_config import write_device_config
 from tests.support.fleet_cloud import FleetCloud, fleet_cloud
 from tests.support.mosquitto import Mosquitto, MqttClient
 from tests.support.pki import CertificateAuthority
@@ -87,24 +87,7 @@ def observer(broker: Mosquitto) -> Iterator[MqttClient]:
 
 @pytest.fixture
 def config_file(tmp_path: Path, ca: CertificateAuthority, broker: Mosquitto) -> Path:
-    device = ca.issue(THING)
-    path = tmp_path / "edgewise.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            thingName: {THING}
-            cloud:
-              endpoint: localhost
-              port: {broker.port}
-              certificate: {device.certificate}
-              privateKey: {device.private_key}
-              rootCa: {ca.certificate}
-              keepAlive: 10
-              reconnect: {{minDelay: 0.1, maxDelay: 0.5}}
-            """
-        )
-    )
-    return path
+    return write_device_config(tmp_path / "edgewise.yaml", thing=THING, ca=ca, port=broker.port)
 
 
 @pytest.fixture

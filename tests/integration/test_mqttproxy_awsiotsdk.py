@@ -4,7 +4,6 @@ runtime started with ``--config`` and a real Mosquitto with mutual TLS standing 
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.support.device_config import write_device_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.runtime_process import RuntimeProcess, running, script_component
@@ -47,24 +47,7 @@ def broker(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Mosquitto]:
 @pytest.fixture
 def config_file(tmp_path: Path, ca: CertificateAuthority, broker: Mosquitto) -> Path:
     """The runtime configuration: thing name and a cloud section pointing at the broker."""
-    device = ca.issue(THING)
-    path = tmp_path / "edgewise.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            thingName: {THING}
-            cloud:
-              endpoint: localhost
-              port: {broker.port}
-              certificate: {device.certificate}
-              privateKey: {device.private_key}
-              rootCa: {ca.certificate}
-              keepAlive: 10
-              reconnect: {{minDelay: 0.1, maxDelay: 0.5}}
-            """
-        )
-    )
-    return path
+    return write_device_config(tmp_path / "edgewise.yaml", thing=THING, ca=ca, port=broker.port)
 
 
 def _deploy(runtime: RuntimeProcess, recipes: Path, artifacts: Path, name: str) -> None:

@@ -5,7 +5,6 @@ right after its checkpoint."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.integration.test_stream_manager_sdk import (
     stream_manager_configuration,
 )
 from tests.runtime.streams.export.cloud import SmallCloud
+from tests.support.device_config import write_device_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.ports import free_port
@@ -52,24 +52,7 @@ def broker(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def config_file(tmp_path: Path, ca: CertificateAuthority, broker: Mosquitto) -> Path:
-    device = ca.issue(THING)
-    path = tmp_path / "edgewise.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            thingName: {THING}
-            cloud:
-              endpoint: localhost
-              port: {broker.port}
-              certificate: {device.certificate}
-              privateKey: {device.private_key}
-              rootCa: {ca.certificate}
-              keepAlive: 10
-              reconnect: {{minDelay: 0.1, maxDelay: 0.5}}
-            """
-        )
-    )
-    return path
+    return write_device_config(tmp_path / "edgewise.yaml", thing=THING, ca=ca, port=broker.port)
 
 
 def test_export_resumes_after_kill_9_and_every_acknowledged_message_arrives_once(
