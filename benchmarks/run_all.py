@@ -1,7 +1,7 @@
-"""Run every runtime, MQTT gateway, artifact download, fleet fan-out, stream and telemetry benchmark with its
-default parameters and print the results (``make bench``, about 25 minutes; ``--short`` shortens the pub/sub
-memory run, deploys to 10 and 100 devices only and cuts the export outage to 20 s; ``--quick`` runs each
-benchmark's ``--quick`` mode, tiny sizes whose numbers mean nothing, in about a minute).
+"""Run every runtime, MQTT gateway, artifact download, fleet fan-out, stream, telemetry and machine learning
+benchmark with its default parameters and print the results (``make bench``, about 35 minutes; ``--short``
+shortens the pub/sub memory run, deploys to 10 and 100 devices only and cuts the export outage to 20 s;
+``--quick`` runs each benchmark's ``--quick`` mode, tiny sizes whose numbers mean nothing, in about a minute).
 
 Each benchmark compares the runtime with a baseline measured in the same run; see each script's
 ``--help`` for what it measures and docs/benchmarks.md for the recorded results.
@@ -13,10 +13,13 @@ import argparse
 from types import ModuleType
 
 import artifact_download
+import automl_quality
 import export_backlog
 import fleet_fanout
 import gateway_connect
 import gateway_publish
+import inference_overhead
+import model_endpoint
 import pubsub_fanout
 import pubsub_memory
 import pubsub_throughput
@@ -42,6 +45,9 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     stream_append,
     telemetry_ingest,
     export_backlog,
+    inference_overhead,
+    model_endpoint,
+    automl_quality,
 )
 
 #: The arguments of ``--short`` where they differ from the defaults.

@@ -21,10 +21,13 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 _TABLE_ROW = r"\n\|.*\n\|[-|]+\n\|[^\n]*\d+\.\d\d"
 RATIO_LINES = {
     "artifact_download": r"data plane / http\.server over HTTPS: \d+\.\d\d\n",
+    "automl_quality": r"simulator: AutoML F1 / best baseline F1: \d+\.\d\dx",
     "export_backlog": r"drain rate / append rate: \d+\.\d\dx",
     "fleet_fanout": r"Growth \(least squares over every run\): deployment -?\d+\.\d\d s \+ -?\d+\.\d ms x N",
     "gateway_connect": r"Gateway relative to Mosquitto without authorization.*" + _TABLE_ROW,
     "gateway_publish": r"Gateway relative to Mosquitto without authorization.*" + _TABLE_ROW,
+    "inference_overhead": r"inference path / bare ONNX Runtime \(p50 latency\): \d+\.\d\dx",
+    "model_endpoint": r"endpoint / in-process ONNX Runtime, 100 row\(s\) a request: rows/s \d+\.\d{4}x",
     "pubsub_fanout": r"Edgewise IPC relative to each baseline.*" + _TABLE_ROW,
     "pubsub_memory": r"RSS ratio after the run: \d+\.\dx",
     "pubsub_throughput": r"Edgewise IPC relative to each baseline.*" + _TABLE_ROW,

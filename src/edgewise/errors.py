@@ -15,6 +15,8 @@ EdgewiseError
  │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
  │    ├── jobs.errors.JobsPayloadError        a jobs reply or notification that does not parse
  │    ├── jobs.errors.JobsRejection           a jobs request answered on ``/rejected`` (AWS's error code)
+ │    ├── model_package.ModelPackageError     a model package with a bad manifest, a missing file or a wrong digest
+ │    │    └── ModelSignatureError            a package signature missing, malformed or by no trusted key
  │    ├── provisioning.ProvisioningPayloadError  a provisioning request or reply that does not parse
  │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
  │    ├── resolve.ResolveAnswerError          a component resolution answer the device cannot use
@@ -105,7 +107,8 @@ EdgewiseError
  │    │    │    ├── LimitExceededError        a documented limit would be exceeded
  │    │    │    └── components.uploads.UploadOffsetError       a chunk that does not continue the upload
  │    │    ├── AuthenticationError            no token, or a token we do not know
- │    │    └── PermissionDeniedError          the token's role does not allow the request
+ │    │    ├── PermissionDeniedError          the token's role does not allow the request
+ │    │    └── MlUnavailableError             the ML libraries are not installed (503 ``ml_unavailable``)
  │    ├── broker.errors.BrokerError           the managed Mosquitto broker failed
  │    │    ├── BrokerConfigError              (also ValueError) a setting that cannot be rendered
  │    │    ├── BrokerStartError               Mosquitto did not start listening
@@ -135,6 +138,22 @@ EdgewiseError
  │    ├── workerlink.PacketTooLargeError      a message larger than the broker's Maximum Packet Size
  │    ├── rules.actions.RuleActionError       a rule action that failed for one message
  │    └── errors.CloudStartError              the cloud cannot start
+ ├── components/                              components that ship with Edgewise
+ │    ├── inference.errors.InferenceConfigError  an inference configuration value that cannot be used
+ │    ├── inference.errors.ModelLoadError     a verified model that does not load or fails its smoke test
+ │    ├── inference.errors.PayloadError       a message a model cannot use (counted and skipped)
+ │    ├── image_classification.errors.ImageError  an image that is not a readable PGM or PNG (skipped)
+ │    ├── image_classification.errors.ImageModelError  a model store whose model or labels cannot be used
+ │    └── image_classification.errors.ImageClassificationConfigError  a configuration value it cannot use
+ ├── ml/                                      the ML pipeline (cloud and CLI only)
+ │    └── errors.MlError                      an ML pipeline request that cannot be carried out
+ │         ├── MlNameError                    a dataset or model name that is not valid
+ │         ├── DatasetError                   a dataset that cannot be built, read or described
+ │         ├── TrainingError                  a training run that cannot produce a model
+ │         ├── ExportError                    a model that cannot be converted to ONNX
+ │         │    └── FidelityError             ONNX outputs that differ from the native model's
+ │         ├── RegistryError                  a model registry request that failed (``not_found``)
+ │         └── drift.DriftError               values that cannot be compared for drift
  └── cli/
       └── greengrass_logs.LogQueryError       a ``logs get`` option that cannot be used
 """

@@ -42,6 +42,8 @@ SEMANTIC_BODIES = {
     "PUT /api/v1/artifacts/{sha256}",
     "POST /api/v1/jobs",
     "POST /api/v1/deployments",
+    # A model deployment carries a deployment's rollout, abort, timeout and retry rules.
+    "POST /api/v1/models/{name}/deploy",
     "GET /api/v1/deployments",
     # A time range must end after it starts; a series holds at most 10,000 buckets of a positive size.
     "GET /api/v1/telemetry/messages",
@@ -50,6 +52,12 @@ SEMANTIC_BODIES = {
     # Rule SQL and substitution templates have a grammar of their own.
     "POST /api/v1/rules",
     "PUT /api/v1/rules/{ruleName}",
+    # A dataset needs stored telemetry or a file that parses; a training job needs an existing dataset.
+    "POST /api/v1/datasets",
+    "PUT /api/v1/datasets/{datasetName}/file",
+    "POST /api/v1/training-jobs",
+    # A drift monitor's durations must be 1 ms to 9999 years (0s and 999999999999w match the pattern).
+    "PUT /api/v1/models/{name}/drift-monitor",
 }
 
 

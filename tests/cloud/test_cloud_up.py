@@ -65,6 +65,7 @@ def test_api_answers_health_and_admin_token_works(cloud: CloudProcess) -> None:
 def test_ca_key_is_private(cloud: CloudProcess) -> None:
     assert stat.S_IMODE((cloud.data_dir / "ca" / "ca.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((cloud.data_dir / "broker" / "server.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((cloud.data_dir / "model-signing.key").stat().st_mode) == 0o600
 
 
 def test_device_certificate_from_data_dir_ca_connects_over_mtls(cloud: CloudProcess, tmp_path: Path) -> None:

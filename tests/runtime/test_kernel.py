@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from edgewise.runtime.context import RuntimeContext
 from edgewise.runtime.ipc.server import IpcServer
 from edgewise.runtime.ipc.services import SERVICE_FACTORIES
 from edgewise.runtime.kernel import Kernel
+from edgewise.runtime.lifecycle import ComponentSpec
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.settings import RuntimeSettings
 
@@ -158,6 +160,9 @@ async def test_a_kernel_started_again_on_a_root_left_by_a_failed_start_runs(
     try:
         assert again.paths.ipc_socket.exists()
         assert again.paths.pid_file.read_text() == f"{os.getpid()}\n"
+        environment = again.component_environment(ComponentSpec("a", "1.0.0"))
+        assert environment["EDGEWISE_PYTHON"] == sys.executable
+        assert environment["AWS_IOT_THING_NAME"] == "edge-1"
     finally:
         await again.stop()
     assert not again.paths.ipc_socket.exists()

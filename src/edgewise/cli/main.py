@@ -9,11 +9,13 @@ from edgewise.cli import (
     cloud,
     component,
     core_device,
+    dataset,
     demo,
     deployment,
     device,
     identity,
     job,
+    model,
     provisioning,
     registry,
     rule,
@@ -40,6 +42,8 @@ app.add_typer(job.app, name="job")
 app.add_typer(provisioning.app, name="provisioning-template")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(rule.app, name="rule")
+app.add_typer(dataset.app, name="dataset")
+app.add_typer(model.app, name="model")
 identity.cert_app.command("create-claim")(provisioning.cert_create_claim)
 app.command("demo")(demo.demo)
 

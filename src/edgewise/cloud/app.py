@@ -3,8 +3,8 @@
 Every error leaves the API as ``{"code": ..., "message": ...}``: domain errors map to a status by type (in
 :data:`ERROR_STATUS`, the one place that does it), request validation errors become 422 ``invalid_request``
 naming the field, and routing errors keep their status. A request body is authenticated and capped before it is
-read (:mod:`edgewise.cloud.limits`): ``api_upload_max_bytes`` for artifact uploads, ``api_body_max_bytes``
-for every other route.
+read (:mod:`edgewise.cloud.limits`): ``api_upload_max_bytes`` for artifact uploads and dataset files,
+``api_body_max_bytes`` for every other route.
 """
 
 from __future__ import annotations
@@ -32,14 +32,17 @@ from edgewise.cloud.auth import routes as auth_routes
 from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
 from edgewise.cloud.components import routes as component_routes
+from edgewise.cloud.datasets import routes as dataset_routes
 from edgewise.cloud.db import SessionDep, create_database_engine, create_session_factory, upgrade_database
 from edgewise.cloud.deployments import routes as deployment_routes
+from edgewise.cloud.drift import routes as drift_routes
 from edgewise.cloud.errors import (
     AuthenticationError,
     CloudConflictError,
     CloudError,
     ErrorBody,
     InvalidRequestError,
+    MlUnavailableError,
     NotFoundError,
     PermissionDeniedError,
 )
@@ -48,12 +51,14 @@ from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
 from edgewise.cloud.jobs import routes as job_routes
 from edgewise.cloud.limits import NO_TOKEN, PAYLOAD_TOO_LARGE, BodyLimits, RouteLimit
+from edgewise.cloud.models import routes as model_routes
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.rules import routes as rule_routes
 from edgewise.cloud.services import CloudServices
 from edgewise.cloud.settings import CloudSettings
 from edgewise.cloud.telemetry import routes as telemetry_routes
+from edgewise.cloud.training import routes as training_routes
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +71,11 @@ ERROR_STATUS: dict[type[CloudError], int] = {
     CloudConflictError: 409,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
+    MlUnavailableError: 503,
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: PAYLOAD_TOO_LARGE}
-#: The one route whose body may be large: an artifact's bytes, streamed to disk.
-_UPLOAD_PATH = re.compile(re.escape(API_PREFIX) + "/artifacts/[^/]+")
+#: The routes whose body may be large: an artifact's bytes, streamed to disk, and a dataset file.
+_UPLOAD_PATH = re.compile(re.escape(API_PREFIX) + "/(?:artifacts/[^/]+|datasets/[^/]+/file)")
 
 
 class HealthPublic(BaseModel):
@@ -234,6 +240,11 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         job_routes.router,
         telemetry_routes.router,
         rule_routes.router,
+        dataset_routes.router,
+        training_routes.router,
+        model_routes.router,
+        drift_routes.router,
+        model_routes.invoke_router,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     return app

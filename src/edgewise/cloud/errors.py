@@ -11,7 +11,8 @@ EdgewiseError
       │    ├── VersionConflictError  the expected version is not the current one
       │    └── LimitExceededError  a documented limit would be exceeded
       ├── AuthenticationError      no token, or a token we do not know
-      └── PermissionDeniedError    the token's role does not allow the request
+      ├── PermissionDeniedError    the token's role does not allow the request
+      └── MlUnavailableError       the ML libraries are not installed (503)
 """
 
 from __future__ import annotations
@@ -101,6 +102,19 @@ class PermissionDeniedError(CloudError):
     """A valid token whose role does not allow the request."""
 
     code = "forbidden"
+
+
+class MlUnavailableError(CloudError):
+    """A dataset, training or model request on a cloud installed without the ML libraries."""
+
+    code = "ml_unavailable"
+
+    def __init__(self, missing: str) -> None:
+        super().__init__(
+            f"The cloud cannot do this: the ML libraries are not installed ({missing}); "
+            "install them with pip install 'edgewise[ml]' and restart the cloud"
+        )
+        self.missing = missing
 
 
 class ErrorBody(BaseModel):

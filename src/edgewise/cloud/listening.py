@@ -18,7 +18,10 @@ def bind(host: str, port: int) -> socket.socket:
         OSError: the address cannot be bound (in use, not local, not permitted).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP by name, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose proto
+    # says TCP, and accepted sockets inherit it; with Nagle on, a response written in two parts waited for the
+    # client's delayed ACK, about 40 ms on every keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

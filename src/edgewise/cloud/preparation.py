@@ -20,6 +20,8 @@ Data directory layout::
     DIR/dataplane/           the data plane's server.pem, server.key and URL signing.key (keys 0600)
     DIR/https-publish/       HTTPS publish's server.pem and server.key (0600), unless it is off
     DIR/artifacts/           the artifact store (unless --artifact-store s3://...); DIR/uploads/ stages uploads
+    DIR/model-signing.key    the Ed25519 key model packages are signed with (0600)
+    DIR/mlflow/              the model registry's MLflow database and model files (unless configured elsewhere)
     DIR/cloud.json           the API URL, the MQTT endpoint and the CA file, for the CLI and for devices
 """
 
@@ -52,7 +54,8 @@ from edgewise.cloud.dataplane import DataPlaneSettings
 from edgewise.cloud.errors import CloudStartError
 from edgewise.cloud.https_publish import HttpsPublishSettings
 from edgewise.cloud.identity import CA_CERTIFICATE_FILE, CertificateAuthority, load_or_create_ca
-from edgewise.cloud.settings import TELEMETRY_TOPIC_FILTERS, CloudSettings
+from edgewise.cloud.models import signing as model_signing
+from edgewise.cloud.settings import ENV_PREFIX, TELEMETRY_TOPIC_FILTERS, CloudSettings
 from edgewise.errors import EdgewiseError
 
 logger = logging.getLogger(__name__)
@@ -247,6 +250,22 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+#: Settings ``cloud up`` has no option for: each comes from its ``EDGEWISE_CLOUD_<NAME>`` variable when set.
+ENVIRONMENT_SETTINGS = (
+    "dataset_max_rows",
+    "dataset_file_max_bytes",
+    "training_concurrency",
+    "training_ray_address",
+    "mlflow_tracking_uri",
+    "mlflow_artifact_location",
+)
+
+
+def _settings_from_environment() -> dict[str, str]:
+    variables = {name: ENV_PREFIX + name.upper() for name in ENVIRONMENT_SETTINGS}
+    return {name: os.environ[variable] for name, variable in variables.items() if variable in os.environ}
+
+
 def prepare(options: ServerOptions) -> PreparedCloud:
     """Create or check everything in the data directory that serving needs. Blocks; idempotent.
 
@@ -255,6 +274,7 @@ def prepare(options: ServerOptions) -> PreparedCloud:
     """
     first = initialize(
         options.data_dir,
+        **_settings_from_environment(),
         database_url=options.database_url,
         api_host=options.api_host,
         api_port=options.api_port,
@@ -266,6 +286,7 @@ def prepare(options: ServerOptions) -> PreparedCloud:
     )
     settings = first.settings
     ca = load_or_create_ca(settings.data_dir)
+    model_signing.load_or_create(settings.data_dir)
     ca_file = settings.data_dir / "ca" / CA_CERTIFICATE_FILE
     broker: BrokerSettings | None = None
     if options.broker == "managed":

@@ -14,7 +14,9 @@ any of those writes may change authorization, a thing's attributes too through d
 nothing changed costs one reload). The provisioning
 worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too. The jobs
 worker answers the AWS IoT Jobs topics and the jobs engine rolls jobs out; every successful API write also
-wakes the engine, so a thing that joins a group reaches continuous jobs at once.
+wakes the engine, so a thing that joins a group reaches continuous jobs at once. The training worker runs
+queued training jobs; a write to ``/training-jobs`` wakes it, so a job starts (or a cancel stops it) at once.
+The drift worker runs due drift monitors; a write under ``/models/`` wakes it (a monitor set, an alias moved).
 
 With ``--broker external`` no Mosquitto runs and nothing is synced: the broker's authorization is its
 operator's. Every worker connects with :attr:`PreparedCloud.worker_connection`, the one
@@ -44,6 +46,7 @@ from edgewise.cloud.app import create_app
 from edgewise.cloud.broker import AuthorizationSync, MosquittoBroker
 from edgewise.cloud.components.worker import ResolveWorker
 from edgewise.cloud.dataplane import DataPlaneServer
+from edgewise.cloud.drift.worker import DriftWorker
 from edgewise.cloud.errors import CloudStartError
 from edgewise.cloud.fleet.worker import FleetStatusWorker
 from edgewise.cloud.https_publish import HttpsPublishWorker
@@ -54,6 +57,7 @@ from edgewise.cloud.rules.worker import RulesWorker
 from edgewise.cloud.services import CloudServices
 from edgewise.cloud.telemetry.retention import RetentionWorker
 from edgewise.cloud.telemetry.worker import TelemetryWorker
+from edgewise.cloud.training.worker import TrainingWorker
 from edgewise.cloud.workers import (
     ApiServer,
     BrokerClient,
@@ -174,6 +178,12 @@ def _background_workers(
     rules_worker = RulesWorker(services.sessions, connection)
     workers.append(BrokerClient(rules_worker, connection))
     api_app = _NotifyOnWrite(api_app, rules_worker.wake, paths=("/api/v1/rules",))
+    training = TrainingWorker(services)
+    workers.append(training)
+    api_app = _NotifyOnWrite(api_app, training.wake, paths=("/api/v1/training-jobs",))
+    drift = DriftWorker(services, on_retraining=training.wake)
+    workers.append(drift)
+    api_app = _NotifyOnWrite(api_app, drift.wake, paths=("/api/v1/models/",))
     jobs_worker = JobsWorker(services.sessions, connection, sealer=services.secret_sealer)
     workers.append(BrokerClient(jobs_worker, connection))
     jobs_engine = JobEngine(services.sessions)

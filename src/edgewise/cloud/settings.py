@@ -1,8 +1,9 @@
 """The cloud's settings: where its data lives, which database it uses, where the API listens.
 
 Precedence, highest first: explicit keyword arguments, then ``EDGEWISE_CLOUD_*`` environment variables (read
-only by :meth:`CloudSettings.from_environ`), then the defaults here. The database defaults to a SQLite file in
-the data directory.
+by :meth:`CloudSettings.from_environ`, and by ``edgewise cloud up`` for the settings it has no option for:
+``edgewise.cloud.preparation.ENVIRONMENT_SETTINGS``), then the defaults here. The database defaults to a SQLite
+file in the data directory.
 """
 
 from __future__ import annotations
@@ -76,6 +77,36 @@ class CloudSettings(BaseModel):
         le=5 * 1024**4,
         description="The largest file a device may upload through a stream manager S3 export task",
     )
+    dataset_max_rows: int = Field(
+        default=2_000_000,
+        ge=1,
+        le=100_000_000,
+        description="The most telemetry messages one dataset is built from",
+    )
+    dataset_file_max_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1024,
+        le=16 * 1024**3,
+        description="The largest CSV or Parquet file a dataset is imported from (read into memory)",
+    )
+    training_concurrency: int = Field(
+        default=1, ge=1, le=64, description="How many training jobs run at once"
+    )
+    training_ray_address: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The Ray cluster training jobs use when they name none (default: train in the cloud)",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow's tracking URI (the model registry): empty means sqlite:///DATA_DIR/mlflow/mlflow.db; "
+        "a PostgreSQL URL must name a database of its own, never the cloud's",
+    )
+    mlflow_artifact_location: str = Field(
+        default="",
+        description="Where MLflow keeps model files: empty means DATA_DIR/mlflow/artifacts, or "
+        "s3://BUCKET[/PREFIX]/mlflow when the artifact store is s3://BUCKET[/PREFIX]",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -83,6 +114,15 @@ class CloudSettings(BaseModel):
         if isinstance(values, dict) and not values.get("database_url") and values.get("data_dir"):
             values = {**values, "database_url": f"sqlite:///{Path(values['data_dir']) / DATABASE_FILE}"}
         return values
+
+    @model_validator(mode="after")
+    def _mlflow_in_its_own_database(self) -> CloudSettings:
+        # MLflow migrates its tracking database with its own Alembic history; sharing ours would mix the two.
+        if self.mlflow_tracking_uri and self.mlflow_tracking_uri == self.database_url:
+            raise ValueError(
+                "mlflow_tracking_uri: is the cloud's own database_url; give MLflow a database of its own"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -118,6 +118,9 @@ class Kernel:
             "AWS_DEFAULT_REGION": self.settings.region,
             "GGC_VERSION": GREENGRASS_COMPATIBILITY_VERSION,
             "GG_ROOT_CA_PATH": str(self.settings.cloud.root_ca) if self.settings.cloud else "",
+            # The runtime's own interpreter, so built-in components (python -m edgewise.components...) run with
+            # the edgewise package installed, whatever python is first on PATH.
+            "EDGEWISE_PYTHON": sys.executable,
             # STREAM_MANAGER_SERVER_PORT while stream manager is deployed, for the SDK's client.
             **self.streams.environment(),
         }

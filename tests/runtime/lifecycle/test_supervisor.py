@@ -107,6 +107,17 @@ async def test_three_crashes_break_component(
     assert "3 errors" in str(status.last_failure)
 
 
+async def test_a_failed_step_s_last_stderr_line_is_part_of_its_failure_reason(
+    supervisor: LifecycleSupervisor, make_spec: SpecBuilder
+) -> None:
+    install = "echo progress; echo first >&2; echo 'package refused: bad digest' >&2; echo '  ' >&2; exit 1"
+    supervisor.apply({"a": make_spec("a", Install=install, Run="sleep 30")})
+
+    assert await supervisor.wait_settled(["a"], timeout=10) == {"a": S.BROKEN}
+    failure = str(status_of(supervisor, "a").last_failure)
+    assert failure.startswith("Install exited with code 1: package refused: bad digest; 3 errors")
+
+
 async def test_a_run_step_that_dies_soon_after_starting_is_not_taken_for_running(
     supervisor: LifecycleSupervisor, make_spec: SpecBuilder
 ) -> None:

@@ -7,15 +7,19 @@ from alembic import context
 # The model modules register their tables on Base.metadata (used by `alembic revision --autogenerate`).
 from edgewise.cloud.auth import models as _auth_models  # noqa: F401
 from edgewise.cloud.components import models as _component_models  # noqa: F401
+from edgewise.cloud.datasets import models as _dataset_models  # noqa: F401
 from edgewise.cloud.db import Base, create_database_engine
 from edgewise.cloud.deployments import models as _deployment_models  # noqa: F401
+from edgewise.cloud.drift import models as _drift_models  # noqa: F401
 from edgewise.cloud.fleet import models as _fleet_models  # noqa: F401
 from edgewise.cloud.identity import models as _identity_models  # noqa: F401
 from edgewise.cloud.jobs import models as _job_models  # noqa: F401
+from edgewise.cloud.models import models as _model_registry_models  # noqa: F401
 from edgewise.cloud.provisioning import models as _provisioning_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
 from edgewise.cloud.rules import models as _rule_models  # noqa: F401
 from edgewise.cloud.telemetry import models as _telemetry_models  # noqa: F401
+from edgewise.cloud.training import models as _training_models  # noqa: F401
 
 
 def run_migrations() -> None:

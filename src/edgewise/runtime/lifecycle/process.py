@@ -9,6 +9,7 @@ the daemon as well. So this module talks to the event loop through a ``Subproces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -49,6 +50,10 @@ class _StepProtocol(asyncio.SubprocessProtocol):
         self._partial: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
         self.exited = asyncio.get_running_loop().create_future()
         self.open_pipes = {1, 2}
+        #: Done once both output pipes closed (all output read).
+        self.drained = asyncio.get_running_loop().create_future()
+        #: The last non-blank stderr line: why a failed step failed, for its state reason.
+        self.last_error_line = ""
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         buffer = self._partial[fd]
@@ -65,6 +70,8 @@ class _StepProtocol(asyncio.SubprocessProtocol):
             self._emit(fd, bytes(buffer))
             buffer.clear()
         self.open_pipes.discard(fd)
+        if not self.open_pipes and not self.drained.done():
+            self.drained.set_result(None)
 
     def process_exited(self) -> None:
         if not self.exited.done():
@@ -72,7 +79,10 @@ class _StepProtocol(asyncio.SubprocessProtocol):
         self._on_exit()
 
     def _emit(self, fd: int, line: bytes) -> None:
-        self._on_line(fd == 2, line.rstrip(b"\r").decode("utf-8", errors="replace"))
+        text = line.rstrip(b"\r").decode("utf-8", errors="replace")
+        if fd == 2 and text.strip():
+            self.last_error_line = text.strip()
+        self._on_line(fd == 2, text)
 
 
 class StepProcess:
@@ -126,6 +136,17 @@ class StepProcess:
     def returncode(self) -> int | None:
         """The shell's exit code (negative: killed by that signal), or None while it runs."""
         return self._transport.get_returncode()
+
+    @property
+    def last_error_line(self) -> str:
+        """The last non-blank line the step wrote to stderr so far ("" when none)."""
+        return self._protocol.last_error_line
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until the output pipes closed, at most ``timeout`` seconds (a process the step left running
+        may hold them open)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._protocol.drained), timeout)
 
     @property
     def finished(self) -> bool:

@@ -57,6 +57,10 @@ ACCEPTED_REPORTS: Mapping[ComponentState, frozenset[ComponentState]] = {
 
 #: States in which a component that is being removed no longer needs its HARD dependencies.
 CLOSABLE_STATES = frozenset({NEW, INSTALLED, FINISHED, BROKEN})
+#: How much of a failed step's last stderr line its state reason keeps.
+_MAX_ERROR_LINE = 400
+#: How long a failed step's output may take to be read to its end.
+_DRAIN_TIMEOUT = 0.5
 
 
 class ServiceHost(Protocol):
@@ -704,7 +708,15 @@ class ComponentService:
             await self._sleep(deadline)
         if name == "Install":
             self._last_exit_code = rc
-        return _StepResult(rc == 0, _exit_text(name, rc))
+        reason = _exit_text(name, rc)
+        if rc != 0:
+            # The shell has exited; its last lines may still be in the pipe.
+            await process.drain(_DRAIN_TIMEOUT)
+        if rc != 0 and process.last_error_line:
+            # The step's own last word on stderr (e.g. why a model package was refused) reaches the state
+            # reason, and from there the deployment's failure cause.
+            reason = f"{reason}: {process.last_error_line[:_MAX_ERROR_LINE]}"
+        return _StepResult(rc == 0, reason)
 
     async def _launch(self, name: str, spec: ComponentSpec) -> StepProcess | None:
         for done in [p for p in self._processes if p.finished]:

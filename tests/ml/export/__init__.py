@@ -1,0 +1,1 @@
+"""Tests of ONNX export, the fidelity gate and latency."""
