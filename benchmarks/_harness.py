@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -129,6 +130,35 @@ def write_recipe(directory: Path, name: str, run_script: str, *, version: str = 
         f"      Run: {json.dumps(run_script)}\n"
     )
     return path
+
+
+def write_client_component(
+    recipes: Path, artifacts: Path, name: str, client: Path, arguments: list[str]
+) -> None:
+    """A component running the benchmark client script ``client`` with ``arguments``, allowed to publish and
+    subscribe anywhere."""
+    source = artifacts / name / "1.0.0"
+    source.mkdir(parents=True)
+    shutil.copy(client, source / client.name)
+    policy = {"operations": ["*"], "resources": ["*"]}
+    recipe = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": name,
+        "ComponentVersion": "1.0.0",
+        "ComponentConfiguration": {
+            "DefaultConfiguration": {"accessControl": {"aws.greengrass.ipc.pubsub": {f"{name}:all": policy}}}
+        },
+        "Manifests": [
+            {
+                "Artifacts": [{"Uri": f"file:{client.name}"}],
+                "Lifecycle": {
+                    "Run": " ".join([sys.executable, f"{{artifacts:path}}/{client.name}", *arguments])
+                },
+            }
+        ],
+    }
+    recipes.mkdir(parents=True, exist_ok=True)
+    (recipes / f"{name}-1.0.0.json").write_text(json.dumps(recipe))
 
 
 class BenchRuntime:

@@ -15,7 +15,8 @@ A window is anomalous when any of its readings is. Rows are split in time order:
 share is never shown to any model; ``train`` gets the rest (and splits it again itself to choose). The AutoML
 side is the exported ONNX model, run with ONNX Runtime as the device runs it: for the anomaly task its
 anomaly flag (score above the threshold ``train`` chose) gives F1 and its score ROC AUC; for the
-classification task its label and the anomalous class's probability. The baselines are fitted on the same
+classification task its label (as ``run_model`` reads it, with the decision threshold ``train`` chose) and
+the anomalous class's probability. The baselines are fitted on the same
 training rows with every setting left at its default (``IsolationForest(random_state=0)``,
 ``LGBMClassifier(random_state=0)``): F1 from ``predict``, ROC AUC from ``-score_samples`` and
 ``predict_proba``. LightGBM needs labels; both data sets have them.
@@ -184,7 +185,9 @@ def automl(
         positive = [index for index, value in enumerate(result.classes) if value in (1, 1.0, True)]
         column = positive[0] if positive else len(result.classes) - 1
         score = outputs.probabilities[:, column]
-        predicted = (np.argmax(outputs.probabilities, axis=1) == column).astype(np.int64)
+        # The label the device gives: the class index run_model reads (it applies the model's threshold).
+        assert outputs.labels is not None
+        predicted = (np.asarray(outputs.labels) == column).astype(np.int64)
     f1, auc = _scores(y_test, predicted, score)
     return Score(
         f"AutoML {task} ({result.learner})",

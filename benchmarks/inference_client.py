@@ -8,8 +8,9 @@ Usage::
     inference_client.py drive --rows ROWS.json --out OUT.json --count N --throughput-count M --window W
                         --path NAME INPUT OUTPUT [--path ...]
 
-``echo`` republishes every JSON message of its input topic on its output topic, the way the inference component
-publishes a result (one executor thread, ``publish_to_topic_async``): local pub/sub with no model.
+``echo`` republishes every JSON message of its input topic on its output topic with ``publish_to_topic_async``,
+as the inference component publishes a result, from the V2 client's one executor thread (the inference
+component handles messages on the connection's thread instead): local pub/sub with no model.
 
 ``drive`` publishes the rows of ROWS.json (a JSON list of payload objects, each given a ``seq``) on each path's
 input topic and takes the reply on its output topic (the ``seq`` of an echo, ``passthrough.seq`` of an

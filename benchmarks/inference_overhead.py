@@ -8,8 +8,8 @@ A real runtime is started on a temporary root and one local deployment adds:
   ``edgewise.ml.export.to_onnx``, packaged with ``edgewise.ml.packaging.build_manifest`` and signed with a key
   made for the run (``write_package``), read one row per message, ``passthrough: [seq]``;
 * ``edgewise.models.bench``, the package as artifacts, verified by its Install step as in production;
-* an echo component (``inference_client.py echo``): the same awsiotsdk client and threading as the inference
-  component, republishing each message on its output topic with no model: the local pub/sub round trip;
+* an echo component (``inference_client.py echo``): the awsiotsdk V2 client (messages on its executor thread),
+  republishing each message on its output topic with no model: the local pub/sub round trip;
 * the sensor (``inference_client.py drive``), which publishes the same rows to both and times the replies:
   one message at a time, the two paths taking turns, then ``--throughput-count`` messages with up to
   ``--window`` unanswered.
@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from _harness import (
     print_table,
     run_main,
     wait_for,
+    write_client_component,
 )
 from edgewise.runtime.paths import RootPaths
 
@@ -132,31 +132,6 @@ def write_model_component(
     return public_key_text(key.public_key())
 
 
-def write_client_component(recipes: Path, artifacts: Path, name: str, arguments: list[str]) -> None:
-    """A component running ``inference_client.py ARGUMENTS``, allowed to publish and subscribe anywhere."""
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENT, source / CLIENT.name)
-    policy = {"operations": ["*"], "resources": ["*"]}
-    recipe = {
-        "RecipeFormatVersion": "2020-01-25",
-        "ComponentName": name,
-        "ComponentVersion": "1.0.0",
-        "ComponentConfiguration": {
-            "DefaultConfiguration": {"accessControl": {"aws.greengrass.ipc.pubsub": {f"{name}:all": policy}}}
-        },
-        "Manifests": [
-            {
-                "Artifacts": [{"Uri": f"file:{CLIENT.name}"}],
-                "Lifecycle": {
-                    "Run": " ".join([sys.executable, f"{{artifacts:path}}/{CLIENT.name}", *arguments])
-                },
-            }
-        ],
-    }
-    (recipes / f"{name}-1.0.0.json").write_text(json.dumps(recipe))
-
-
 def through_runtime(directory: Path, rows: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     """Deploy everything on a fresh runtime and return what the sensor measured."""
     from edgewise.components import RECIPES_DIR
@@ -171,11 +146,14 @@ def through_runtime(directory: Path, rows: np.ndarray, args: argparse.Namespace)
     payloads = directory / "rows.json"
     payloads.write_text(json.dumps([dict(zip(FIELDS, map(float, row), strict=True)) for row in rows]))
     out = directory / "sensor.json"
-    write_client_component(recipes, artifacts, ECHO, ["echo", f"--input={ECHO_IN}", f"--output={ECHO_OUT}"])
+    write_client_component(
+        recipes, artifacts, ECHO, CLIENT, ["echo", f"--input={ECHO_IN}", f"--output={ECHO_OUT}"]
+    )
     write_client_component(
         recipes,
         artifacts,
         DRIVER,
+        CLIENT,
         [
             "drive",
             f"--rows={payloads}",

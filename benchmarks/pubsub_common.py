@@ -21,7 +21,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _harness import BenchRuntime, print_table, process_group, running_runtime, wait_for
+from _harness import (
+    BenchRuntime,
+    print_table,
+    process_group,
+    running_runtime,
+    wait_for,
+    write_client_component,
+)
 
 CLIENT = Path(__file__).with_name("pubsub_client.py")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -239,14 +246,14 @@ class IpcBench:
         for n, (result, flag) in enumerate(zip(results, ready, strict=True)):
             name = f"bench.Sub{self._cases}x{n}"
             arguments = client_arguments("subscribe", case, out=result, ready=flag, wait=[])
-            write_client_component(recipes, artifacts, name, ["subscribe", "ipc", *arguments])
+            write_client_component(recipes, artifacts, name, CLIENT, ["subscribe", "ipc", *arguments])
             names.append(name)
         name = f"bench.Pub{self._cases}"
         go = case_dir / "go"
         arguments = client_arguments(
             "publish", case, out=case_dir / "pub.json", ready=None, wait=[*ready, go]
         )
-        write_client_component(recipes, artifacts, name, ["publish", "ipc", *arguments])
+        write_client_component(recipes, artifacts, name, CLIENT, ["publish", "ipc", *arguments])
         names.append(name)
         self.deploy(recipes, artifacts, names)
         _start_publisher(ready, go)
@@ -267,32 +274,6 @@ class IpcBench:
         if status != "SUCCEEDED":
             raise RuntimeError(f"Deployment {deployment} of {len(names)} benchmark components ended {status}")
         self._deployed = names
-
-
-def write_client_component(recipes: Path, artifacts: Path, name: str, arguments: list[str]) -> None:
-    """A component running ``pubsub_client.py ARGUMENTS``, allowed to publish and subscribe anywhere."""
-    source = artifacts / name / "1.0.0"
-    source.mkdir(parents=True)
-    shutil.copy(CLIENT, source / CLIENT.name)
-    policy = {"operations": ["*"], "resources": ["*"]}
-    recipe = {
-        "RecipeFormatVersion": "2020-01-25",
-        "ComponentName": name,
-        "ComponentVersion": "1.0.0",
-        "ComponentConfiguration": {
-            "DefaultConfiguration": {"accessControl": {"aws.greengrass.ipc.pubsub": {f"{name}:all": policy}}}
-        },
-        "Manifests": [
-            {
-                "Artifacts": [{"Uri": f"file:{CLIENT.name}"}],
-                "Lifecycle": {
-                    "Run": " ".join([sys.executable, f"{{artifacts:path}}/{CLIENT.name}", *arguments])
-                },
-            }
-        ],
-    }
-    recipes.mkdir(parents=True, exist_ok=True)
-    (recipes / f"{name}-1.0.0.json").write_text(json.dumps(recipe))
 
 
 # -- comparing the two -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Talking to the cloud's REST API from the CLI: where it is, the token, requests, and errors as messages.
+"""Talking to the cloud's REST API from the CLI: where it is, the token, requests, file uploads with their
+progress, and errors as messages.
 
 Every API command takes ``--api URL`` (or ``EDGEWISE_API_URL``; else the URL in ``--data DIR``'s ``cloud.json``,
 else http://127.0.0.1:8080) and a token from ``EDGEWISE_API_TOKEN`` or, with ``--data DIR``, the admin token
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,10 +23,13 @@ from edgewise.cli.connection import fail
 
 if TYPE_CHECKING:
     import httpx
+    from rich.progress import Progress
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_PATH = "/api/v1"
 _PAGE = 1000
+#: Bytes of a file read and sent at a time by an upload.
+_UPLOAD_CHUNK = 1024 * 1024
 _TIMEOUT = 30.0
 #: Written by ``edgewise cloud up`` into its data directory.
 ENDPOINTS_FILE = "cloud.json"
@@ -119,6 +123,38 @@ def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     """Send one request; the decoded JSON body (``None`` when empty), or exit with the API's message."""
     response = send(client, method, path, **kwargs)
     return response.json() if response.content else None
+
+
+def upload_progress() -> Progress:
+    """The live view of file uploads, on stderr: a bar per file with its bytes sent, speed and time left."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=Console(stderr=True))
+
+
+def file_body(path: Path, on_chunk: Callable[[int], None], offset: int = 0) -> Iterator[bytes]:
+    """The bytes of ``path`` from ``offset`` on, as a request's streamed body; ``on_chunk`` gets each chunk's
+    size once the chunk is sent."""
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        while chunk := stream.read(_UPLOAD_CHUNK):
+            yield chunk
+            on_chunk(len(chunk))
 
 
 def api_path(*segments: str) -> str:

@@ -10,21 +10,12 @@ printed as ``error: <its message>`` and the command exits with 1.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from edgewise.cli.api import (
@@ -33,10 +24,12 @@ from edgewise.cli.api import (
     JsonOption,
     api_client,
     api_path,
+    file_body,
     list_all,
     print_json,
     request,
     send,
+    upload_progress,
 )
 from edgewise.cli.connection import fail
 from edgewise.recipe import Recipe, RecipeError, load_recipe
@@ -48,7 +41,6 @@ app = typer.Typer(
     help="Components in the cloud's registry: publish, list, describe, delete.", no_args_is_help=True
 )
 console = Console()
-progress_console = Console(stderr=True)
 
 _CHUNK = 1024 * 1024
 _ATTEMPTS = 5
@@ -98,14 +90,6 @@ def _sha256(path: Path, progress: Progress, task: TaskID) -> str:
     return digest.hexdigest()
 
 
-def _body(path: Path, offset: int, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        stream.seek(offset)
-        while chunk := stream.read(_CHUNK):
-            yield chunk
-            on_chunk(len(chunk))
-
-
 def _upload(client: httpx.Client, name: str, path: Path, size: int, progress: Progress, task: TaskID) -> str:
     """Upload ``path`` unless the cloud has it; resume from what is staged after a break. Its SHA-256."""
     import httpx
@@ -124,7 +108,7 @@ def _upload(client: httpx.Client, name: str, path: Path, size: int, progress: Pr
             response = client.put(
                 api_path("artifacts", sha256),
                 params={"size": size, "offset": offset},
-                content=_body(path, offset, lambda sent: progress.advance(task, sent)),
+                content=file_body(path, lambda sent: progress.advance(task, sent), offset),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size - offset)},
                 # Storing a large file (into a bucket, say) happens after the last byte, before the answer.
                 timeout=httpx.Timeout(30.0, read=600.0),
@@ -169,14 +153,7 @@ def publish(
     uploaded: dict[str, str] = {}
     with api_client(api, data) as client:
         if files:
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, console=progress_console) as progress:
+            with upload_progress() as progress:
                 for name, path in files.items():
                     size = path.stat().st_size
                     task = progress.add_task(name, total=size)

@@ -14,21 +14,12 @@ since the epoch, as in ``edgewise telemetry``. Every command finds the API and i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from edgewise.cli.api import (
@@ -37,23 +28,23 @@ from edgewise.cli.api import (
     JsonOption,
     api_client,
     api_path,
+    file_body,
     list_all,
     print_json,
     request,
     send,
+    upload_progress,
     without_none,
 )
 from edgewise.cli.connection import fail
-from edgewise.cli.telemetry_options import current_ms, parse_duration, parse_time
+from edgewise.cli.telemetry_options import UntilOption, current_ms, parse_duration, parse_time
 
 app = typer.Typer(
     help="Datasets for training: build from telemetry, import files, list, describe, delete.",
     no_args_is_help=True,
 )
 console = Console()
-progress_console = Console(stderr=True)
 
-_CHUNK = 1024 * 1024
 _UPLOAD_READ_TIMEOUT = 600.0
 
 NameArgument = Annotated[str, typer.Argument(help="The dataset's name (letters, digits, _ and -).")]
@@ -100,12 +91,7 @@ def create(
             "--since", help="Start (inclusive): a duration ago (7d), an ISO time or ms.", show_default=False
         ),
     ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until", help="End (exclusive): a duration ago, an ISO time or ms.", show_default=False
-        ),
-    ] = None,
+    until: UntilOption = None,
     resample: Annotated[
         str | None,
         typer.Option(
@@ -187,13 +173,6 @@ def create(
     )
 
 
-def _body(path: Path, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            yield chunk
-            on_chunk(len(chunk))
-
-
 @app.command("import")
 def import_file(
     name: NameArgument,
@@ -206,21 +185,14 @@ def import_file(
     import httpx
 
     size = file.stat().st_size
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with api_client(api, data) as client, Progress(*columns, console=progress_console) as progress:
+    with api_client(api, data) as client, upload_progress() as progress:
         task = progress.add_task(f"uploading {file.name}", total=size)
         response = send(
             client,
             "PUT",
             api_path("datasets", name, "file"),
             params={"fileName": file.name},
-            content=_body(file, lambda sent: progress.advance(task, sent)),
+            content=file_body(file, lambda sent: progress.advance(task, sent)),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             # Reading and summarizing a large file happens after the last byte, before the answer.
             timeout=httpx.Timeout(30.0, read=_UPLOAD_READ_TIMEOUT),

@@ -3,8 +3,8 @@
 ``list``, ``describe`` and ``versions`` read the registry (MLflow's); ``alias`` moves ``champion`` /
 ``challenger`` (every move is recorded: ``alias --history``); ``package`` turns a model version into the signed
 component ``edgewise.models.NAME`` ``N.0.0``; ``deploy`` packages and deploys it with the inference component to
-a thing or thing group, keeping what the target runs, and ``--follow`` shows the rollout live. ``signing-key``
-prints the public key devices trust. ``invoke`` runs a version in the cloud on rows of features, and ``metrics``
+a thing or thing group, keeping what the target runs (with capture, a challenger and a drift detector when asked),
+and ``--follow`` shows the rollout live. ``signing-key`` prints the public key devices trust. ``invoke`` runs a version in the cloud on rows of features, and ``metrics``
 shows its invocations there (requests, errors, latency). The training commands (``train``, ``jobs``, ``job``,
 ``cancel``) are :mod:`edgewise.cli.model_training`'s, added to this group; the drift commands (``drift-monitor``, ``drift-check``,
 ``drift-events``, ``promote``) are :mod:`edgewise.cli.model_drift`'s.
@@ -12,7 +12,6 @@ shows its invocations there (requests, errors, latency). The training commands (
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,11 +34,11 @@ from edgewise.cli.api import (
     without_none,
 )
 from edgewise.cli.connection import fail
+from edgewise.cli.model_options import ModelArgument, shown_number, shown_time
 
 app = typer.Typer(help="Models: the registry, aliases, packages and deployments.", no_args_is_help=True)
 console = Console()
 
-ModelArgument = Annotated[str, typer.Argument(help="Model name.")]
 VersionOption = Annotated[
     str | None, typer.Option("--version", help="Model version (a number).", show_default=False)
 ]
@@ -47,13 +46,6 @@ AliasOption = Annotated[
     str | None,
     typer.Option("--alias", help="The version an alias points to, e.g. champion.", show_default=False),
 ]
-
-
-def _when(text: str | None) -> str:
-    if not text:
-        return ""
-    moment = datetime.datetime.fromisoformat(text)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _version_choice(version: str | None, alias: str | None) -> dict[str, str]:
@@ -73,7 +65,7 @@ def list_models(as_json: JsonOption = False, api: ApiOption = None, data: DataOp
     table = Table("Model", "Latest", "Aliases", "Updated")
     for model in models:
         aliases = ", ".join(f"{alias}={version}" for alias, version in sorted(model["aliases"].items()))
-        table.add_row(model["name"], model["latestVersion"] or "", aliases, _when(model["updatedAt"]))
+        table.add_row(model["name"], model["latestVersion"] or "", aliases, shown_time(model["updatedAt"]))
     console.print(table)
 
 
@@ -89,7 +81,7 @@ def _versions_table(versions: list[dict[str, Any]]) -> Table:
             tags.get("edgewise.learner", version["params"].get("learner", "")),
             "" if score is None else f"{score:.4g}",
             tags.get("edgewise.dataset", ""),
-            _when(version["createdAt"]),
+            shown_time(version["createdAt"]),
         )
     return table
 
@@ -153,17 +145,13 @@ def _print_version(detail: dict[str, Any]) -> None:
             table.add_row(
                 str(row.get("learner", "")),
                 str(row.get("metric", "")),
-                _number(row.get("score")),
-                _number(row.get("sizeBytes")),
-                _number(row.get("latencyMs")),
+                shown_number(row.get("score")),
+                shown_number(row.get("sizeBytes")),
+                shown_number(row.get("latencyMs")),
                 {True: "yes", False: "no"}.get(row.get("fitsBudget"), ""),
                 str(row.get("note", "")),
             )
         console.print(table)
-
-
-def _number(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 @app.command("versions")
@@ -225,7 +213,7 @@ def _print_history(alias_name: str, events: list[dict[str, Any]], *, as_json: bo
     table = Table("When", "Alias", "Version", "Previous", "By")
     for event in events:
         table.add_row(
-            _when(event["createdAt"]),
+            shown_time(event["createdAt"]),
             alias_name,
             event["version"] or "(deleted)",
             event["previousVersion"] or "",
@@ -290,16 +278,81 @@ def deploy(
         ),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Follow the rollout until it finishes.")] = False,
+    capture_sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--capture-sample-rate",
+            help="Capture this share of the results (0..1) for the cloud.",
+            min=0.0,
+            max=1.0,
+            show_default=False,
+        ),
+    ] = None,
+    capture_score_above: Annotated[
+        float | None,
+        typer.Option(
+            "--capture-score-above", help="Capture the results scoring above this.", show_default=False
+        ),
+    ] = None,
+    capture_stream: Annotated[
+        str | None,
+        typer.Option(
+            "--capture-stream",
+            help="Stream-manager stream of the captures [EdgewiseInferenceCapture].",
+            show_default=False,
+        ),
+    ] = None,
+    challenger_version: Annotated[
+        str | None,
+        typer.Option(
+            "--challenger-version", help="Run this version in shadow as the challenger.", show_default=False
+        ),
+    ] = None,
+    challenger_alias: Annotated[
+        str | None,
+        typer.Option(
+            "--challenger-alias",
+            help="Run the version this alias names in shadow as the challenger.",
+            show_default=False,
+        ),
+    ] = None,
+    drift_detector: Annotated[
+        str | None,
+        typer.Option(
+            "--drift-detector",
+            help="Watch the score on the device for drift: adwin or page-hinkley.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     api: ApiOption = None,
     data: DataOption = None,
 ) -> None:
-    """Package a model version and deploy it with the inference component to a thing or thing group."""
+    """Package a model version and deploy it with the inference component to a thing or thing group.
+
+    Any --capture-* option turns capture on: results go to a stream-manager stream exported to the cloud's
+    telemetry (aws.greengrass.StreamManager is deployed too unless the target runs it), where drift checks read
+    them. A challenger is packaged too and runs in shadow; its disagreements are captured when capture is on.
+    """
     body: dict[str, Any] = _version_choice(version, alias_name)
     targets = without_none({"targetArn": target, "thing": thing, "group": group})
     if len(targets) != 1:
         fail("Give exactly one of --group, --thing and --target")
+    if challenger_version is not None and challenger_alias is not None:
+        fail("Give at most one of --challenger-version and --challenger-alias")
+    if drift_detector is not None and drift_detector not in ("adwin", "page-hinkley"):
+        fail(f"--drift-detector: must be adwin or page-hinkley, not {drift_detector!r}")
     body |= targets
+    body |= without_none(
+        {
+            "captureSampleRate": capture_sample_rate,
+            "captureScoreAbove": capture_score_above,
+            "captureStream": capture_stream,
+            "challengerVersion": challenger_version,
+            "challengerAlias": challenger_alias,
+            "driftDetector": drift_detector,
+        }
+    )
     body |= {"inputTopic": input_topic, "outputTopic": output_topic, "iotCoreTopic": iot_core_topic}
     if deployment_name is not None:
         body["deploymentName"] = deployment_name
@@ -398,7 +451,7 @@ def invoke(
         table.add_row(
             str(index),
             "" if value is None else str(value),
-            _number(prediction.get("score")),
+            shown_number(prediction.get("score")),
             "" if anomaly is None else ("yes" if anomaly else "no"),
         )
     console.print(table)

@@ -11,7 +11,6 @@ settings given (the others keep their values, or the defaults for a new monitor)
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Any, Final
 
 import typer
@@ -30,6 +29,7 @@ from edgewise.cli.api import (
     send,
     without_none,
 )
+from edgewise.cli.model_options import ModelArgument, shown_time
 
 console = Console()
 
@@ -48,14 +48,6 @@ MONITOR_FIELDS: Final = (
     "autoPromote",
     "enabled",
 )
-
-ModelArgument = Annotated[str, typer.Argument(help="Model name.")]
-
-
-def _when(text: str | None) -> str:
-    if not text:
-        return ""
-    return datetime.datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def drift_monitor(
@@ -174,8 +166,8 @@ def _print_monitor(monitor: dict[str, Any]) -> None:
         if monitor["retrain"]
         else "no",
         "auto-promote": "yes" if monitor["autoPromote"] else "no",
-        "last checked": _when(monitor["lastCheckedAt"]) or "never",
-        "next check": _when(monitor["nextCheckAt"]) or "-",
+        "last checked": shown_time(monitor["lastCheckedAt"]) or "never",
+        "next check": shown_time(monitor["nextCheckAt"]) or "-",
     }
     for label, value in facts.items():
         typer.echo(f"  {label}: {value}")
@@ -230,7 +222,7 @@ def _print_events(events: list[dict[str, Any]], *, verbose: bool) -> None:
     table = Table("When", "Model", "Version", "Rows", "Drifted", "Confirmed", "Features", "Outcome")
     for event in events:
         table.add_row(
-            _when(event["checkedAt"]),
+            shown_time(event["checkedAt"]),
             event["modelName"],
             event["version"],
             str(event["rows"]),
@@ -252,7 +244,7 @@ def _print_events(events: list[dict[str, Any]], *, verbose: bool) -> None:
             "KS",
             "p-value",
             "Drifted",
-            title=f"{event['modelName']} {_when(event['checkedAt'])}",
+            title=f"{event['modelName']} {shown_time(event['checkedAt'])}",
         )
         for row in features:
             detail.add_row(

@@ -33,6 +33,7 @@ from edgewise.cli.api import (
     without_none,
 )
 from edgewise.cli.connection import fail
+from edgewise.cli.model_options import shown_number
 
 if TYPE_CHECKING:
     import httpx
@@ -57,10 +58,6 @@ def _seconds_since(start: str | None, end: str | None) -> float:
     return max(0.0, (ended - began).total_seconds())
 
 
-def _number(value: object, unit: str = "") -> str:
-    return f"{value:.4g}{unit}" if isinstance(value, int | float) else ""
-
-
 def _fits(value: object) -> str:
     return {True: "yes", False: "no"}.get(value, "") if isinstance(value, bool) else ""
 
@@ -75,9 +72,9 @@ def leaderboard_table(job: dict[str, Any], limit: int | None = SHOWN_CANDIDATES)
             str(rank),
             escape(str(candidate.get("learner", ""))),
             escape(str(candidate.get("metric", ""))),
-            _number(candidate.get("score")),
-            _number(size / 1024, " KiB") if isinstance(size, int | float) else "",
-            _number(candidate.get("latencyMs"), " ms"),
+            shown_number(candidate.get("score")),
+            shown_number(size / 1024, " KiB") if isinstance(size, int | float) else "",
+            shown_number(candidate.get("latencyMs"), " ms"),
             _fits(candidate.get("fitsBudget")),
         )
     return table
@@ -156,6 +153,12 @@ def train(
         typer.Option("--max-size-kb", min=0.001, help="The largest ONNX model, in KiB.", show_default=False),
     ] = None,
     horizon: Annotated[int, typer.Option("--horizon", min=1, help="Forecast: steps ahead.")] = 1,
+    lags: Annotated[
+        int | None,
+        typer.Option(
+            "--lags", min=1, help="Forecast: how many past values a prediction sees.", show_default=False
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
     ray: Annotated[
         str | None,
@@ -182,6 +185,7 @@ def train(
             "maxLatencyMs": max_latency_ms,
             "maxSizeBytes": None if max_size_kb is None else max(1, round(max_size_kb * 1024)),
             "horizon": horizon,
+            "lags": lags,
             "seed": seed,
             "rayAddress": ray,
         }

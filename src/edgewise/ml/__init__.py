@@ -1,4 +1,5 @@
 """The ML pipeline: datasets, AutoML training, ONNX export, model registry, packaging, drift.
 
-Only the cloud and the CLI import it; the device runtime never does (an import contract checks it).
+The cloud runs it; the built-in components on devices use its light parts only (window features, JSON paths,
+reading a model's outputs). The device runtime never imports it (an import contract checks it).
 """

@@ -91,7 +91,9 @@ class OutputSpec:
     probabilities: str | None = None  #: class probabilities (classifier)
     score: str | None = None  #: the raw score (anomaly)
     score_sign: int = 1  #: anomaly score = score_sign * raw score, so that higher is more anomalous
-    threshold: float | None = None  #: anomalous when the anomaly score is above it
+    #: anomalous when the anomaly score is above it; for a binary classifier, its second class when that
+    #: class's probability is above it (else the class of the highest probability)
+    threshold: float | None = None
     classes: tuple[object, ...] = ()  #: class values, in the order of the probability columns
 
     def to_json(self) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Inference in the cloud, on the real cloud of test_models (uvicorn + MLflow store): predictions for rows and
-for instances equal the native models' and the device's reading, an alias move is followed on the next request,
-every row is checked naming its index and feature, the session cache loads a version once, keeps a bound and
+for instances equal the native models' and the device's reading, an alias moved through the API is followed on
+the next request while registry lookups are otherwise kept a while, every row is checked naming its index and feature, the session cache loads a version once, keeps a bound and
 checks the ONNX file, metrics count requests, and ``edgewise model invoke`` / ``metrics`` through the CLI."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from edgewise.cloud.errors import InvalidRequestError
-from edgewise.cloud.models.invoke import ServedModels
+from edgewise.cloud.errors import InvalidRequestError, NotFoundError
+from edgewise.cloud.models.invoke import ServedModels, VersionLookups
 from edgewise.cloud.models.registry import open_registry
 from edgewise.components.inference.model import LoadedModel
 from edgewise.components.inference.window import InputLayout
@@ -156,7 +157,10 @@ def _outputs(trained: Trained) -> OutputSpec:
     return OutputSpec.from_json(trained.result["outputs"])
 
 
-def test_an_alias_is_resolved_on_every_request(cloud: Cloud, models: Models) -> None:  # noqa: F811
+def test_an_alias_moved_through_the_api_is_followed_by_the_next_request(
+    cloud: Cloud,  # noqa: F811
+    models: Models,
+) -> None:
     rows = models.rows.tolist()
     with cloud.client() as client:
         assert client.put("/models/press/aliases/champion", json={"version": "1"}).status_code == 200
@@ -250,6 +254,67 @@ def test_metrics_count_requests_errors_rows_and_latency_and_a_read_only_token_ma
     assert 0 < after["latencyP50Ms"] <= after["latencyP99Ms"]
     assert refused.status_code == 403
     assert ghost.status_code == 404
+
+
+class _LookupCountingRegistry:
+    """The registry, counting version lookups; ``during`` runs inside each lookup, after the registry answered."""
+
+    def __init__(self, registry: ModelRegistry, during: Callable[[], None] = lambda: None) -> None:
+        self.registry = registry
+        self.during = during
+        self.lookups = 0
+
+    def get_version(
+        self, name: str, *, version: str | None = None, alias: str | None = None
+    ) -> ModelVersionInfo:
+        self.lookups += 1
+        info = self.registry.get_version(name, version=version, alias=alias)
+        self.during()
+        return info
+
+
+def test_lookups_are_kept_an_alias_for_seconds_a_version_longer_and_forgotten_when_an_alias_moves(
+    cloud: Cloud,  # noqa: F811
+    models: Models,
+) -> None:
+    registry = open_registry(cloud.settings)
+    counting: Any = _LookupCountingRegistry(registry)
+    now = [0.0]
+    lookups = VersionLookups(alias_s=2.0, version_s=60.0, clock=lambda: now[0])
+
+    registry.set_alias("press", "canary", "1")
+    assert lookups.get(counting, "press", alias="canary").version == "1"
+    registry.set_alias("press", "canary", "2")  # moved from outside the cloud (MLflow's UI)
+    assert lookups.get(counting, "press", alias="canary").version == "1"
+    assert counting.lookups == 1
+    now[0] = 2.5
+    assert lookups.get(counting, "press", alias="canary").version == "2"
+    assert counting.lookups == 2
+
+    assert (
+        lookups.get(counting, "press", version="1").source
+        == registry.get_version("press", version="1").source
+    )
+    now[0] = 60.0
+    lookups.get(counting, "press", version="1")
+    assert counting.lookups == 3
+    now[0] = 63.0
+    lookups.get(counting, "press", version="1")
+    assert counting.lookups == 4
+
+    lookups.forget("press")
+    lookups.get(counting, "press", version="1")
+    assert counting.lookups == 5
+    for _ in range(2):  # a missing alias is not kept
+        with pytest.raises(NotFoundError, match="press@nobody"):
+            lookups.get(counting, "press", alias="nobody")
+    assert counting.lookups == 7
+
+    # A move during a lookup: what that lookup read is not kept.
+    racing: Any = _LookupCountingRegistry(registry, during=lambda: lookups.forget("press"))
+    lookups.get(racing, "press", alias="canary")
+    lookups.get(racing, "press", alias="canary")
+    assert racing.lookups == 2
 
 
 class _CountingRegistry:

@@ -5,11 +5,9 @@ inference component to serve the model, and ``edgewise model ...`` through the C
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
-import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import uvicorn
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
@@ -34,15 +31,15 @@ from edgewise.cloud.datasets.models import Dataset
 from edgewise.cloud.db import create_database_engine, create_session_factory
 from edgewise.cloud.deployments.models import Deployment
 from edgewise.cloud.jobs.secrets import SecretSealer
-from edgewise.cloud.listening import ServerWithoutSignals, bind
 from edgewise.cloud.models import signing
 from edgewise.cloud.models.registry import open_registry, tracking_uri
 from edgewise.cloud.registry import service as things
 from edgewise.cloud.settings import CloudSettings
+from edgewise.components.inference.config import CaptureConfig, ChallengerConfig, parse_config
 from edgewise.ml.datasets import DatasetSpec, dataset_bytes
 from edgewise.ml.export import FidelityReport, LatencyReport, to_onnx
 from edgewise.protocol.model_package import ModelManifest, parse_public_key, verify_package
-from tests.support.waiting import wait_until
+from tests.support.api_server import served_api
 
 FEATURES = ["temp__mean", "temp__std", "vibration__mean", "vibration__std"]
 SPEC = {
@@ -170,19 +167,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     assert first.admin_token is not None
     _fleet(first.settings)
     _register(first.settings, root)
-    application = create_app(first.settings)
-    sock = bind("127.0.0.1", 0)
-    server = ServerWithoutSignals(
-        uvicorn.Config(application, log_config=None, access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn started")
-    yield Cloud(first.settings, f"http://127.0.0.1:{sock.getsockname()[1]}", first.admin_token)
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
-    application.state.services.engine.dispose()
+    with served_api(create_app(first.settings)) as url:
+        yield Cloud(first.settings, url, first.admin_token)
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -450,6 +436,77 @@ def test_the_model_cli(cloud: Cloud) -> None:
     assert deployed["targetArn"].endswith(":thing/a")
     assert deployed["componentVersion"] == "1.0.0"
     assert key["publicKey"].startswith("ed25519:")
+
+
+def test_deploying_with_capture_and_a_challenger_adds_the_stream_manager_and_redeploying_without_resets(
+    cloud: Cloud,
+) -> None:
+    common = ("--thing", "b", "--input-topic", "pumps/+", "--output-topic", "ml/pump/results")
+    deployed = cloud.cli(
+        *("deploy", "pump", "--version", "2", *common, "--capture-sample-rate", "0.5"),
+        *("--capture-score-above", "0.9", "--capture-stream", "PumpCapture"),
+        *("--challenger-version", "1", "--drift-detector", "page-hinkley"),
+    )
+    plain = cloud.cli("deploy", "pump", "--version", "2", *common)
+    with cloud.client() as client:
+        first = _ok(client.get(f"/deployments/{deployed['deploymentId']}"))["components"]
+        second = _ok(client.get(f"/deployments/{plain['deploymentId']}"))["components"]
+        challenger = _ok(client.get("/components/edgewise.models.pump.challenger/versions/1.0.0"))
+        version_1 = _ok(client.get("/components/edgewise.models.pump/versions/1.0.0"))
+
+    assert first["aws.greengrass.StreamManager"] == {"componentVersion": "2.12.0"}
+    assert first["edgewise.models.pump"] == {"componentVersion": "2.0.0"}
+    assert first["edgewise.models.pump.challenger"] == {"componentVersion": "1.0.0"}
+    # The challenger ships version 1's signed package under a component name of its own.
+    files = sorted((artifact["fileName"], artifact["sha256"]) for artifact in challenger["artifacts"])
+    assert files == sorted((artifact["fileName"], artifact["sha256"]) for artifact in version_1["artifacts"])
+    update = first["edgewise.ml.Inference"]["configurationUpdate"]
+    assert update["merge"]["models"]["pump"] == {
+        "component": "edgewise.models.pump",
+        "version": "2.0.0",
+        "inputTopic": "pumps/+",
+        "outputTopic": "ml/pump/results",
+        "iotCoreTopic": "",
+        "capture": {"stream": "PumpCapture", "sampleRate": 0.5, "scoreAbove": 0.9, "disagreement": True},
+        "challenger": {"component": "edgewise.models.pump.challenger", "version": "1.0.0"},
+        "driftDetector": {"kind": "page-hinkley"},
+    }
+    served = parse_config(update["merge"]).models["pump"]
+    assert (served.capture, served.challenger) == (
+        CaptureConfig(stream="PumpCapture", sample_rate=0.5, score_above=0.9, disagreement=True),
+        ChallengerConfig(component="edgewise.models.pump.challenger", version="1.0.0"),
+    )
+    assert served.drift_detector is not None
+    assert served.drift_detector.kind == "page-hinkley"
+    assert update["reset"] == []
+    # Without the options: the entry has none of the sections, the device resets them, the stream manager stays.
+    update = second["edgewise.ml.Inference"]["configurationUpdate"]
+    assert set(update["merge"]["models"]["pump"]) == {
+        "component", "version", "inputTopic", "outputTopic", "iotCoreTopic"
+    }  # fmt: skip
+    assert update["reset"] == [
+        "/models/pump/capture",
+        "/models/pump/challenger",
+        "/models/pump/driftDetector",
+    ]
+    assert second["aws.greengrass.StreamManager"] == {"componentVersion": "2.12.0"}
+    assert "edgewise.models.pump.challenger" not in second
+
+
+def test_deploy_refuses_two_challengers_and_a_bad_capture_setting_naming_the_field(cloud: Cloud) -> None:
+    body = {"version": "2", "thing": "b", "inputTopic": "pumps/+", "outputTopic": "ml/pump/results"}
+    with cloud.client() as client:
+        both = client.post(
+            "/models/pump/deploy", json=body | {"challengerVersion": "1", "challengerAlias": "x"}
+        )
+        rate = client.post("/models/pump/deploy", json=body | {"captureSampleRate": 1.5})
+        stream = client.post("/models/pump/deploy", json=body | {"captureStream": "no/slash"})
+    assert both.status_code == 422
+    assert "'challengerVersion' and 'challengerAlias'" in both.json()["message"]
+    assert rate.status_code == 422
+    assert "captureSampleRate" in rate.text
+    assert stream.status_code == 422
+    assert "captureStream" in stream.text
 
 
 def test_a_model_logged_from_a_notebook_is_converted_and_packaged_or_refused_saying_why(

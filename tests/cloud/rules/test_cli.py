@@ -3,39 +3,24 @@ JSON files, list, describe, update, enable, disable, delete, and SQL errors with
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 from edgewise.cli.main import app
 from edgewise.cloud.app import FirstStart, create_app
-from edgewise.cloud.listening import ServerWithoutSignals, bind
-from tests.support.waiting import wait_until
+from tests.support.api_server import served_api
 
 
 @pytest.fixture
 def api_url(first_start: FirstStart) -> Iterator[str]:
     """The API on a free loopback port, served by uvicorn in a thread of its own."""
-    application = create_app(first_start.settings)
-    sock = bind("127.0.0.1", 0)
-    server = ServerWithoutSignals(
-        uvicorn.Config(application, log_config=None, access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn started")
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
-    application.state.services.engine.dispose()
+    with served_api(create_app(first_start.settings)) as url:
+        yield url
 
 
 @pytest.fixture

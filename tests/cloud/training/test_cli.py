@@ -293,10 +293,13 @@ def test_cancel_stops_a_running_job_and_its_process(cloud: Cloud) -> None:
             "label",
             "--time-budget",
             "600",
+            "--lags",
+            "6",
             "--no-follow",
             "--json",
         )
     )
+    assert queued["request"]["lags"] == 6
     pid = wait_until(lambda: cloud.worker.processes().get(queued["id"]), what="the job's process")
     assert pid is not None
     assert "Cancelled training job" in ok(cloud, "model", "cancel", queued["id"])

@@ -61,3 +61,12 @@ def gaussian_blob(rows: int = 500, seed: int = 1) -> pa.Table:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(rows, 3))
     return pa.table({"timestamp": times(rows), "x": X[:, 0], "y": X[:, 1], "z": X[:, 2]})
+
+
+def early_faults(rows: int = 400, seed: int = 4) -> pa.Table:
+    """A rare ``fault`` (about 8 % of the first half, none later) that shifts ``b`` by 6; ``a`` is noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 2))
+    fault = (rng.random(rows) < 0.08) & (np.arange(rows) < rows // 2)
+    X[fault, 1] += 6.0
+    return pa.table({"timestamp": times(rows), "a": X[:, 0], "b": X[:, 1], "fault": fault.astype(np.int64)})

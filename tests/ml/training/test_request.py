@@ -173,6 +173,40 @@ def test_split_keeps_table_order_without_timestamps_and_for_equal_times() -> Non
     assert list(time_split(same, 20).validation) == [15, 16, 17, 18, 19]
 
 
+def test_split_with_labels_holds_out_the_latest_block_of_a_class_the_latest_rows_lack() -> None:
+    labels = np.zeros(1000, dtype=np.int64)
+    labels[100:130] = 1
+    labels[310:320] = 1
+    split = time_split(None, 1000, labels=labels)
+    assert list(split.validation) == [*range(300, 400), *range(800, 1000)]
+    assert list(split.train) == [*range(300), *range(400, 800)]
+    assert labels[split.validation].sum() == 10
+    assert labels[split.train].sum() == 30
+
+
+def test_split_with_labels_changes_nothing_when_the_latest_rows_hold_every_class() -> None:
+    labels = np.zeros(100, dtype=np.int64)
+    labels[::4] = 1  # five in the latest fifth
+    split = time_split(None, 100, labels=labels)
+    assert list(split.validation) == list(range(80, 100))
+
+
+def test_split_with_labels_keeps_a_class_to_learn_from_and_at_most_half_the_rows() -> None:
+    rare = np.zeros(100, dtype=np.int64)
+    rare[3] = 1  # one row: nothing to spare for validation
+    assert list(time_split(None, 100, labels=rare).validation) == list(range(80, 100))
+    early = np.zeros(100, dtype=np.int64)
+    early[0:8] = 1  # all in one block: holding it out would leave none to learn from
+    assert list(time_split(None, 100, labels=early).validation) == list(range(80, 100))
+    spread = np.zeros(1000, dtype=np.int64)
+    spread[5:800:100] = 1  # one row in each block: four wanted, three fit in half the rows
+    split = time_split(None, 1000, labels=spread)
+    assert list(split.validation) == list(range(500, 1000))
+    assert spread[split.validation].sum() == 3
+    with pytest.raises(TrainingError, match=r"^labels: has 3 values for 100 rows"):
+        time_split(None, 100, labels=rare[:3])
+
+
 def test_split_needs_enough_rows() -> None:
     needed = MIN_TRAIN_ROWS + MIN_VALIDATION_ROWS
     with pytest.raises(TrainingError, match=rf"^rows: the dataset has {needed - 1} usable rows"):

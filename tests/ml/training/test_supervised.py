@@ -10,10 +10,12 @@ import pyarrow as pa
 import pytest
 
 from edgewise.ml.errors import TrainingError
-from edgewise.ml.export import onnx_session, run_model
+from edgewise.ml.export import check_fidelity, onnx_session, run_model
+from edgewise.ml.export.outputs import prediction_fields
 from edgewise.ml.training import ProgressEvent, Task, TrainingRequest, TrainingResult, train
 from edgewise.ml.training.splits import time_split
-from tests.ml.training.tables import breast_cancer, linear_regression
+from edgewise.ml.training.supervised import settle_decision_threshold
+from tests.ml.training.tables import breast_cancer, early_faults, linear_regression
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +114,58 @@ def test_classifier_result_json_has_examples_and_drift_reference(
     held_out, _ = _held_out(table, result.features, "diagnosis")
     assert data["inputExample"] == held_out[:5].tolist()
     assert set(data["reference"]) == {*result.features, "__score__"}
-    assert len(data["reference"]["f0"]) == len(held_out) == len(data["reference"]["__score__"])
+    # The drift reference spans every row in time, not only the held-out tail.
+    assert len(data["reference"]["f0"]) == table.num_rows == len(data["reference"]["__score__"])
+    assert data["reference"]["f0"][0] == pytest.approx(table.column("f0")[0].as_py())
     assert data["params"] == next(c["params"] for c in data["leaderboard"] if c["fitsBudget"])
+
+
+def test_a_rare_class_labelled_only_early_is_held_out_and_thresholded_by_best_f1() -> None:
+    table = early_faults()
+    result = train(table, TrainingRequest(task=Task.CLASSIFICATION, label="fault", time_budget_s=1.0))
+    # Without blocks of the early rows in validation, the latest rows hold no fault and accuracy would rank.
+    assert result.metric == "roc_auc"
+    assert result.score > 0.9
+    assert result.fidelity.passed
+    X = np.column_stack([table.column(name).to_numpy() for name in result.features])
+    produced = run_model(onnx_session(result.onnx), result.outputs, X)
+    assert produced.labels is not None
+    assert produced.probabilities is not None
+    # Whether a threshold pays depends on the model the short search found; the labels follow it if it does.
+    threshold = 0.5 if result.outputs.threshold is None else result.outputs.threshold
+    assert produced.labels.tolist() == (produced.probabilities[:, 1] > threshold).astype(int).tolist()
+    truth = table.column("fault").to_numpy()
+    found = int((produced.labels & truth).sum())
+    assert 2 * found / (produced.labels.sum() + truth.sum()) > 0.8
+    fields = [prediction_fields(result.outputs, produced, row) for row in range(len(X))]
+    assert [field["label"] for field in fields] == produced.labels.tolist()
+    assert json.loads(json.dumps(result.to_json()))["outputs"]["threshold"] == threshold
+
+
+def test_a_decision_threshold_is_set_only_where_it_finds_what_the_most_probable_class_misses() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from edgewise.ml.export import to_onnx
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 2))
+    y = (rng.random(2000) < 0.03).astype(np.int64)
+    for shift, thresholded in ((1.5, True), (12.0, False)):
+        shifted = X.copy()
+        shifted[y == 1, 1] += shift
+        model = LogisticRegression().fit(shifted[:1500], y[:1500])
+        onnx, outputs = to_onnx(model, Task.CLASSIFICATION, 2)
+        settled = settle_decision_threshold(shifted[1500:], y[1500:])(onnx, outputs)
+        assert (settled.threshold is not None) is thresholded
+        if settled.threshold is None:
+            continue
+        assert settled.threshold < 0.5
+        produced = run_model(onnx_session(onnx), settled, shifted[1500:])
+        assert produced.labels is not None
+        assert produced.probabilities is not None
+        assert int(np.argmax(produced.probabilities, axis=1).sum()) < int(produced.labels.sum())
+        assert produced.labels.tolist() == (produced.probabilities[:, 1] > settled.threshold).tolist()
+        assert check_fidelity(model, onnx, settled, shifted[1500:], Task.CLASSIFICATION).passed
 
 
 def test_regression_learns_the_linear_target_in_time_order(

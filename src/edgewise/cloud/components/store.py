@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +115,16 @@ class HashingReader:
     def sha256(self) -> str:
         """The SHA-256 (lowercase hex) of what was read so far."""
         return self._hash.hexdigest()
+
+
+def artifact_chunks(reader: ArtifactReader) -> Iterator[bytes]:
+    """An opened artifact's bytes, :data:`CHUNK_SIZE` at a time, closing it at the end: a download's body.
+    Sync: Starlette iterates it in its thread pool, off the event loop."""
+    try:
+        while chunk := reader.read(CHUNK_SIZE):
+            yield chunk
+    finally:
+        reader.close()
 
 
 def check_sha256(sha256: str) -> str:

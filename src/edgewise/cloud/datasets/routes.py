@@ -8,7 +8,6 @@ and delete. Reads: any role; writes: operator (a dataset holds fleet data, never
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -16,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from edgewise.cloud.auth import CurrentToken, require_access
+from edgewise.cloud.components.store import artifact_chunks
 from edgewise.cloud.datasets import service
 from edgewise.cloud.datasets.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
 from edgewise.cloud.db import SessionDep
@@ -25,7 +25,6 @@ from edgewise.ml.names import ML_NAME_PATTERN
 if TYPE_CHECKING:
     from edgewise.cloud.services import CloudServices
 
-_DOWNLOAD_CHUNK = 1024 * 1024
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
 DatasetName = Annotated[str, Path(alias="datasetName", min_length=1, max_length=64, pattern=ML_NAME_PATTERN)]
@@ -146,16 +145,8 @@ def download_dataset(session: SessionDep, request: Request, name: DatasetName) -
     row = service.get_dataset(session, name)
     reader = _services(request).artifact_store.open(row.sha256)
 
-    def chunks() -> Iterator[bytes]:
-        # Sync: Starlette iterates it in its thread pool, off the event loop.
-        try:
-            while chunk := reader.read(_DOWNLOAD_CHUNK):
-                yield chunk
-        finally:
-            reader.close()
-
     return StreamingResponse(
-        chunks(),
+        artifact_chunks(reader),
         media_type=PARQUET_MEDIA_TYPE,
         headers={
             "content-length": str(row.size_bytes),

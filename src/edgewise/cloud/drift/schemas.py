@@ -103,7 +103,9 @@ class DriftEventPublic(_Shape):
     confirmed: bool
     drifted_features: list[str]
     report: dict[str, Any] = Field(
-        description="Per feature (and __score__): psi, ksStatistic, pValue, drifted; empty when not compared"
+        description="The comparison (drifted, driftedFeatures, psiThreshold, pValue, missing, and features: per "
+        "feature and __score__, psi, ksStatistic, pValue, drifted, referenceCount, currentCount); empty when not "
+        "compared"
     )
     note: str | None
     retraining_job_id: str | None

@@ -115,8 +115,10 @@ class SecretSealer:
             ValueError: the key file does not hold a key.
         """
         path = data_dir / KEY_FILE
-        if not path.exists():
-            _create_key_file(path)
+        if not path.exists() and create_key_file(
+            path, (base64.b64encode(secrets.token_bytes(_KEY_BYTES)).decode() + "\n").encode("ascii")
+        ):
+            logger.info("job-secrets-key-created", extra={"path": str(path)})
         text = path.read_text(encoding="ascii").strip()
         try:
             key = base64.b64decode(text, validate=True)
@@ -191,20 +193,21 @@ class SecretSealer:
         return {**document, "components": _transformed(components, unseal)}
 
 
-def _create_key_file(path: Path) -> None:
-    """Write a new random key to ``path`` readable by the owner only; a key another process wrote first wins."""
+def create_key_file(path: Path, key: bytes) -> bool:
+    """Write a new key file (``key``, its whole content) to ``path``, readable by the owner only; a key another
+    process wrote first wins. Whether this call wrote it."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as stream:
-            stream.write(base64.b64encode(secrets.token_bytes(_KEY_BYTES)).decode() + "\n")
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(key)
             stream.flush()
             os.fsync(stream.fileno())
         try:
             os.link(partial, path)
         except FileExistsError:
-            return
-        logger.info("job-secrets-key-created", extra={"path": str(path)})
+            return False
+        return True
     finally:
         partial.unlink(missing_ok=True)
 

@@ -1,7 +1,12 @@
 """Inference in the cloud: a registered model version run on rows sent to the API, for devices too small to run it.
 
-A request names the version by number or by alias; an alias is resolved in the registry on every request, so the
-request after an alias moved runs the version it points to now. Loaded models are kept in :class:`ServedModels`,
+A request names the version by number or by alias. Lookups in the registry (a few milliseconds of MLflow each)
+are kept by :class:`VersionLookups`: an alias for :data:`ALIAS_LOOKUP_S`, a version number for
+:data:`VERSION_LOOKUP_S` (a version's files and outputs never change; only a deleted model can give its number
+to another). The cloud's own alias moves (:func:`edgewise.cloud.models.service.set_alias` and ``delete_alias``:
+the API, drift promotions, retraining) forget the model's lookups in this process at once, so the request after
+such a move runs the version the alias points to now; an alias moved from outside (MLflow's UI, another cloud
+process) is followed within :data:`ALIAS_LOOKUP_S`. Loaded models are kept in :class:`ServedModels`,
 a least-recently-used set of at most :data:`SERVED_MODELS` sessions per cloud process, keyed by model, version
 and the version's source (MLflow may give a deleted version's number again). A model is loaded once: its files
 (``model.onnx``, ``result.json``) are downloaded into ``DATA_DIR/model-cache``, where they stay while the model
@@ -31,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -53,6 +58,12 @@ SERVED_MODELS: Final = 8
 #: How many of the latest request latencies a model's p50/p99 are computed over.
 LATENCY_SAMPLES: Final = 1024
 RESULT_FILE: Final = "result.json"
+#: How long an alias resolved in the registry is used before it is resolved again.
+ALIAS_LOOKUP_S: Final = 2.0
+#: How long a version number's lookup is used: a deleted version stays invocable in a process for this long.
+VERSION_LOOKUP_S: Final = 60.0
+#: At most this many lookups are kept per cloud; beyond it they are all forgotten.
+LOOKUPS_KEPT: Final = 1024
 #: The largest float32 (the models' input type), numpy.finfo(numpy.float32).max.
 _FLOAT32_MAX: Final = 3.4028234663852886e38
 
@@ -278,9 +289,76 @@ class ServedModels:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+class VersionLookups:
+    """The registry's answers to "which version is ``name`` at this number or alias", kept for a while
+    (thread-safe). Only found versions are kept: a missing one is asked for again on every request."""
+
+    def __init__(
+        self,
+        *,
+        alias_s: float = ALIAS_LOOKUP_S,
+        version_s: float = VERSION_LOOKUP_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._alias_s = alias_s
+        self._version_s = version_s
+        self._clock = clock
+        # (model, "alias" or "version", the alias or number) -> (when it expires, the version)
+        self._entries: dict[tuple[str, str, str], tuple[float, ModelVersionInfo]] = {}
+        # Bumped by every forget, so that a lookup begun before a move does not keep what it read.
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self, registry: ModelRegistry, name: str, *, version: str | None = None, alias: str | None = None
+    ) -> ModelVersionInfo:
+        """Version ``version`` of ``name``, or the one ``alias`` points to, from the registry when not kept.
+
+        Raises:
+            NotFoundError: the model, the version or the alias does not exist.
+        """
+        key = (name, "alias", alias) if alias is not None else (name, "version", str(version))
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                return entry[1]
+            generation = self._generation
+        info = service.get_version(registry, name, version=version, alias=alias)
+        kept_s = self._alias_s if alias is not None else self._version_s
+        with self._lock:
+            if generation == self._generation:
+                if len(self._entries) >= LOOKUPS_KEPT:
+                    self._entries.clear()
+                self._entries[key] = (now + kept_s, info)
+        return info
+
+    def forget(self, name: str) -> None:
+        """Forget every lookup of model ``name`` (its aliases moved)."""
+        with self._lock:
+            self._generation += 1
+            for key in [key for key in self._entries if key[0] == name]:
+                del self._entries[key]
+
+
 _served: dict[tuple[Path, str], ServedModels] = {}
 _metrics: dict[Path, InvokeMetrics] = {}
+_lookups: dict[str, VersionLookups] = {}
 _opening = threading.Lock()
+
+
+def version_lookups(settings: CloudSettings) -> VersionLookups:
+    """The kept version lookups of this process for the registry of ``settings``."""
+    with _opening:
+        return _lookups.setdefault(tracking_uri(settings), VersionLookups())
+
+
+def forget_lookups(name: str) -> None:
+    """Forget this process's kept lookups of model ``name``, in every registry: its aliases moved."""
+    with _opening:
+        lookups = list(_lookups.values())
+    for kept in lookups:
+        kept.forget(name)
 
 
 def served_models(settings: CloudSettings) -> ServedModels:
@@ -310,7 +388,8 @@ def invoke(
     rows: Sequence[object] | None = None,
     instances: Sequence[object] | None = None,
 ) -> Invocation:
-    """Run model ``name`` (``version``, or the version ``alias`` points to now) on ``rows`` or ``instances``.
+    """Run model ``name`` (``version``, or the version ``alias`` points to: see :class:`VersionLookups`) on
+    ``rows`` or ``instances``.
 
     Raises:
         NotFoundError: the model, version or alias does not exist (not counted in the metrics).
@@ -319,7 +398,7 @@ def invoke(
         MlUnavailableError: the ML libraries are not installed.
     """
     started = time.perf_counter()
-    info = service.get_version(registry, name, version=version, alias=alias)
+    info = version_lookups(settings).get(registry, name, version=version, alias=alias)
     metrics = invoke_metrics(settings)
     count = len(rows if rows is not None else instances or ())
     try:

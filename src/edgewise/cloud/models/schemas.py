@@ -9,7 +9,7 @@ Requests are strict and refuse unknown fields. A model is named by ``^[A-Za-z0-9
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -31,6 +31,8 @@ TOPIC_MAX_LENGTH: Final = 256
 TOPIC_FILTER_PATTERN: Final = r"^(?:(?:\+|[^+#/\x00]*)/)*(?:\+|#|[^+#/\x00]*)$"
 #: Topics to publish to: no wildcard, no NUL.
 TOPIC_NAME_PATTERN: Final = r"^[^+#\x00]*$"
+#: A stream-manager stream name (the inference component's ``capture.stream``).
+CAPTURE_STREAM_PATTERN: Final = r"^[\w ,.\-]+$"
 
 ModelName = Annotated[str, Field(min_length=1, max_length=MODEL_NAME_MAX_LENGTH, pattern=MODEL_NAME_PATTERN)]
 AliasName = Annotated[str, Field(min_length=1, max_length=ALIAS_MAX_LENGTH, pattern=ALIAS_PATTERN)]
@@ -195,6 +197,10 @@ class ModelDeployRequest(_VersionChoice):
     The target is ``targetArn`` (a name or ARN), ``thing`` or ``group``: exactly one. The target's current
     components stay; the model's component is added or replaced, and ``edgewise.ml.Inference`` is told to serve
     it from ``inputTopic`` (a local topic filter) to ``outputTopic`` (and ``iotCoreTopic`` in the cloud, when set).
+    Any ``capture*`` setting turns capture on (records to the stream ``captureStream``, by default
+    ``EdgewiseInferenceCapture``, exported to the cloud's telemetry; ``aws.greengrass.StreamManager`` is added
+    unless the target runs it); ``challengerVersion`` / ``challengerAlias`` packages that version too and runs it
+    in shadow (its disagreements captured when capture is on); ``driftDetector`` watches the score on the device.
     """
 
     model_config = ConfigDict(
@@ -214,6 +220,17 @@ class ModelDeployRequest(_VersionChoice):
     deployment_name: Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
     deployment_policies: DeploymentPolicies | SkipJsonSchema[None] = None
     iot_job_configuration: IotJobConfiguration | SkipJsonSchema[None] = None
+    capture_sample_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | SkipJsonSchema[None] = (
+        None
+    )
+    capture_score_above: Annotated[float, Field(allow_inf_nan=False)] | SkipJsonSchema[None] = None
+    capture_stream: (
+        Annotated[str, Field(min_length=1, max_length=255, pattern=CAPTURE_STREAM_PATTERN)]
+        | SkipJsonSchema[None]
+    ) = None
+    challenger_version: OptionalVersion = None
+    challenger_alias: OptionalAlias = None
+    drift_detector: Literal["adwin", "page-hinkley"] | SkipJsonSchema[None] = None
 
     @field_validator("input_topic")
     @classmethod
@@ -239,7 +256,17 @@ class ModelDeployRequest(_VersionChoice):
         given = [name for name in ("target_arn", "thing", "group") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of 'targetArn', 'thing' and 'group'")
+        if self.challenger_version is not None and self.challenger_alias is not None:
+            raise ValueError("give at most one of 'challengerVersion' and 'challengerAlias'")
         return self
+
+    @property
+    def captures(self) -> bool:
+        """Whether any capture setting is given: the results then go to a stream-manager stream."""
+        return any(
+            value is not None
+            for value in (self.capture_sample_rate, self.capture_score_above, self.capture_stream)
+        )
 
 
 class ModelDeployPublic(_Shape):

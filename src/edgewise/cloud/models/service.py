@@ -13,11 +13,16 @@ that is already published returns it as it is. ``edgewise.ml.Inference`` 1.0.0 i
 Edgewise ships when the registry lacks it. A version logged from a notebook as an MLflow model (no
 ``model.onnx``) is first converted by ``edgewise.ml.external``, its payload fields being its feature names.
 
+A deployment may also set the served model's capture, challenger and drift detector (:func:`deploy_model`); a
+challenger version ships as ``edgewise.models.NAME.challenger`` (the same files), and capture brings the built-in
+``aws.greengrass.StreamManager`` along unless the target runs it.
+
 Every function blocks (MLflow, the store, the database): FastAPI runs the sync routes in a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -32,6 +37,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
+from edgewise.aws_components import BUILTIN_VERSIONS
 from edgewise.cloud.components import ArtifactStoreError, ComponentVersion
 from edgewise.cloud.components import service as components
 from edgewise.cloud.components.store import ArtifactStore
@@ -63,6 +69,13 @@ MODEL_ALIAS = "Model alias"
 MODEL_COMPONENT_PREFIX = "edgewise.models."
 INFERENCE_COMPONENT = "edgewise.ml.Inference"
 INFERENCE_VERSION = "1.0.0"
+STREAM_MANAGER = "aws.greengrass.StreamManager"
+#: A challenger's package is the same files as its version's, shipped as a component of its own
+#: (``edgewise.models.NAME.challenger``; model names hold no dots, so no model's component is named so), because a
+#: deployment holds one version of each component and the champion's is ``edgewise.models.NAME``.
+CHALLENGER_SUFFIX = ".challenger"
+#: The sections of a served model's entry that a deployment sets or, when not given, resets.
+_OPTIONAL_SECTIONS = ("capture", "challenger", "driftDetector")
 RESULT_FILE = "result.json"
 DATASET_SHA256_TAG = "edgewise.dataset_sha256"
 PACKAGE_FILES = (MODEL_FILE, MANIFEST_FILE, SIGNATURE_FILE)
@@ -185,6 +198,7 @@ def set_alias(
     get_version(registry, name, version=version)
     with _registry_errors(MODEL_ALIAS, f"{name}@{alias}"):
         registry.set_alias(name, alias, version)
+    _alias_moved(name)
     event = ModelAliasEvent(
         model_name=name, alias=alias, version=version, previous_version=previous, actor=actor
     )
@@ -205,11 +219,19 @@ def delete_alias(session: Session, registry: ModelRegistry, name: str, alias: st
         raise NotFoundError(MODEL_ALIAS, f"{name}@{alias}")
     with _registry_errors(MODEL_ALIAS, f"{name}@{alias}"):
         registry.delete_alias(name, alias)
+    _alias_moved(name)
     session.add(
         ModelAliasEvent(model_name=name, alias=alias, version=None, previous_version=previous, actor=actor)
     )
     session.commit()
     logger.info("model-alias-deleted model=%s alias=%s by=%s", name, alias, actor)
+
+
+def _alias_moved(name: str) -> None:
+    """The next invocation of ``name`` by alias asks the registry again (invoke keeps lookups a while)."""
+    from edgewise.cloud.models.invoke import forget_lookups  # invoke imports this module
+
+    forget_lookups(name)
 
 
 def _alias_target(registry: ModelRegistry, name: str, alias: str) -> str | None:
@@ -509,7 +531,10 @@ def deploy_model(
 
     The new deployment holds the target's current components (from its latest deployment), the model's
     component added or replaced, and ``edgewise.ml.Inference`` with ``trustedKeys`` holding the cloud's key and
-    ``models.NAME`` naming the component, its version and the topics.
+    ``models.NAME`` naming the component, its version and the topics, and the ``capture``, ``challenger`` and
+    ``driftDetector`` sections the request asks for (the others reset on the device). A challenger adds its
+    component (and no challenger removes it); capture adds ``aws.greengrass.StreamManager`` when the target does
+    not run it.
 
     Raises:
         NotFoundError: the model, version, alias or target does not exist.
@@ -534,27 +559,47 @@ def deploy_model(
         alias=request.alias,
         published_by=published_by,
     )
+    challenger = None
+    if request.challenger_version is not None or request.challenger_alias is not None:
+        challenger = _challenger_component(
+            session,
+            store,
+            package_model(
+                session,
+                store,
+                registry,
+                key,
+                name,
+                version=request.challenger_version,
+                alias=request.challenger_alias,
+                published_by=published_by,
+            ),
+            published_by=published_by,
+        )
     ensure_inference_component(session, store, published_by=published_by)
     current, previous = _current_components(session, sealer, target)
     current[packaged.component_name] = {"componentVersion": packaged.component_version}
+    if challenger is not None:
+        current[challenger[0]] = {"componentVersion": challenger[1]}
+    else:
+        current.pop(packaged.component_name + CHALLENGER_SUFFIX, None)
+    if request.captures and STREAM_MANAGER not in current:
+        current[STREAM_MANAGER] = {"componentVersion": BUILTIN_VERSIONS[STREAM_MANAGER]}
     inference = dict(current.get(INFERENCE_COMPONENT) or {})
     inference["componentVersion"] = INFERENCE_VERSION
     trusted = _trusted_keys(inference.get("configurationUpdate"), key.public_key_text())
-    inference["configurationUpdate"] = _merged(
-        inference.get("configurationUpdate"),
-        {
-            "trustedKeys": trusted,
-            "models": {
-                name: {
-                    "component": packaged.component_name,
-                    "version": packaged.component_version,
-                    "inputTopic": request.input_topic,
-                    "outputTopic": request.output_topic,
-                    "iotCoreTopic": request.iot_core_topic,
-                }
-            },
-        },
-    )
+    entry = _served_entry(request, packaged, challenger)
+    update = _merged(inference.get("configurationUpdate"), {"trustedKeys": trusted, "models": {name: entry}})
+    # The entry replaces the one carried over, and on the device the sections it leaves out are reset, so that
+    # deploying without capture (or a challenger, or a detector) turns it off.
+    update["merge"]["models"][name] = entry
+    reset = [pointer for pointer in update.get("reset") or () if isinstance(pointer, str)]
+    for section in _OPTIONAL_SECTIONS:
+        pointer = f"/models/{name}/{section}"
+        if section not in entry and pointer not in reset:
+            reset.append(pointer)
+    update["reset"] = reset
+    inference["configurationUpdate"] = update
     current[INFERENCE_COMPONENT] = inference
     body: dict[str, Any] = {
         "targetArn": target,
@@ -582,6 +627,59 @@ def deploy_model(
         target,
     )
     return deployment, packaged
+
+
+def _challenger_component(
+    session: Session, store: ArtifactStore, packaged: PackagedModel, *, published_by: str
+) -> tuple[str, str]:
+    """The challenger component (name, version) shipping ``packaged``'s files; published unless it is there."""
+    name = packaged.component_name + CHALLENGER_SUFFIX
+    try:
+        components.get_component_version(session, name, packaged.component_version)
+    except NotFoundError:
+        pass
+    else:
+        return name, packaged.component_version
+    source = components.get_component_version(session, packaged.component_name, packaged.component_version)
+    recipe = yaml.safe_load(source.recipe)
+    recipe["ComponentName"] = name
+    recipe["ComponentDescription"] = (
+        f"Challenger of model {packaged.model_name}: version {packaged.model_version}'s signed package"
+    )
+    artifacts = {artifact.file_name: artifact.sha256 for artifact in source.artifacts}
+    # A conflict: another request published it first, from the same files.
+    with contextlib.suppress(CloudConflictError):
+        components.publish_component(
+            session, store, recipe=recipe, artifacts=artifacts, published_by=published_by
+        )
+    return name, packaged.component_version
+
+
+def _served_entry(
+    request: ModelDeployRequest, packaged: PackagedModel, challenger: tuple[str, str] | None
+) -> dict[str, Any]:
+    """The inference component's ``models.NAME`` entry for this deployment."""
+    entry: dict[str, Any] = {
+        "component": packaged.component_name,
+        "version": packaged.component_version,
+        "inputTopic": request.input_topic,
+        "outputTopic": request.output_topic,
+        "iotCoreTopic": request.iot_core_topic,
+    }
+    if request.captures:
+        capture: dict[str, Any] = {"disagreement": challenger is not None}
+        if request.capture_stream is not None:
+            capture["stream"] = request.capture_stream
+        if request.capture_sample_rate is not None:
+            capture["sampleRate"] = request.capture_sample_rate
+        if request.capture_score_above is not None:
+            capture["scoreAbove"] = request.capture_score_above
+        entry["capture"] = capture
+    if challenger is not None:
+        entry["challenger"] = {"component": challenger[0], "version": challenger[1]}
+    if request.drift_detector is not None:
+        entry["driftDetector"] = {"kind": request.drift_detector}
+    return entry
 
 
 def _trusted_keys(update: Mapping[str, Any] | None, key_text: str) -> list[str]:

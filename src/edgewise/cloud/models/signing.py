@@ -9,7 +9,6 @@ must be given the new key (deploy a model again); anyone who can read it can sig
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from edgewise.cloud.jobs.secrets import create_key_file
 from edgewise.protocol.model_package import key_id, public_key_text
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ def load_or_create(data_dir: Path) -> SigningKey:
     """
     path = data_dir / KEY_FILE
     if not path.exists():
-        _create_key_file(path)
+        pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        if create_key_file(path, pem):
+            logger.info("model-signing-key-created", extra={"path": str(path)})
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
@@ -59,22 +61,3 @@ def load_or_create(data_dir: Path) -> SigningKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
     return SigningKey(key)
-
-
-def _create_key_file(path: Path) -> None:
-    """Write a new key to ``path`` readable by the owner only; a key another process wrote first wins."""
-    pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(pem)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            os.link(partial, path)
-        except FileExistsError:
-            return
-        logger.info("model-signing-key-created", extra={"path": str(path)})
-    finally:
-        partial.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ Times (``since``, ``until``) are milliseconds since the epoch or ISO 8601; ``eve
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
@@ -16,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from edgewise.cloud.auth import require_access
 from edgewise.cloud.auth.roles import Access
+from edgewise.cloud.components.store import artifact_chunks
 from edgewise.cloud.db import SessionDep, utcnow
 from edgewise.cloud.errors import ERROR_RESPONSES
 from edgewise.cloud.registry import rules
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 _TIME = "Milliseconds since the epoch, or an ISO 8601 time (UTC without an offset)"
 _MAX_ID = 2**63 - 1
-_DOWNLOAD_CHUNK = 1024 * 1024
 ThingFilter = Annotated[
     str | None,
     Query(
@@ -284,16 +283,8 @@ def download_object(
     services: CloudServices = request.app.state.services
     reader = services.artifact_store.open(row.sha256)
 
-    def chunks() -> Iterator[bytes]:
-        # Sync: Starlette iterates it in its thread pool, off the event loop.
-        try:
-            while chunk := reader.read(_DOWNLOAD_CHUNK):
-                yield chunk
-        finally:
-            reader.close()
-
     return StreamingResponse(
-        chunks(),
+        artifact_chunks(reader),
         media_type="application/octet-stream",
         headers={"content-length": str(row.size), "etag": f'"{row.sha256}"'},
     )

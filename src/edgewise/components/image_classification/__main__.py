@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from edgewise.components.image_classification.classifier import ImageClassifier
 from edgewise.components.image_classification.errors import ImageModelError
 from edgewise.components.image_classification.service import ImageClassificationComponent
+from edgewise.components.process import configure_logging, connect_ipc, stop_on_signals
 
 logger = logging.getLogger("edgewise.components.image_classification")
 
@@ -34,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the folder read when ImageDirectory is not configured ({work:path}/images)",
     )
     args = parser.parse_args(argv)
-    _configure_logging()
+    configure_logging()
     try:
         classifier = ImageClassifier.load(args.model, args.labels)
     except ImageModelError as error:
@@ -48,42 +46,19 @@ def main(argv: list[str] | None = None) -> int:
         image.width,
         image.height,
     )
-    from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-
-    try:
-        client = GreengrassCoreIPCClientV2()
-    except Exception as error:
-        logger.error("cannot connect to the runtime's IPC server: %s", error)
+    client = connect_ipc()
+    if client is None:
         return 1
     component = ImageClassificationComponent(
         client, classifier, default_directory=args.default_image_directory
     )
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        # Setting the wake event takes its lock, which the interrupted main thread may hold: another thread sets it.
-        threading.Thread(target=component.stop, name="image-classification-stop").start()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(component.stop, thread_name="image-classification-stop")
     try:
         logger.info("image classification component running")
         component.run()
     finally:
         client.close()
     return 0
-
-
-def _configure_logging() -> None:
-    formatter = logging.Formatter("%(levelname)s %(message)s")
-    out = logging.StreamHandler(sys.stdout)
-    out.setFormatter(formatter)
-    out.addFilter(lambda record: record.levelno < logging.WARNING)
-    err = logging.StreamHandler(sys.stderr)
-    err.setFormatter(formatter)
-    err.setLevel(logging.WARNING)
-    root = logging.getLogger()
-    root.handlers[:] = [out, err]
-    root.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

@@ -216,14 +216,7 @@ def _model(name: str, entry: object) -> ServedModelConfig:
         raise InferenceConfigError(
             f"{where}.{unknown[0]}", f"is not a setting (known: {', '.join(sorted(_MODEL_KEYS))})"
         )
-    component = _text(entry, "component", where)
-    if not COMPONENT_NAME.fullmatch(component) or component in (".", ".."):
-        raise InferenceConfigError(f"{where}.component", f"{component!r} is not a component name")
-    version = _text(entry, "version", where)
-    try:
-        Version.parse(version)
-    except VersionError as error:
-        raise InferenceConfigError(f"{where}.version", str(error)) from None
+    component, version = _package(entry, where)
     input_topic = _text(entry, "inputTopic", where)
     output_topic = _text(entry, "outputTopic", where)
     try:
@@ -307,14 +300,7 @@ def _challenger(value: object, where: str) -> ChallengerConfig | None:
     entry = _section(value, where, _CHALLENGER_KEYS)
     if entry is None:
         return None
-    component = _text(entry, "component", where)
-    if not COMPONENT_NAME.fullmatch(component) or component in (".", ".."):
-        raise InferenceConfigError(f"{where}.component", f"{component!r} is not a component name")
-    version = _text(entry, "version", where)
-    try:
-        Version.parse(version)
-    except VersionError as error:
-        raise InferenceConfigError(f"{where}.version", str(error)) from None
+    component, version = _package(entry, where)
     timeout = _number(
         entry.get("timeoutSeconds", DEFAULT_CHALLENGER_TIMEOUT_S),
         f"{where}.timeoutSeconds",
@@ -380,6 +366,19 @@ def _rate(value: object, field_name: str) -> float:
     if not 0.0 <= rate <= 1.0:
         raise InferenceConfigError(field_name, f"must be a share from 0 to 1, not {value!r}")
     return rate
+
+
+def _package(entry: Mapping[object, object], where: str) -> tuple[str, str]:
+    """The ``component`` and ``version`` of the model package ``entry`` names."""
+    component = _text(entry, "component", where)
+    if not COMPONENT_NAME.fullmatch(component) or component in (".", ".."):
+        raise InferenceConfigError(f"{where}.component", f"{component!r} is not a component name")
+    version = _text(entry, "version", where)
+    try:
+        Version.parse(version)
+    except VersionError as error:
+        raise InferenceConfigError(f"{where}.version", str(error)) from None
+    return component, version
 
 
 def _text(entry: Mapping[object, object], key: str, where: str) -> str:

@@ -5,8 +5,9 @@ counters, and the swap of a model's reference. :class:`InferenceComponent` wires
 one SubscribeToTopic per model input topic, PublishToTopic (and PublishToIoTCore) per result,
 SubscribeToConfigurationUpdate to follow the configuration.
 
-Threads: the client delivers every stream event on one executor thread, so a model's messages are handled one
-at a time and in order. Configuration updates only queue a request; a reload thread reads the configuration and
+Threads: messages are handled on the IPC connection's own thread as they arrive (not on the V2 client's executor),
+so a model's messages are handled one at a time and in order, with no thread hand-over between a message and
+its result. Configuration updates only queue a request; a reload thread reads the configuration and
 verifies, loads and smoke-tests each new model version while the old one keeps serving, then swaps the model's
 reference, so no message waits for a load and none is dropped. The model a swap replaces stays loaded, and a
 configuration naming it again swaps it back at once. A counters thread logs, every ``countersIntervalSeconds``,
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a model's package may take to appear under the artifacts directory after the configuration names it.
 PACKAGE_WAIT_S = 30.0
+#: How long the runtime may take to accept a subscription to a model's input topic.
+SUBSCRIBE_TIMEOUT_S = 30.0
 #: Problems with messages logged one by one per model; after that only the counters tell.
 LOGGED_PROBLEMS = 5
 
@@ -550,14 +553,26 @@ class InferenceComponent:
         current = self._subscriptions.get(config.name)
         if current is not None and current[0] == config.input_topic:
             return
+        from awsiot.greengrasscoreipc.client import SubscribeToTopicStreamHandler
+        from awsiot.greengrasscoreipc.model import SubscribeToTopicRequest
+
         name = config.name
+        component = self
 
-        def on_message(event: Any) -> None:
-            self._on_message(name, event)
+        class Messages(SubscribeToTopicStreamHandler):  # type: ignore[misc]
+            def on_stream_event(self, event: Any) -> None:
+                component._on_message(name, event)
 
-        _, operation = self._client.subscribe_to_topic(
-            topic=config.input_topic, on_stream_event=on_message, on_stream_error=self._on_stream_error
-        )
+            def on_stream_error(self, error: Exception) -> bool:
+                return component._on_stream_error(error)
+
+        # Through the V1 client under the V2 one, so that each message is handled on the connection's thread as
+        # it arrives: the V2 client would hand it to its executor thread, a thread wake-up and a GIL handover
+        # per message. Nothing on the message path waits for IPC (results are published without waiting), so
+        # the connection's thread is never blocked on itself.
+        operation = self._client.client.new_subscribe_to_topic(Messages())
+        operation.activate(SubscribeToTopicRequest(topic=config.input_topic)).result(SUBSCRIBE_TIMEOUT_S)
+        operation.get_response().result(SUBSCRIBE_TIMEOUT_S)
         self._subscriptions[name] = (config.input_topic, operation)
         # The new subscription is in place before the old one closes, so no message falls between them.
         if current is not None:

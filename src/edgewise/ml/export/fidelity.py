@@ -5,8 +5,9 @@ model, back to float64. The gate passes when no label differs and every compared
 probabilities, regression predictions, raw anomaly scores) differs by at most ``tolerance * max(1,
 |native value|)``: absolute for values up to 1, relative beyond, because float32 arithmetic loses precision in
 proportion to the magnitude (a log-likelihood of -2000 cannot match to 1e-4 absolute). A label that differs
-where the native model is undecided (its two best class probabilities, or its anomaly score and the
-threshold, within that tolerance) is a tie, not a mismatch.
+where the native model is undecided (its two best class probabilities, a thresholded binary classifier's
+second-class probability and the threshold, or its anomaly score and the threshold, within that tolerance) is
+a tie, not a mismatch.
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ def _label_mismatches(
     if outputs.kind == "regressor" or native.labels is None or exported.labels is None:
         return np.empty(0, dtype=np.intp)
     differ = np.asarray(native.labels != exported.labels).ravel()
-    if outputs.kind == "classifier" and native.probabilities is not None:
+    if outputs.kind == "classifier" and native.probabilities is not None and outputs.threshold is not None:
+        differ &= np.abs(native.probabilities[:, -1] - outputs.threshold) > tolerance
+    elif outputs.kind == "classifier" and native.probabilities is not None:
         ranked = np.sort(native.probabilities, axis=1)
         margin = ranked[:, -1] - ranked[:, -2] if ranked.shape[1] > 1 else np.full(len(ranked), np.inf)
         differ &= margin > tolerance

@@ -1,10 +1,11 @@
 """What a model says about rows of features, read the way its ``OutputSpec`` describes, from ONNX or natively.
 
 ``ModelOutputs`` is the one shape both sides take, so the fidelity gate, threshold choice and the device all
-read a model alike: ``labels`` are class labels (classifier), predictions (regressor) or 1/0 anomaly flags
-(anomaly, only once a threshold is set); ``scores`` are the probability of the predicted class (classifier)
-or the anomaly score, ``score_sign`` * the raw score, so that higher is more anomalous; ``probabilities`` are
-the class probabilities, one column per class in ``OutputSpec.classes`` order.
+read a model alike: ``labels`` are class labels (classifier; with a ``threshold``, a binary classifier's label
+is its second class's index when that class's probability is above it), predictions (regressor) or 1/0
+anomaly flags (anomaly, only once a threshold is set); ``scores`` are the probability of the predicted class
+(classifier) or the anomaly score, ``score_sign`` * the raw score, so that higher is more anomalous;
+``probabilities`` are the class probabilities, one column per class in ``OutputSpec.classes`` order.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def run_model(session: onnxruntime.InferenceSession, outputs: OutputSpec, X: npt
     if outputs.kind == "classifier":
         if outputs.label is None or outputs.probabilities is None:
             raise ExportError("outputs: a classifier needs both 'label' and 'probabilities'")
-        return _classifier(np.asarray(values[outputs.label]).ravel(), values[outputs.probabilities])
+        return _classifier(
+            np.asarray(values[outputs.label]).ravel(), values[outputs.probabilities], outputs.threshold
+        )
     if outputs.kind == "regressor":
         if outputs.label is None:
             raise ExportError("outputs: a regressor needs 'label' (the prediction output)")
@@ -82,7 +85,9 @@ def native_outputs(model: object, outputs: OutputSpec, X: npt.ArrayLike) -> Mode
         # A model fitted on a DataFrame warns when given bare arrays; give it back its column names.
         data = pandas.DataFrame(data, columns=[str(name) for name in names])
     if outputs.kind == "classifier":
-        return _classifier(np.asarray(estimator.predict(data)).ravel(), estimator.predict_proba(data))
+        return _classifier(
+            np.asarray(estimator.predict(data)).ravel(), estimator.predict_proba(data), outputs.threshold
+        )
     if outputs.kind == "regressor":
         return ModelOutputs(labels=_floats(estimator.predict(data)), scores=None, probabilities=None)
     from sklearn.mixture import GaussianMixture
@@ -101,11 +106,18 @@ def anomaly_outputs(raw: npt.NDArray[np.float64], outputs: OutputSpec) -> ModelO
     return ModelOutputs(labels=labels, scores=scores, probabilities=None, raw_scores=raw)
 
 
-def _classifier(labels: npt.NDArray[Any], probabilities: object) -> ModelOutputs:
+def _classifier(labels: npt.NDArray[Any], probabilities: object, threshold: float | None) -> ModelOutputs:
     matrix = np.asarray(probabilities, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != labels.shape[0]:
         raise ExportError(
             f"outputs: probabilities of shape {matrix.shape} do not match {labels.shape[0]} labels"
+        )
+    if threshold is not None and matrix.shape[1] == 2:
+        # A binary classifier with a decision threshold (the trainer's best-F1 cut for the second class): its
+        # labels are class indices, 1 when the second class's probability is above the threshold.
+        chosen = (matrix[:, 1] > threshold).astype(np.int64)
+        return ModelOutputs(
+            labels=chosen, scores=matrix[np.arange(len(chosen)), chosen], probabilities=matrix
         )
     return ModelOutputs(labels=labels, scores=matrix.max(axis=1), probabilities=matrix)
 
@@ -126,7 +138,10 @@ def prediction_fields(outputs: OutputSpec, produced: ModelOutputs, index: int) -
         if probabilities is not None and len(outputs.classes) == probabilities.shape[1]:
             # The class value, not the model's own label: trained models label by class index, and in every
             # model the probability columns follow ``classes``.
-            fields["label"] = outputs.classes[int(np.argmax(probabilities[index]))]
+            chosen = int(np.argmax(probabilities[index]))
+            if outputs.threshold is not None and produced.labels is not None:
+                chosen = int(produced.labels[index])  # the threshold's class index (see ``_classifier``)
+            fields["label"] = outputs.classes[chosen]
             fields["probabilities"] = {
                 str(name): float(value)
                 for name, value in zip(outputs.classes, probabilities[index], strict=True)

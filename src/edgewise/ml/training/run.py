@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from edgewise.ml.errors import TrainingError
-from edgewise.ml.training.budget import EdgeChoice, choose_for_edge
+from edgewise.ml.training.budget import EdgeChoice, SettleOutputs, choose_for_edge
 from edgewise.ml.training.leaderboard import Candidate, ProgressCallback, ProgressEvent, phase
 from edgewise.ml.training.splits import time_order, time_split
 from edgewise.ml.training.tasks import Task, TrainingRequest
@@ -35,7 +35,7 @@ RESERVED_COLUMNS: Final = ("thing", "timestamp")
 ANOMALY_LABEL = "label"
 #: The most distinct classes a classification takes; more is almost always a regression target.
 MAX_CLASSES = 100
-#: Held-out rows kept as the input example, and values per column kept as the drift reference.
+#: Held-out rows kept as the input example; values per column kept as the drift reference (from every row).
 EXAMPLE_ROWS = 5
 REFERENCE_VALUES = 2_000
 #: The reference key of the model's own output (class probability, prediction or anomaly score).
@@ -120,7 +120,11 @@ def _train_supervised(
 ) -> TrainingResult:
     import numpy as np
 
-    from edgewise.ml.training.supervised import classification_metric, search_supervised
+    from edgewise.ml.training.supervised import (
+        classification_metric,
+        search_supervised,
+        settle_decision_threshold,
+    )
 
     assert request.label is not None  # TrainingRequest requires it for this task
     label = _require_column(table, request.label, "label")
@@ -135,19 +139,23 @@ def _train_supervised(
         keep = ~np.isnan(X).any(axis=1) & np.array([_present(value) for value in labels], dtype=bool)
     _report_dropped(progress, keep)
     X = X[keep]
-    split = time_split(_timestamps(table, keep), len(X))
-    X_train, X_validation = X[split.train], X[split.validation]
     classes: list[object] | None = None
-    y_train: npt.NDArray[Any]
-    y_validation: npt.NDArray[Any]
+    y_all: npt.NDArray[Any] = y_values[keep] if request.task is Task.REGRESSION else np.empty(0)
     if request.task is Task.CLASSIFICATION:
-        kept = [value for value, k in zip(labels, keep, strict=True) if k]
-        classes, y_all = _encode_classes(kept, label)
-        y_train, y_validation = y_all[split.train], y_all[split.validation]
+        classes, y_all = _encode_classes([value for value, k in zip(labels, keep, strict=True) if k], label)
+    # Classification holds out rows of every class, so that the score can tell who finds a rare one.
+    split = time_split(_timestamps(table, keep), len(X), labels=y_all if classes is not None else None)
+    X_train, X_validation = X[split.train], X[split.validation]
+    y_train: npt.NDArray[Any] = y_all[split.train]
+    y_validation: npt.NDArray[Any] = y_all[split.validation]
+    settle: SettleOutputs | None = None
+    if classes is not None:
         _check_classes_learned(classes, y_train, y_validation, label)
         metric = classification_metric(y_validation, len(classes))
+        if metric == "roc_auc" and y_train.mean() < 0.5:
+            # The second class (1, True) is the minority, so most likely the one worth finding.
+            settle = settle_decision_threshold(X_validation, y_validation)
     else:
-        y_train, y_validation = y_values[keep][split.train], y_values[keep][split.validation]
         metric = "r2"
     search = search_supervised(
         request.task,
@@ -168,12 +176,13 @@ def _train_supervised(
         X_check=X_validation,
         budget=request.budget,
         progress=progress,
+        settle_outputs=settle,
     )
     if classes is not None:
         choice = dataclasses.replace(
             choice, outputs=dataclasses.replace(choice.outputs, classes=tuple(classes))
         )
-    return _result(request, choice, search.leaderboard, features, label, classes, X_validation)
+    return _result(request, choice, search.leaderboard, features, label, classes, X_validation, X)
 
 
 def _train_forecast(table: pa.Table, request: TrainingRequest, progress: ProgressCallback) -> TrainingResult:
@@ -227,7 +236,9 @@ def _train_forecast(table: pa.Table, request: TrainingRequest, progress: Progres
         budget=request.budget,
         progress=progress,
     )
-    return _result(request, choice, search.leaderboard, samples.feature_names, label, None, X_validation)
+    return _result(
+        request, choice, search.leaderboard, samples.feature_names, label, None, X_validation, samples.X
+    )
 
 
 def _train_anomaly(table: pa.Table, request: TrainingRequest, progress: ProgressCallback) -> TrainingResult:
@@ -271,7 +282,7 @@ def _train_anomaly(table: pa.Table, request: TrainingRequest, progress: Progress
         progress=progress,
         settle_outputs=settle_threshold(search, X_train, X_validation, y_validation),
     )
-    return _result(request, choice, search.leaderboard, features, label, None, X_validation)
+    return _result(request, choice, search.leaderboard, features, label, None, X_validation, X)
 
 
 def _result(
@@ -282,13 +293,17 @@ def _result(
     label: str | None,
     classes: list[object] | None,
     X_validation: npt.NDArray[np.float64],
+    X_all: npt.NDArray[np.float64],
 ) -> TrainingResult:
     import numpy as np
 
     from edgewise.ml.export import onnx_session, run_model
 
     board = [choice.measured.get(row, candidate) for row, candidate in enumerate(leaderboard)]
-    reference_rows = X_validation[-REFERENCE_VALUES:]
+    # The reference spans the whole dataset, evenly in time: the held-out tail alone would cover one part of a
+    # daily (or any) cycle, and every later stretch of normal data would then look like drift.
+    spread = np.unique(np.linspace(0, len(X_all) - 1, min(len(X_all), REFERENCE_VALUES)).astype(np.int64))
+    reference_rows = X_all[spread]
     outputs = run_model(onnx_session(choice.onnx), choice.outputs, reference_rows)
     own = outputs.scores if outputs.scores is not None else outputs.labels
     reference = {name: reference_rows[:, index].tolist() for index, name in enumerate(features)}

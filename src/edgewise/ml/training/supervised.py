@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from edgewise.protocol.model_package import OutputSpec
+
 #: The FLAML learners searched per task: those whose models convert to ONNX exactly.
 LEARNERS: Final[dict[Task, tuple[str, ...]]] = {
     Task.CLASSIFICATION: ("lgbm", "xgboost", "rf", "extra_tree", "lrl1"),
@@ -40,6 +42,8 @@ LEARNERS: Final[dict[Task, tuple[str, ...]]] = {
 }
 #: The most leaderboard rows kept besides each learner's best (a long search logs thousands of trials).
 LEADERBOARD_ROWS = 100
+#: How much a decision threshold must raise the held-out F1 over the most probable class to be used.
+THRESHOLD_GAIN = 0.05
 #: How often the trial log is read for new bests while FLAML searches.
 WATCH_INTERVAL_S = 0.5
 
@@ -66,6 +70,44 @@ def classification_metric(y_validation: npt.NDArray[np.int64], n_classes: int) -
     if n_classes == 2 and len(set(y_validation.tolist())) == 2:
         return "roc_auc"
     return "accuracy"
+
+
+def settle_decision_threshold(
+    X_validation: npt.NDArray[np.float64], y_validation: npt.NDArray[np.int64]
+) -> Callable[[bytes, OutputSpec], OutputSpec]:
+    """The ``settle_outputs`` hook of a binary classification: the best-F1 threshold of the second class.
+
+    Trained for a rare class, a classifier's most probable class is often never the rare one; the label then
+    follows the held-out rows' best-F1 cut of the second class's probability instead (``OutputSpec.threshold``,
+    applied by ``run_model`` on the device, in the cloud and in the fidelity gate), when that cut's F1 beats
+    the most probable class's by at least ``THRESHOLD_GAIN``: a smaller gain is mostly the noise of a few
+    hundred held-out rows, and the cut chosen on them does worse on later rows than the plain rule. The
+    probabilities come from the exported model, as the device computes them.
+    """
+
+    def settle(onnx: bytes, outputs: OutputSpec) -> OutputSpec:
+        import numpy as np
+
+        from edgewise.ml.export import onnx_session, run_model
+        from edgewise.ml.training.anomaly import best_f1_threshold
+
+        produced = run_model(onnx_session(onnx), outputs, X_validation)
+        probabilities = produced.probabilities
+        if probabilities is None or probabilities.shape[1] != 2:
+            return outputs
+        threshold = best_f1_threshold(probabilities[:, 1], y_validation)
+        plain = _f1(np.argmax(probabilities, axis=1) == 1, y_validation)
+        if _f1(probabilities[:, 1] > threshold, y_validation) < plain + THRESHOLD_GAIN:
+            return outputs
+        return dataclasses.replace(outputs, threshold=threshold)
+
+    return settle
+
+
+def _f1(flags: npt.NDArray[np.bool_], labels: npt.NDArray[np.int64]) -> float:
+    found = float((flags & (labels == 1)).sum())
+    total = float(flags.sum() + (labels == 1).sum())
+    return 2 * found / total if total else 0.0
 
 
 def search_supervised(
