@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.components.inference.capture import (
-    CAPTURE_FORMAT,
-    CaptureWriter,
-    capture_reason,
-    capture_record,
-    score_of,
-)
+from edgewise.components.inference.capture import CaptureWriter, capture_reason, score_of
 from edgewise.components.inference.config import CaptureConfig, ServedModelConfig
 from edgewise.components.inference.serving import Counters, InferenceServer
+from edgewise.protocol.capture import CAPTURE_FORMAT, capture_record, read_capture
 from tests.components.inference.packages import KEY, write_hot_package
 from tests.components.inference.streams import MemoryStreams
 
@@ -77,6 +72,13 @@ def test_a_record_has_the_capture_format_and_nan_features_become_null() -> None:
         "challenger": None,
         "reason": "sample",
     }
+    # What the cloud's drift checks read back: the numbers only.
+    captured = read_capture(record)
+    assert captured is not None
+    assert (captured.features, captured.score) == ({"a": 1.5}, 0.2)
+    assert read_capture({**record, "format": "other/1"}) is None
+    assert read_capture({"format": CAPTURE_FORMAT, "features": "x"}) is None
+    assert read_capture([record]) is None
 
 
 def test_a_full_queue_drops_and_counts_and_the_rest_is_appended_in_order() -> None:

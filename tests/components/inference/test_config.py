@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from edgewise.components.inference.config import (
-    DEFAULT_CAPTURE_STREAM,
     DEFAULT_COUNTERS_INTERVAL_S,
     CaptureConfig,
     ChallengerConfig,
@@ -20,6 +19,7 @@ from edgewise.components.inference.config import (
     parse_config,
 )
 from edgewise.components.inference.errors import InferenceConfigError
+from edgewise.protocol.capture import DEFAULT_CAPTURE_STREAM
 from edgewise.protocol.model_package import key_id, public_key_text
 from tests.components.inference.packages import KEY
 

@@ -34,13 +34,13 @@ from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.models import service as models
 from edgewise.cloud.settings import CloudSettings
 from edgewise.cloud.telemetry.models import TelemetryMessage
+from edgewise.protocol.capture import read_capture
 
 if TYPE_CHECKING:
     from edgewise.ml.registry import ModelRegistry, ModelVersionInfo
 
 logger = logging.getLogger(__name__)
 
-CAPTURE_FORMAT: Final = "edgewise.capture/1"
 #: The reference key of the model's own output (edgewise.ml.training.run.SCORE_REFERENCE).
 SCORE_KEY: Final = "__score__"
 #: Versions whose reference is kept in memory.
@@ -109,27 +109,16 @@ def capture_values(
     current: dict[str, list[float]] = {name: [] for name in reference}
     rows = 0
     for document in documents:
-        if not isinstance(document, dict) or document.get("format", CAPTURE_FORMAT) != CAPTURE_FORMAT:
-            continue
-        features = document.get("features")
-        if not isinstance(features, dict):
+        captured = read_capture(document)
+        if captured is None:
             continue
         rows += 1
-        for name, value in features.items():
-            if name in current and _is_number(value):
-                current[name].append(float(value))
-        if SCORE_KEY in current:
-            score = _score(document.get("output"))
-            if score is not None:
-                current[SCORE_KEY].append(score)
+        for name, value in captured.features.items():
+            if name in current:
+                current[name].append(value)
+        if SCORE_KEY in current and captured.score is not None:
+            current[SCORE_KEY].append(captured.score)
     return rows, current
-
-
-def _score(output: object) -> float | None:
-    if not isinstance(output, dict):
-        return None
-    value = output.get("score", output.get("prediction"))
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def run_check(

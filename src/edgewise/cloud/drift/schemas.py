@@ -16,9 +16,9 @@ from pydantic.alias_generators import to_camel
 from edgewise.cloud.models.schemas import ALIAS_MAX_LENGTH, ALIAS_PATTERN
 from edgewise.cloud.telemetry.query import DURATION_PATTERN
 from edgewise.cloud.telemetry.records import STREAM_MAX_LENGTH
+from edgewise.protocol.capture import DEFAULT_CAPTURE_STREAM
 
 #: The stream the inference component captures into unless its configuration names another.
-DEFAULT_CAPTURE_STREAM: Final = "EdgewiseInferenceCapture"
 DEFAULT_ALIAS: Final = "champion"
 CHALLENGER: Final = "challenger"
 #: edgewise.ml.drift's defaults, repeated so that the API imports without numpy.

@@ -20,7 +20,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CAPTURE_FORMAT = "edgewise.capture/1"
 #: The export identifier of a capture stream's ``KinesisConfig``.
 EXPORT_IDENTIFIER = "edgewise-capture"
 #: Records waiting to be appended, all models together; more are dropped.
@@ -70,35 +69,6 @@ def capture_reason(
     if draw < config.sample_rate:
         return "sample"
     return None
-
-
-def capture_record(
-    *,
-    model: str,
-    version: str,
-    source: str,
-    timestamp_ms: int,
-    feature_names: Sequence[str],
-    values: Sequence[float],
-    output: Mapping[str, object],
-    challenger: Mapping[str, object] | None,
-    reason: str,
-) -> dict[str, object]:
-    """One capture record; a missing feature value (NaN) is written as null, which JSON can hold."""
-    return {
-        "format": CAPTURE_FORMAT,
-        "model": model,
-        "version": version,
-        "source": source,
-        "timestamp": timestamp_ms,
-        "features": {
-            name: (float(value) if math.isfinite(value) else None)
-            for name, value in zip(feature_names, values, strict=True)
-        },
-        "output": dict(output),
-        "challenger": dict(challenger) if challenger is not None else None,
-        "reason": reason,
-    }
 
 
 class StreamManagerAppender:

@@ -48,6 +48,7 @@ from edgewise.components.inference.errors import InferenceConfigError
 from edgewise.ml.errors import DatasetError
 from edgewise.ml.jsonpath import parse_path
 from edgewise.names import COMPONENT_NAME
+from edgewise.protocol.capture import DEFAULT_CAPTURE_STREAM
 from edgewise.protocol.model_package import PackageError, parse_public_key
 from edgewise.topics import TopicError, has_wildcards, validate_filter, validate_topic
 from edgewise.versions import Version, VersionError
@@ -73,7 +74,6 @@ _MODEL_KEYS = frozenset(
     }
 )
 #: The stream captures go to when ``capture.stream`` is not set.
-DEFAULT_CAPTURE_STREAM = "EdgewiseInferenceCapture"
 #: A stream-manager stream name, as the stream manager checks it.
 _STREAM_NAME = re.compile(r"[\w ,.\-]{1,255}")
 _CAPTURE_KEYS = frozenset({"stream", "sampleRate", "scoreAbove", "disagreement"})

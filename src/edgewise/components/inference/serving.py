@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgewise.components.inference.capture import CaptureWriter, capture_reason, capture_record, score_of
+from edgewise.components.inference.capture import CaptureWriter, capture_reason, score_of
 from edgewise.components.inference.config import InferenceConfig, ServedModelConfig, parse_config
 from edgewise.components.inference.drift import ScoreDriftDetector, drift_event
 from edgewise.components.inference.errors import InferenceConfigError, ModelLoadError, PayloadError
@@ -51,6 +51,7 @@ from edgewise.components.inference.shadow import (
 from edgewise.components.inference.window import FeatureRow, SourceWindows, decode_payload, stack
 from edgewise.errors import EdgewiseError
 from edgewise.ml.jsonpath import JsonPath, parse_path
+from edgewise.protocol.capture import capture_record
 from edgewise.protocol.model_package import PackageError
 
 if TYPE_CHECKING:
