@@ -173,6 +173,7 @@ def test_a_digest_in_the_recipe_must_match_the_upload(session: Session, store: L
         ("[1, 2]", "recipe"),
         ({"RecipeFormatVersion": "2020-01-25"}, "recipe.ComponentName"),
         (recipe(name="aws.greengrass.Nucleus"), "recipe.ComponentName"),
+        (recipe(name="edgewise.models.anomaly"), "recipe.ComponentName"),
         (recipe(version="v1"), "recipe.ComponentVersion"),
     ],
 )

@@ -46,6 +46,9 @@ _PRERELEASE_ID = "(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
 VERSION_PATTERN = rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(-{_PRERELEASE_ID}(\.{_PRERELEASE_ID})*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
 #: Names AWS reserves for its own components; Edgewise resolves them to built-in services.
 RESERVED_PREFIX = "aws.greengrass."
+#: Model components: made by packaging a model version (edgewise.cloud.models), never published by hand, so that
+#: a component of that name is always a signed package of the model of that name.
+MODEL_PREFIX = "edgewise.models."
 
 #: Checks that say who still uses a component version (deployments register one); each returns
 #: descriptions such as "deployment 'd-1'", and deleting a version that anything uses is refused.
@@ -242,6 +245,7 @@ def publish_component(
     recipe: str | Mapping[str, Any],
     artifacts: Mapping[str, str],
     published_by: str,
+    packaged_model: bool = False,
 ) -> Published:
     """Publish a component version from ``recipe`` (JSON or YAML text, or an object) and the uploaded
     ``artifacts`` (file name -> SHA-256 hex).
@@ -255,6 +259,13 @@ def publish_component(
     problems: list[tuple[str, str]] = []
     if parsed.name.startswith(RESERVED_PREFIX):
         problems.append(("recipe.ComponentName", f"names starting with {RESERVED_PREFIX!r} are reserved"))
+    if parsed.name.startswith(MODEL_PREFIX) and not packaged_model:
+        problems.append(
+            (
+                "recipe.ComponentName",
+                f"names starting with {MODEL_PREFIX!r} are model packages: `edgewise model package` makes them",
+            )
+        )
     digests, sizes, artifact_problems = _check_artifacts(parsed, artifacts, store)
     problems += artifact_problems
     if problems:

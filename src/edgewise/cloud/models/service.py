@@ -308,7 +308,7 @@ def package_model(
         artifacts = {file_name: _store_file(store, package / file_name) for file_name in PACKAGE_FILES}
     try:
         published = components.publish_component(
-            session, store, recipe=recipe, artifacts=artifacts, published_by=published_by
+            session, store, recipe=recipe, artifacts=artifacts, published_by=published_by, packaged_model=True
         )
     except CloudConflictError:
         # Another request packaged the same version first (its manifest differs in its creation time).
@@ -650,7 +650,7 @@ def _challenger_component(
     # A conflict: another request published it first, from the same files.
     with contextlib.suppress(CloudConflictError):
         components.publish_component(
-            session, store, recipe=recipe, artifacts=artifacts, published_by=published_by
+            session, store, recipe=recipe, artifacts=artifacts, published_by=published_by, packaged_model=True
         )
     return name, packaged.component_version
 
