@@ -22,6 +22,7 @@ def test_the_catalogue_serves_the_runtimes_own_services_at_the_compatible_nucleu
     assert set(BUILTIN_COMPONENTS) == {
         "aws.greengrass.Nucleus",
         "aws.greengrass.Cli",
+        "aws.greengrass.LogManager",
         "aws.greengrass.SecretManager",
         "aws.greengrass.ShadowManager",
         "aws.greengrass.StreamManager",
@@ -63,9 +64,10 @@ def test_a_built_in_does_not_serve_another_major_line(requirement: str) -> None:
 
 def test_messages_name_the_component_and_what_is_served() -> None:
     assert served_note("2.12.0") == "built in: 2.12.0, which serves major version 2 only"
-    assert unprovided_problem("aws.greengrass.LogManager") == (
-        "aws.greengrass.LogManager is an AWS-provided component that Edgewise does not provide "
-        "(built in: aws.greengrass.Nucleus, aws.greengrass.Cli, aws.greengrass.SecretManager, "
+    assert unprovided_problem("aws.greengrass.DockerApplicationManager") == (
+        "aws.greengrass.DockerApplicationManager is an AWS-provided component that Edgewise does not provide "
+        "(built in: aws.greengrass.Nucleus, aws.greengrass.Cli, aws.greengrass.LogManager, "
+        "aws.greengrass.SecretManager, "
         "aws.greengrass.ShadowManager, aws.greengrass.StreamManager)"
     )
 

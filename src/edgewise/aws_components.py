@@ -5,7 +5,7 @@ both give the same answer in the same words.
 A built-in serves every requested version of its major line: a deployment written for an older nucleus that pins
 ``aws.greengrass.Cli`` at ``2.4.0``, or a recipe that needs ``aws.greengrass.Nucleus >=2.5.0 <2.11.0``, gets the
 built-in 2.12.0; the device reports both versions. A requirement that names no version of that major line
-(``1.x``, ``>=3.0.0``) is refused. Any other name in an AWS namespace (``aws.greengrass.LogManager``,
+(``1.x``, ``>=3.0.0``) is refused. Any other name in an AWS namespace (``aws.greengrass.DockerApplicationManager``,
 ``aws.iot.SiteWiseEdgePublisher``, ...) is an AWS component Edgewise does not provide, unless the user supplies
 it (a recipe in a local deployment's recipe directory, or a component published to the cloud's registry): a
 deployment that needs it fails up front, instead of succeeding with nothing serving it.
@@ -25,6 +25,7 @@ NUCLEUS: Final = "aws.greengrass.Nucleus"
 BUILTIN_COMPONENTS: Final = (
     NUCLEUS,
     "aws.greengrass.Cli",
+    "aws.greengrass.LogManager",
     "aws.greengrass.SecretManager",
     "aws.greengrass.ShadowManager",
     "aws.greengrass.StreamManager",

@@ -15,11 +15,17 @@ EdgewiseError
  │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
  │    ├── jobs.errors.JobsPayloadError        a jobs reply or notification that does not parse
  │    ├── jobs.errors.JobsRejection           a jobs request answered on ``/rejected`` (AWS's error code)
+ │    ├── logs.LogsPayloadError               a log batch the cloud refuses
  │    ├── model_package.ModelPackageError     a model package with a bad manifest, a missing file or a wrong digest
  │    │    └── ModelSignatureError            a package signature missing, malformed or by no trusted key
  │    ├── provisioning.ProvisioningPayloadError  a provisioning request or reply that does not parse
  │    ├── resolve.ResolveRequestError         a component resolution request the cloud refuses
  │    ├── resolve.ResolveAnswerError          a component resolution answer the device cannot use
+ │    ├── shadow.errors.ShadowError           a rejected shadow request (``code`` is AWS IoT's status)
+ │    │    ├── InvalidShadowRequestError      400: a malformed request or an invalid name
+ │    │    ├── ShadowNotFoundError            404: no such shadow
+ │    │    ├── ShadowVersionConflictError     409: the request's version is not the shadow's
+ │    │    └── PayloadTooLargeError           413: the request or the resulting state is too large
  │    └── telemetry.TelemetryPayloadError     a telemetry export batch the cloud refuses
  ├── runtime/
  │    ├── kernel.RootBusyError                another runtime already runs on this root
@@ -76,11 +82,8 @@ EdgewiseError
  │    ├── streams.export.ExportDeliveryError  an export batch that got no answer (it is sent again)
  │    ├── streams.export.TaskFailedError  an S3 export task that cannot succeed (its status says Failure)
  │    ├── stream_component.StreamConfigurationError  a stream manager configuration value that cannot be used
- │    ├── shadow.errors.ShadowError           a rejected shadow request (``code`` is AWS IoT's status)
- │    │    ├── InvalidShadowRequestError      400: a malformed request or an invalid name
- │    │    ├── ShadowNotFoundError            404: no such shadow
- │    │    ├── ShadowVersionConflictError     409: the request's version is not the shadow's
- │    │    └── PayloadTooLargeError           413: the request or the resulting state is too large
+ │    ├── log_component.LogConfigurationError  a log manager configuration value that cannot be used
+ │    ├── log_upload.LogDeliveryError         a log batch the cloud did not answer (sent again later)
  │    ├── metrics.errors.MetricError          a metric or a metrics file that cannot be used
  │    │    ├── InvalidMetricError             one field of a measurement is wrong
  │    │    └── MetricLimitError               more metric series than the runtime keeps for a component

@@ -49,6 +49,7 @@ SEMANTIC_BODIES = {
     "GET /api/v1/telemetry/messages",
     "GET /api/v1/telemetry/streams",
     "GET /api/v1/telemetry/series",
+    "GET /api/v1/things/{thing}/logs",
     # Rule SQL and substitution templates have a grammar of their own.
     "POST /api/v1/rules",
     "PUT /api/v1/rules/{ruleName}",
@@ -58,6 +59,9 @@ SEMANTIC_BODIES = {
     "POST /api/v1/training-jobs",
     # A drift monitor's durations must be 1 ms to 9999 years (0s and 999999999999w match the pattern).
     "PUT /api/v1/models/{name}/drift-monitor",
+    # A shadow update's depth and size limits; a page token must be one the API gave.
+    "POST /api/v1/things/{thingName}/shadow",
+    "GET /api/v1/things/shadow/ListNamedShadowsForThing/{thingName}",
 }
 
 

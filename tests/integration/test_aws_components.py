@@ -16,7 +16,7 @@ from tests.support.runtime_process import RuntimeProcess, write_recipe
 pytestmark = pytest.mark.integration
 
 CLI = "aws.greengrass.Cli"
-LOG_MANAGER = "aws.greengrass.LogManager"
+LOG_MANAGER = "aws.greengrass.DockerApplicationManager"
 
 
 def edgewise(*args: str) -> str:

@@ -79,6 +79,9 @@ POLL = 0.25
 WHEEL = "stream_manager-1.1.2-py2.py3-none-any.whl"
 
 
+LOG_MANAGER = "aws.greengrass.LogManager"
+
+
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudProcess]:
     with CloudProcess(tmp_path_factory.mktemp("data-path") / "data") as process:
@@ -163,6 +166,30 @@ def test_every_appended_message_reaches_the_cloud_once_and_is_queryable(
         acknowledged = appender.acknowledged()
         assert len(acknowledged) == count
         assert_stored_exactly_once(cloud, thing, "path-trucks", acknowledged)
+        # The same device's logs take the same link: the component's log, as the runtime wrote it, in the cloud.
+        uploads = {
+            "logsUploaderConfiguration": {"componentLogsConfigurationMap": {appender.name: {}}},
+            "periodicUploadIntervalSec": "0.2",
+        }
+        deploy(
+            runtime,
+            recipes,
+            artifacts,
+            rootComponentVersionsToAdd={LOG_MANAGER: "2.3.0"},
+            componentToConfiguration={LOG_MANAGER: {"MERGE": uploads}},
+        )
+        written = (runtime.root / "logs" / f"{appender.name}.log").read_text().splitlines()
+
+        def sent() -> list[dict[str, Any]]:
+            shown = run(cloud, "logs", "--thing", thing, "--component", appender.name, "--json")
+            assert shown.exit_code == 0, shown.stderr
+            lines = [json.loads(line) for line in shown.stdout.splitlines()]
+            return lines if len(lines) >= len(written) else []
+
+        lines = wait_until(sent, timeout=DELIVERY_TIMEOUT, what="the component's log lines in the cloud")
+        assert len(written) > 3
+        for line, entry in zip(written, lines, strict=False):
+            assert entry["message"] in line
 
     with cloud.api(cloud.admin_token) as api:
         answer = api.get("/telemetry/streams", params={"thing": thing})

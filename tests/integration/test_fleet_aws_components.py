@@ -62,13 +62,13 @@ def test_an_older_greengrass_document_reaches_the_device_which_reports_requested
 
     body = {
         "targetArn": "legacy",
-        "components": {"aws.greengrass.LogManager": {"componentVersion": "2.1.0"}},
+        "components": {"aws.greengrass.DockerApplicationManager": {"componentVersion": "2.1.0"}},
     }
     request = tmp_path / "stream-manager.json"
     request.write_text(json.dumps(body))
     refused = run(cloud, "deployment", "create", "--file", str(request))
     assert refused.exit_code != 0
     assert (
-        "aws.greengrass.LogManager is an AWS-provided component that Edgewise does not provide"
+        "aws.greengrass.DockerApplicationManager is an AWS-provided component that Edgewise does not provide"
         in " ".join(refused.stderr.split())
     )

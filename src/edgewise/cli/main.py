@@ -15,11 +15,13 @@ from edgewise.cli import (
     device,
     identity,
     job,
+    logs,
     model,
     provisioning,
     registry,
     rule,
     runtime,
+    shadow,
     telemetry,
 )
 
@@ -42,10 +44,12 @@ app.add_typer(job.app, name="job")
 app.add_typer(provisioning.app, name="provisioning-template")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(rule.app, name="rule")
+app.add_typer(shadow.app, name="shadow")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(model.app, name="model")
 identity.cert_app.command("create-claim")(provisioning.cert_create_claim)
 app.command("demo")(demo.demo)
+app.command("logs")(logs.logs)
 
 
 @app.command()

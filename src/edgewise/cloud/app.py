@@ -51,12 +51,14 @@ from edgewise.cloud.identity import routes as identity_routes
 from edgewise.cloud.identity import service as identity_service
 from edgewise.cloud.jobs import routes as job_routes
 from edgewise.cloud.limits import NO_TOKEN, PAYLOAD_TOO_LARGE, BodyLimits, RouteLimit
+from edgewise.cloud.logs import routes as log_routes
 from edgewise.cloud.models import routes as model_routes
 from edgewise.cloud.provisioning import routes as provisioning_routes
 from edgewise.cloud.registry import routes as registry_routes
 from edgewise.cloud.rules import routes as rule_routes
 from edgewise.cloud.services import CloudServices
 from edgewise.cloud.settings import CloudSettings
+from edgewise.cloud.shadows import routes as shadow_routes
 from edgewise.cloud.telemetry import routes as telemetry_routes
 from edgewise.cloud.training import routes as training_routes
 
@@ -240,6 +242,8 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         job_routes.router,
         telemetry_routes.router,
         rule_routes.router,
+        shadow_routes.router,
+        log_routes.router,
         dataset_routes.router,
         training_routes.router,
         model_routes.router,

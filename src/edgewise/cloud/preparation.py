@@ -258,6 +258,8 @@ ENVIRONMENT_SETTINGS = (
     "training_ray_address",
     "mlflow_tracking_uri",
     "mlflow_artifact_location",
+    "logs_max_age_seconds",
+    "logs_retention_interval_seconds",
 )
 
 

@@ -51,10 +51,12 @@ from edgewise.cloud.errors import CloudStartError
 from edgewise.cloud.fleet.worker import FleetStatusWorker
 from edgewise.cloud.https_publish import HttpsPublishWorker
 from edgewise.cloud.jobs import JobEngine, JobsWorker
+from edgewise.cloud.logs import LogsRetentionWorker, LogsWorker
 from edgewise.cloud.preparation import PreparedCloud
 from edgewise.cloud.provisioning.worker import ProvisioningWorker
 from edgewise.cloud.rules.worker import RulesWorker
 from edgewise.cloud.services import CloudServices
+from edgewise.cloud.shadows.worker import ShadowWorker
 from edgewise.cloud.telemetry.retention import RetentionWorker
 from edgewise.cloud.telemetry.worker import TelemetryWorker
 from edgewise.cloud.training.worker import TrainingWorker
@@ -159,6 +161,14 @@ def _background_workers(
         flush_interval_ms=cloud.settings.telemetry_flush_interval_ms,
     )
     workers.append(BrokerClient(ingest, connection))
+    workers.append(BrokerClient(LogsWorker(services.sessions, connection), connection))
+    workers.append(
+        LogsRetentionWorker(
+            services.sessions,
+            max_age_seconds=cloud.settings.logs_max_age_seconds,
+            interval=cloud.settings.logs_retention_interval_seconds,
+        )
+    )
     if cloud.data_plane is not None:
         data_plane = DataPlaneServer(cloud.data_plane, services.artifact_store)
         resolver = ResolveWorker(services.sessions, data_plane.signer, connection)
@@ -178,6 +188,9 @@ def _background_workers(
     rules_worker = RulesWorker(services.sessions, connection)
     workers.append(BrokerClient(rules_worker, connection))
     api_app = _NotifyOnWrite(api_app, rules_worker.wake, paths=("/api/v1/rules",))
+    shadows = ShadowWorker(services.sessions, connection)
+    workers.append(BrokerClient(shadows, connection))
+    api_app = _NotifyOnWrite(api_app, shadows.wake, paths=("/api/v1/things/",))
     training = TrainingWorker(services)
     workers.append(training)
     api_app = _NotifyOnWrite(api_app, training.wake, paths=("/api/v1/training-jobs",))

@@ -71,6 +71,15 @@ class CloudSettings(BaseModel):
         le=2**31 - 1,
         description="The age limit of telemetry streams without a retention of their own; none keeps them",
     )
+    logs_max_age_seconds: int = Field(
+        default=30 * 86_400,
+        ge=1,
+        le=2**31 - 1,
+        description="How long device log lines are kept after arrival",
+    )
+    logs_retention_interval_seconds: float = Field(
+        default=300.0, ge=1.0, le=86_400.0, description="How often old device log lines are deleted"
+    )
     stream_upload_max_bytes: int = Field(
         default=5 * 1024**3,
         ge=1,

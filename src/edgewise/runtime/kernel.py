@@ -40,6 +40,7 @@ from edgewise.runtime.ipc.services import SERVICE_FACTORIES
 from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
 from edgewise.runtime.lifecycle.spec import ComponentSpec
+from edgewise.runtime.log_component import LogComponent
 from edgewise.runtime.orphans import kill_orphans
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.secrets import SECRET_MANAGER, SecretsHook, SecretStore, SecretVault
@@ -256,6 +257,11 @@ class Kernel:
         )
         await self.streams.start()
         stack.push_async_callback(self.streams.close)
+        self.log_upload = LogComponent(
+            self.store, self.paths, cloud=self.cloud, thing=self.settings.thing_name
+        )
+        await self.log_upload.start()
+        stack.push_async_callback(self.log_upload.close)
         await self.server.start()
         stack.push_async_callback(self.server.close)
         # Components start with the first reconcile; they stop before the IPC server closes.

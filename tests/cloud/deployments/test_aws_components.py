@@ -18,7 +18,7 @@ from edgewise.cloud.deployments.schemas import DeploymentCreate
 from edgewise.cloud.errors import InvalidRequestError
 from edgewise.cloud.registry import service as registry
 
-LOG_MANAGER = "aws.greengrass.LogManager"
+LOG_MANAGER = "aws.greengrass.DockerApplicationManager"
 UNPROVIDED = "is an AWS-provided component that Edgewise does not provide"
 
 
@@ -96,7 +96,7 @@ def test_a_built_in_at_another_major_version_is_refused_naming_the_request_and_w
 def test_an_aws_component_edgewise_does_not_provide_is_refused_naming_it(
     session: Session, publish: Any
 ) -> None:
-    problem = _refused(session, _request(aws__greengrass__LogManager="2.1.0"))
+    problem = _refused(session, _request(aws__greengrass__DockerApplicationManager="2.1.0"))
 
     assert problem.startswith(
         f"the deployment needs {LOG_MANAGER} 2.1.0, but {LOG_MANAGER} {UNPROVIDED} (built in: "
@@ -107,7 +107,7 @@ def test_an_aws_component_edgewise_does_not_provide_is_refused_naming_it(
 def test_a_component_that_depends_on_an_unprovided_aws_component_is_refused(
     session: Session, publish: Any, requirement: str
 ) -> None:
-    publish("com.example.Exporter", "1.0.0", aws__greengrass__LogManager=requirement)
+    publish("com.example.Exporter", "1.0.0", aws__greengrass__DockerApplicationManager=requirement)
 
     problem = _refused(session, _request(com__example__Exporter="1.0.0"))
 
@@ -148,7 +148,7 @@ def test_a_dependency_with_a_version_that_does_without_the_aws_component_is_acce
     session: Session, publish: Any
 ) -> None:
     publish("com.example.Lib", "1.0.0")
-    publish("com.example.Lib", "1.1.0", aws__greengrass__LogManager="^2.0.0")
+    publish("com.example.Lib", "1.1.0", aws__greengrass__DockerApplicationManager="^2.0.0")
     publish("com.example.App", "1.0.0", com__example__Lib="^1.0.0")
 
     check_aws_components(session, _request(com__example__App="1.0.0").components)

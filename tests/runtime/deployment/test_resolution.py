@@ -291,32 +291,32 @@ def test_a_builtin_wins_over_a_recipe_of_the_same_name() -> None:
 
 UNPROVIDED = (
     "is an AWS-provided component that Edgewise does not provide (built in: aws.greengrass.Nucleus, "
-    "aws.greengrass.Cli, aws.greengrass.SecretManager, aws.greengrass.ShadowManager, "
-    "aws.greengrass.StreamManager)"
+    "aws.greengrass.Cli, aws.greengrass.LogManager, aws.greengrass.SecretManager, "
+    "aws.greengrass.ShadowManager, aws.greengrass.StreamManager)"
 )
 
 
 def test_an_aws_component_edgewise_does_not_provide_fails_naming_it() -> None:
-    error = fails({"aws.greengrass.LogManager": "2.3.0"}, {})
+    error = fails({"aws.greengrass.DockerApplicationManager": "2.3.0"}, {})
 
     assert str(error) == (
-        "Cannot resolve aws.greengrass.LogManager: the deployment needs aws.greengrass.LogManager 2.3.0, "
-        f"but aws.greengrass.LogManager {UNPROVIDED}"
+        "Cannot resolve aws.greengrass.DockerApplicationManager: the deployment needs aws.greengrass.DockerApplicationManager 2.3.0, "
+        f"but aws.greengrass.DockerApplicationManager {UNPROVIDED}"
     )
-    assert error.component == "aws.greengrass.LogManager"
+    assert error.component == "aws.greengrass.DockerApplicationManager"
 
 
 @pytest.mark.parametrize("kind", ["", "SOFT:"])
 def test_a_dependency_on_an_aws_component_edgewise_does_not_provide_fails_naming_it(kind: str) -> None:
-    candidates = catalog(recipe("A", "1.0.0", aws__greengrass__LogManager=f"{kind}^2.0.0"))
+    candidates = catalog(recipe("A", "1.0.0", aws__greengrass__DockerApplicationManager=f"{kind}^2.0.0"))
 
     error = fails({"A": "1.0.0"}, candidates)
 
     assert str(error) == (
-        "Cannot resolve aws.greengrass.LogManager: A 1.0.0 needs aws.greengrass.LogManager ^2.0.0, "
-        f"but aws.greengrass.LogManager {UNPROVIDED}"
+        "Cannot resolve aws.greengrass.DockerApplicationManager: A 1.0.0 needs aws.greengrass.DockerApplicationManager ^2.0.0, "
+        f"but aws.greengrass.DockerApplicationManager {UNPROVIDED}"
     )
-    assert error.component == "aws.greengrass.LogManager"
+    assert error.component == "aws.greengrass.DockerApplicationManager"
 
 
 def test_every_aws_namespace_counts_as_aws_provided() -> None:
@@ -330,7 +330,7 @@ def test_every_aws_namespace_counts_as_aws_provided() -> None:
 
 def test_a_dependent_version_that_does_without_an_unprovided_aws_component_is_chosen() -> None:
     candidates = catalog(
-        recipe("A", "2.0.0", aws__greengrass__LogManager="^2.0.0"),
+        recipe("A", "2.0.0", aws__greengrass__DockerApplicationManager="^2.0.0"),
         recipe("A", "1.0.0"),
     )
 
@@ -339,14 +339,14 @@ def test_a_dependent_version_that_does_without_an_unprovided_aws_component_is_ch
 
 def test_aws_components_with_recipes_are_resolved_like_any_other() -> None:
     candidates = catalog(
-        recipe("aws.greengrass.LogManager", "2.1.0"),
-        recipe("aws.greengrass.LogManager", "2.2.0"),
-        recipe("A", "1.0.0", aws__greengrass__LogManager="^2.0.0"),
+        recipe("aws.greengrass.DockerApplicationManager", "2.1.0"),
+        recipe("aws.greengrass.DockerApplicationManager", "2.2.0"),
+        recipe("A", "1.0.0", aws__greengrass__DockerApplicationManager="^2.0.0"),
     )
 
     resolution = resolve({"A": "*"}, candidates, builtins=BUILTINS)
 
-    assert chosen(resolution) == {"A": "1.0.0", "aws.greengrass.LogManager": "2.2.0"}
+    assert chosen(resolution) == {"A": "1.0.0", "aws.greengrass.DockerApplicationManager": "2.2.0"}
     assert resolution.builtins == {}
 
 

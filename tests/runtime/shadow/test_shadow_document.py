@@ -7,6 +7,14 @@ from typing import Any
 
 import pytest
 
+from edgewise.protocol.shadow.document import (
+    Shadow,
+    UpdateOutcome,
+    apply_update,
+    compute_delta,
+    get_document,
+    parse_update,
+)
 from edgewise.runtime.shadow import (
     InvalidShadowRequestError,
     PayloadTooLargeError,
@@ -14,14 +22,6 @@ from edgewise.runtime.shadow import (
     topic_prefix,
     validate_shadow_name,
     validate_thing_name,
-)
-from edgewise.runtime.shadow._document import (
-    Shadow,
-    UpdateOutcome,
-    apply_update,
-    compute_delta,
-    get_document,
-    parse_update,
 )
 
 T0, T1 = 1_700_000_000, 1_700_000_100

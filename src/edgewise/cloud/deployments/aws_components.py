@@ -2,7 +2,7 @@
 
 A built-in (``aws.greengrass.Nucleus``, ``Cli``, ...) serves every version of its major line that a deployment
 written for an older Greengrass pins; another major version is refused. An AWS component that Edgewise does not
-provide (``aws.greengrass.LogManager``, ...) and that nobody published to the registry is refused, whether the
+provide (``aws.greengrass.DockerApplicationManager``, ...) and that nobody published to the registry is refused, whether the
 deployment names it or a root component needs it through its dependencies: the registry has every recipe, so the
 deployment fails here, naming the component, instead of on every device.
 

@@ -14,10 +14,12 @@ from edgewise.cloud.drift import models as _drift_models  # noqa: F401
 from edgewise.cloud.fleet import models as _fleet_models  # noqa: F401
 from edgewise.cloud.identity import models as _identity_models  # noqa: F401
 from edgewise.cloud.jobs import models as _job_models  # noqa: F401
+from edgewise.cloud.logs import models as _log_models  # noqa: F401
 from edgewise.cloud.models import models as _model_registry_models  # noqa: F401
 from edgewise.cloud.provisioning import models as _provisioning_models  # noqa: F401
 from edgewise.cloud.registry import models as _registry_models  # noqa: F401
 from edgewise.cloud.rules import models as _rule_models  # noqa: F401
+from edgewise.cloud.shadows import models as _shadow_models  # noqa: F401
 from edgewise.cloud.telemetry import models as _telemetry_models  # noqa: F401
 from edgewise.cloud.training import models as _training_models  # noqa: F401
 

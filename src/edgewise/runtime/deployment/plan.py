@@ -27,6 +27,7 @@ from edgewise.runtime.config import ConfigError, parse_pointer
 from edgewise.runtime.deployment.document import DeploymentDocument
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.resolution import Resolution
+from edgewise.runtime.log_component import LOG_MANAGER, LogConfigurationError, parse_log_settings
 from edgewise.runtime.specs import lifecycle_to_tree
 
 Tree = dict[str, Any]
@@ -166,6 +167,8 @@ def plan_services(
     for name in sorted({NUCLEUS, *resolution.builtins}):
         update = document.configuration.get(name) if name in roots else None
         services[name] = builtin_service(current.get(name), update, requested=resolution.requested.get(name))
+        if name == LOG_MANAGER:
+            _check_log_manager(services[name])
     if context is not None and not interpolates_configuration(services[NUCLEUS]):
         context = None
     for name, recipe in sorted(resolution.components.items()):
@@ -173,6 +176,14 @@ def plan_services(
             current.get(name), recipe, document, roots=roots, platform=platform, context=context
         )
     return services
+
+
+def _check_log_manager(service: Mapping[str, Any]) -> None:
+    """Refuse a log manager configuration that cannot be used, naming its key."""
+    try:
+        parse_log_settings(service.get("configuration"))
+    except LogConfigurationError as error:
+        raise DeploymentError(str(error), error_types=("COMPONENT_CONFIGURATION_REJECTED",)) from error
 
 
 def _plan_component(

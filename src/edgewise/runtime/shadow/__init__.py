@@ -1,17 +1,25 @@
 """Local shadows: AWS IoT shadow documents kept on the device, served over IPC (``aws.greengrass.ShadowManager``).
 
-:class:`ShadowService` runs the operations; the document semantics are in ``_document``, the SQLite storage
-(with the columns a future cloud sync needs) in ``_store``.
+:class:`ShadowService` runs the operations; the document semantics are in :mod:`edgewise.protocol.shadow.document`
+(shared with the cloud's shadow service), the SQLite storage (with the columns a future cloud sync needs) in
+``_store``.
 """
 
 from __future__ import annotations
 
-from edgewise.runtime.shadow._document import (
+from edgewise.protocol.shadow.document import (
     MAX_DEPTH,
     encode_document,
     topic_prefix,
     validate_shadow_name,
     validate_thing_name,
+)
+from edgewise.protocol.shadow.errors import (
+    InvalidShadowRequestError,
+    PayloadTooLargeError,
+    ShadowError,
+    ShadowNotFoundError,
+    ShadowVersionConflictError,
 )
 from edgewise.runtime.shadow._service import (
     DEFAULT_PAGE_SIZE,
@@ -20,13 +28,6 @@ from edgewise.runtime.shadow._service import (
     MAX_SIZE_LIMIT,
     NamedShadowPage,
     ShadowService,
-)
-from edgewise.runtime.shadow.errors import (
-    InvalidShadowRequestError,
-    PayloadTooLargeError,
-    ShadowError,
-    ShadowNotFoundError,
-    ShadowVersionConflictError,
 )
 
 __all__ = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from edgewise.runtime.shadow._document import (
+from edgewise.protocol.shadow.document import (
     JsonObject,
     Shadow,
     apply_update,
@@ -39,7 +39,7 @@ from edgewise.runtime.shadow._document import (
 
 if TYPE_CHECKING:
     from edgewise.runtime.shadow._store import ShadowStore
-from edgewise.runtime.shadow.errors import InvalidShadowRequestError, ShadowError, ShadowNotFoundError
+from edgewise.protocol.shadow.errors import InvalidShadowRequestError, ShadowError, ShadowNotFoundError
 
 logger = logging.getLogger(__name__)
 

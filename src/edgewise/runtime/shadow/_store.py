@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewise.runtime.shadow._document import Shadow, encode_document
+from edgewise.protocol.shadow.document import Shadow, encode_document
 
 #: ``PRAGMA user_version`` of the schema below; later migrations step from it.
 SCHEMA_VERSION = 1

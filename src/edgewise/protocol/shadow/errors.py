@@ -1,4 +1,4 @@
-"""Errors of the local shadow service, each carrying its AWS IoT shadow error code.
+"""Errors of a shadow request (the runtime's local shadows and the cloud's), each carrying AWS IoT's error code.
 
     EdgewiseError
      └── ShadowError                    ``code`` = the HTTP-style status AWS IoT puts in error documents
@@ -7,8 +7,8 @@
           ├── ShadowVersionConflictError (409) the request's ``version`` is not the shadow's version
           └── PayloadTooLargeError       (413) the request or the resulting state exceeds the size limit
 
-The IPC service maps them to InvalidArgumentsError, ResourceNotFoundError and ConflictError; a future cloud
-sync and MQTT front end can use :attr:`ShadowError.code` as it is. AWS IoT's codes and messages:
+The runtime's IPC service maps them to InvalidArgumentsError, ResourceNotFoundError and ConflictError; the
+cloud's MQTT and REST front ends use :attr:`ShadowError.code` as it is. AWS IoT's codes and messages:
 https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-error-messages.html.
 """
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgewise.runtime.shadow.errors import (
+from edgewise.protocol.shadow.errors import (
     InvalidShadowRequestError,
     PayloadTooLargeError,
     ShadowVersionConflictError,
