@@ -25,12 +25,67 @@ from typing import Any, Final, Literal
 
 from edgewise.errors import EdgewiseError
 from edgewise.names import COMPONENT_NAME
+from edgewise.protocol import batches
+from edgewise.protocol.batches import (
+    ACCEPTED,
+    CLIENT_TOKEN_MAX_LENGTH,
+    INTERNAL_ERROR,
+    INVALID_PAYLOAD,
+    MAX_BATCH_BYTES,
+    REJECTED,
+    THROTTLED,
+    BatchRejection,
+    BatchTopics,
+    Outcome,
+    RejectionCode,
+    build_rejection,
+    client_token_of,
+    count,
+    dumps,
+    valid_token,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "CLIENT_TOKEN_MAX_LENGTH",
+    "CUT_MARK",
+    "EMPTY_BATCH_BYTES",
+    "FILE_ID_MAX_LENGTH",
+    "FILE_NAME_MAX_LENGTH",
+    "INTERNAL_ERROR",
+    "INVALID_PAYLOAD",
+    "LEVELS",
+    "LOGS_BATCH_FILTER",
+    "MAX_BATCH_BYTES",
+    "MAX_INTEGER",
+    "MAX_MESSAGE_BYTES",
+    "REJECTED",
+    "SYSTEM",
+    "THROTTLED",
+    "TOPICS",
+    "BatchAccepted",
+    "BatchRejection",
+    "LogBatch",
+    "LogEntry",
+    "LogLevel",
+    "LogsPayloadError",
+    "Outcome",
+    "RejectionCode",
+    "batch_topic",
+    "build_accepted",
+    "build_batch",
+    "build_rejection",
+    "client_token_of",
+    "cut_message",
+    "encoded_entry_size",
+    "parse_batch",
+    "read_reply",
+    "reply_topic",
+    "thing_of_batch",
+]
 
 #: What the cloud subscribes to: every thing's log batches.
 LOGS_BATCH_FILTER: Final = "$aws/things/+/edgewise/logs/batch"
-#: The largest batch, the size of a message from a device (docs/device-protocol.md).
-MAX_BATCH_BYTES: Final = 128 * 1024
-CLIENT_TOKEN_MAX_LENGTH: Final = 64
 FILE_ID_MAX_LENGTH: Final = 64
 FILE_NAME_MAX_LENGTH: Final = 255
 #: A message's UTF-8 bytes; a longer line is cut by :func:`cut_message`.
@@ -46,22 +101,9 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 #: The levels, lowest first.
 LEVELS: Final[tuple[LogLevel, ...]] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
-Outcome = Literal["accepted", "rejected"]
-ACCEPTED: Final = "accepted"
-REJECTED: Final = "rejected"
-#: Why a batch was refused: it is malformed (do not resend it as it is), the cloud is busy, or the cloud failed
-#: to store it (both worth resending; the cloud stores every entry once whatever is resent).
-RejectionCode = Literal["InvalidPayload", "Throttled", "InternalError"]
-INVALID_PAYLOAD: Final = "InvalidPayload"
-THROTTLED: Final = "Throttled"
-INTERNAL_ERROR: Final = "InternalError"
-_CODES: Final[frozenset[str]] = frozenset({INVALID_PAYLOAD, THROTTLED, INTERNAL_ERROR})
-
-_THINGS = ("$aws", "things")
-_BATCH = ("edgewise", "logs", "batch")
+TOPICS: Final = BatchTopics("logs")
 _BATCH_FIELDS = ("clientToken", "entries")
 _ENTRY_FIELDS = ("component", "file", "fileId", "offset", "timestamp", "level", "message")
-_SEPARATORS = (",", ":")
 
 
 class LogsPayloadError(EdgewiseError):
@@ -106,35 +148,22 @@ class BatchAccepted:
     duplicates: int
 
 
-@dataclass(frozen=True)
-class BatchRejection:
-    """The cloud refused a batch. ``client_token`` is None when the batch carried no readable one. A reply
-    with a code this module does not know reads as ``InternalError``."""
-
-    client_token: str | None
-    code: RejectionCode
-    message: str
-
-
 # -- topics ---------------------------------------------------------------------------------------------
 
 
 def batch_topic(thing: str) -> str:
-    """The topic ``thing`` publishes its log batches on."""
-    return "/".join((*_THINGS, thing, *_BATCH))
+    """The topic ``thing`` publishes its batches on."""
+    return TOPICS.batch_topic(thing)
 
 
 def reply_topic(thing: str, outcome: Outcome) -> str:
-    """The topic the cloud answers ``thing``'s log batches on."""
-    return f"{batch_topic(thing)}/{outcome}"
+    """The topic the cloud answers ``thing``'s batches on."""
+    return TOPICS.reply_topic(thing, outcome)
 
 
 def thing_of_batch(topic: str) -> str | None:
-    """The thing a log batch topic names, or None when ``topic`` is not one."""
-    parts = topic.split("/")
-    if len(parts) == 6 and tuple(parts[:2]) == _THINGS and tuple(parts[3:]) == _BATCH:
-        return parts[2] or None
-    return None
+    """The thing a batch topic names, or None when ``topic`` is not one."""
+    return TOPICS.thing_of_batch(topic)
 
 
 # -- messages -------------------------------------------------------------------------------------------
@@ -153,10 +182,6 @@ def cut_message(text: str) -> str:
 # -- sizes ----------------------------------------------------------------------------------------------
 
 
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=_SEPARATORS).encode()
-
-
 def _entry_body(entry: LogEntry) -> dict[str, Any]:
     return {
         "component": entry.component,
@@ -170,7 +195,7 @@ def _entry_body(entry: LogEntry) -> dict[str, Any]:
 
 
 def _envelope(client_token: str, entries: list[Any]) -> bytes:
-    return _dumps({"clientToken": client_token, "entries": entries})
+    return dumps({"clientToken": client_token, "entries": entries})
 
 
 #: The bytes of a batch without entries whose token is as long and as escaped as allowed.
@@ -179,7 +204,7 @@ EMPTY_BATCH_BYTES: Final = len(_envelope("\x00" * CLIENT_TOKEN_MAX_LENGTH, []))
 
 def encoded_entry_size(entry: LogEntry) -> int:
     """The bytes ``entry`` adds to a batch: its JSON, its separator included."""
-    return len(_dumps(_entry_body(entry))) + 1
+    return len(dumps(_entry_body(entry))) + 1
 
 
 # -- batches --------------------------------------------------------------------------------------------
@@ -189,21 +214,6 @@ def build_batch(client_token: str, entries: tuple[LogEntry, ...] | list[LogEntry
     """The payload of a batch of ``entries``: compact JSON, at most ``EMPTY_BATCH_BYTES`` plus each entry's
     :func:`encoded_entry_size`."""
     return _envelope(client_token, [_entry_body(entry) for entry in entries])
-
-
-def client_token_of(payload: bytes) -> str | None:
-    """The batch's ``clientToken`` when it has a valid one, to echo even in a rejection."""
-    if len(payload) > MAX_BATCH_BYTES:
-        return None
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return _valid_token(body.get("clientToken")) if isinstance(body, dict) else None
-
-
-def _valid_token(token: Any) -> str | None:
-    return token if isinstance(token, str) and 0 < len(token) <= CLIENT_TOKEN_MAX_LENGTH else None
 
 
 def _integer(value: Any, field: str, what: str) -> int:
@@ -290,7 +300,7 @@ def parse_batch(payload: bytes) -> LogBatch:
     for name in _BATCH_FIELDS:
         if name not in body:
             raise LogsPayloadError(name, "is required")
-    token = _valid_token(body["clientToken"])
+    token = valid_token(body["clientToken"])
     if token is None:
         raise LogsPayloadError(
             "clientToken", f"must be a string of 1 to {CLIENT_TOKEN_MAX_LENGTH} characters"
@@ -307,43 +317,17 @@ def parse_batch(payload: bytes) -> LogBatch:
 
 def build_accepted(reply: BatchAccepted) -> bytes:
     """The payload of ``reply``."""
-    return _dumps({"clientToken": reply.client_token, "stored": reply.stored, "duplicates": reply.duplicates})
-
-
-def build_rejection(reply: BatchRejection) -> bytes:
-    """The payload of ``reply``."""
-    body: dict[str, Any] = {}
-    if reply.client_token is not None:
-        body["clientToken"] = reply.client_token
-    body.update(code=reply.code, message=reply.message)
-    return _dumps(body)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return dumps({"clientToken": reply.client_token, "stored": reply.stored, "duplicates": reply.duplicates})
 
 
 def read_reply(topic: str, payload: bytes) -> BatchAccepted | BatchRejection | None:
     """The reply that arrived on ``topic``, or None when it is not a reply this module can read (not a reply
     topic, not a JSON object, an acceptance without its token or counts)."""
-    outcome = topic.rsplit("/", 1)[-1]
-    if outcome not in (ACCEPTED, REJECTED) or thing_of_batch(topic.rsplit("/", 1)[0]) is None:
-        return None
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict):
-        return None
-    token = body.get("clientToken")
-    token = token if isinstance(token, str) else None
-    if outcome == REJECTED:
-        code, message = body.get("code"), str(body.get("message"))
-        if code not in _CODES:
-            return BatchRejection(token, INTERNAL_ERROR, f"{code!r:.100}: {message}")
-        known: RejectionCode = code
-        return BatchRejection(token, known, message)
-    stored, duplicates = _count(body.get("stored")), _count(body.get("duplicates"))
+    reply = batches.read_reply(TOPICS, topic, payload)
+    if reply is None or isinstance(reply, BatchRejection):
+        return reply
+    token, body = reply
+    stored, duplicates = count(body.get("stored")), count(body.get("duplicates"))
     if token is None or stored is None or duplicates is None:
         return None
     return BatchAccepted(token, stored, duplicates)

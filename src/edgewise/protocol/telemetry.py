@@ -24,17 +24,73 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from edgewise.errors import EdgewiseError
+from edgewise.protocol import batches
+from edgewise.protocol.batches import (
+    ACCEPTED,
+    CLIENT_TOKEN_MAX_LENGTH,
+    INTERNAL_ERROR,
+    INVALID_PAYLOAD,
+    MAX_BATCH_BYTES,
+    REJECTED,
+    THROTTLED,
+    BatchRejection,
+    BatchTopics,
+    Outcome,
+    RejectionCode,
+    build_rejection,
+    client_token_of,
+    count,
+    dumps,
+    valid_token,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "BATCH_FILTER",
+    "CLIENT_TOKEN_MAX_LENGTH",
+    "DEVICE_TOPIC_FILTER",
+    "EMPTY_BATCH_BYTES",
+    "EXPORT_ID_MAX_LENGTH",
+    "INTERNAL_ERROR",
+    "INVALID_PAYLOAD",
+    "MAX_BATCH_BYTES",
+    "MAX_INTEGER",
+    "MAX_RECORD_PAYLOAD_BYTES",
+    "REJECTED",
+    "SOURCE_MAX_LENGTH",
+    "STREAM_MAX_LENGTH",
+    "STREAM_NAME",
+    "THROTTLED",
+    "TOPICS",
+    "BatchAccepted",
+    "BatchRejection",
+    "ExportBatch",
+    "ExportRecord",
+    "Outcome",
+    "RejectionCode",
+    "TelemetryPayloadError",
+    "batch_topic",
+    "build_accepted",
+    "build_batch",
+    "build_rejection",
+    "client_token_of",
+    "encoded_record_size",
+    "is_stream_name",
+    "parse_batch",
+    "read_reply",
+    "record_overhead",
+    "reply_topic",
+    "thing_of_batch",
+    "thing_of_device_topic",
+]
 
 #: What the cloud subscribes to: every thing's export batches.
 BATCH_FILTER: Final = "$aws/things/+/edgewise/telemetry/batch"
 #: The device topics stored as telemetry by default: ``dt/<thing>/...``.
 DEVICE_TOPIC_FILTER: Final = "dt/+/#"
-#: The largest batch, the size of a message from a device (docs/device-protocol.md).
-MAX_BATCH_BYTES: Final = 128 * 1024
-CLIENT_TOKEN_MAX_LENGTH: Final = 64
 STREAM_MAX_LENGTH: Final = 256
 #: A device's message stream name and an export definition's identifier, as the stream manager SDK allows them.
 SOURCE_MAX_LENGTH: Final = 255
@@ -42,26 +98,13 @@ EXPORT_ID_MAX_LENGTH: Final = 255
 #: Sequence numbers and timestamps are signed 64-bit integers in the cloud's store.
 MAX_INTEGER: Final = 2**63 - 1
 
-Outcome = Literal["accepted", "rejected"]
-ACCEPTED: Final = "accepted"
-REJECTED: Final = "rejected"
-#: Why a batch was refused: it is malformed (do not resend it as it is), the cloud is busy, or the cloud failed
-#: to store it (both worth resending; the cloud stores every record once whatever is resent).
-RejectionCode = Literal["InvalidPayload", "Throttled", "InternalError"]
-INVALID_PAYLOAD: Final = "InvalidPayload"
-THROTTLED: Final = "Throttled"
-INTERNAL_ERROR: Final = "InternalError"
-_CODES: Final[frozenset[str]] = frozenset({INVALID_PAYLOAD, THROTTLED, INTERNAL_ERROR})
-
 #: A cloud telemetry stream name: no leading '/', so it never reads as an absolute path.
 STREAM_NAME: Final = re.compile(r"[A-Za-z0-9_.:#-][A-Za-z0-9_.:/#-]{0,255}")
 #: Stream manager names (Java's ``\\w`` is ASCII): letters, digits, ``_``, space, ``,``, ``.`` and ``-``.
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_ ,.\-]{1,255}")
-_THINGS = ("$aws", "things")
-_BATCH = ("edgewise", "telemetry", "batch")
+TOPICS: Final = BatchTopics("telemetry")
 _BATCH_FIELDS = ("clientToken", "stream", "source", "exportId", "records")
 _RECORD_FIELDS = ("sequenceNumber", "timestamp", "payload")
-_SEPARATORS = (",", ":")
 
 
 class TelemetryPayloadError(EdgewiseError):
@@ -106,35 +149,22 @@ class BatchAccepted:
     last_sequence_number: int  #: the batch's last record, the device's checkpoint
 
 
-@dataclass(frozen=True)
-class BatchRejection:
-    """The cloud refused a batch. ``client_token`` is None when the batch carried no readable one. A reply
-    with a code this module does not know reads as ``InternalError``."""
-
-    client_token: str | None
-    code: RejectionCode
-    message: str
-
-
 # -- topics ---------------------------------------------------------------------------------------------
 
 
 def batch_topic(thing: str) -> str:
-    """The topic ``thing`` publishes its export batches on."""
-    return "/".join((*_THINGS, thing, *_BATCH))
+    """The topic ``thing`` publishes its batches on."""
+    return TOPICS.batch_topic(thing)
 
 
 def reply_topic(thing: str, outcome: Outcome) -> str:
     """The topic the cloud answers ``thing``'s batches on."""
-    return f"{batch_topic(thing)}/{outcome}"
+    return TOPICS.reply_topic(thing, outcome)
 
 
 def thing_of_batch(topic: str) -> str | None:
-    """The thing a batch topic names, or None when ``topic`` is not a batch topic."""
-    parts = topic.split("/")
-    if len(parts) == 6 and tuple(parts[:2]) == _THINGS and tuple(parts[3:]) == _BATCH:
-        return parts[2] or None
-    return None
+    """The thing a batch topic names, or None when ``topic`` is not one."""
+    return TOPICS.thing_of_batch(topic)
 
 
 def thing_of_device_topic(topic: str) -> str | None:
@@ -148,10 +178,6 @@ def thing_of_device_topic(topic: str) -> str | None:
 # -- sizes ----------------------------------------------------------------------------------------------
 
 
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=_SEPARATORS).encode()
-
-
 def _record_body(record: ExportRecord) -> dict[str, Any]:
     return {
         "sequenceNumber": record.sequence_number,
@@ -161,7 +187,7 @@ def _record_body(record: ExportRecord) -> dict[str, Any]:
 
 
 def _envelope(client_token: str, stream: str, source: str, export_id: str, records: list[Any]) -> bytes:
-    return _dumps(
+    return dumps(
         {
             "clientToken": client_token,
             "stream": stream,
@@ -186,7 +212,7 @@ EMPTY_BATCH_BYTES: Final = len(
 
 def record_overhead(sequence_number: int, timestamp_ms: int) -> int:
     """The bytes a record with these numbers adds to a batch besides its base64 payload (its separator included)."""
-    return len(_dumps({"sequenceNumber": sequence_number, "timestamp": timestamp_ms, "payload": ""})) + 1
+    return len(dumps({"sequenceNumber": sequence_number, "timestamp": timestamp_ms, "payload": ""})) + 1
 
 
 def encoded_record_size(record: ExportRecord) -> int:
@@ -213,21 +239,6 @@ def build_batch(batch: ExportBatch) -> bytes:
         batch.export_id,
         [_record_body(record) for record in batch.records],
     )
-
-
-def client_token_of(payload: bytes) -> str | None:
-    """The batch's ``clientToken`` when it has a valid one, to echo even in a rejection."""
-    if len(payload) > MAX_BATCH_BYTES:
-        return None
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return _valid_token(body.get("clientToken")) if isinstance(body, dict) else None
-
-
-def _valid_token(token: Any) -> str | None:
-    return token if isinstance(token, str) and 0 < len(token) <= CLIENT_TOKEN_MAX_LENGTH else None
 
 
 def is_stream_name(name: str) -> bool:
@@ -289,7 +300,7 @@ def parse_batch(payload: bytes) -> ExportBatch:
     for name in _BATCH_FIELDS:
         if name not in body:
             raise TelemetryPayloadError(name, "is required")
-    token = _valid_token(body["clientToken"])
+    token = valid_token(body["clientToken"])
     if token is None:
         raise TelemetryPayloadError(
             "clientToken", f"must be a string of 1 to {CLIENT_TOKEN_MAX_LENGTH} characters"
@@ -332,7 +343,7 @@ def parse_batch(payload: bytes) -> ExportBatch:
 
 def build_accepted(reply: BatchAccepted) -> bytes:
     """The payload of ``reply``."""
-    return _dumps(
+    return dumps(
         {
             "clientToken": reply.client_token,
             "stored": reply.stored,
@@ -342,41 +353,15 @@ def build_accepted(reply: BatchAccepted) -> bytes:
     )
 
 
-def build_rejection(reply: BatchRejection) -> bytes:
-    """The payload of ``reply``."""
-    body: dict[str, Any] = {}
-    if reply.client_token is not None:
-        body["clientToken"] = reply.client_token
-    body.update(code=reply.code, message=reply.message)
-    return _dumps(body)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def read_reply(topic: str, payload: bytes) -> BatchAccepted | BatchRejection | None:
     """The reply that arrived on ``topic``, or None when it is not a reply this module can read (not a reply
     topic, not a JSON object, an acceptance without its token or counts)."""
-    outcome = topic.rsplit("/", 1)[-1]
-    if outcome not in (ACCEPTED, REJECTED) or thing_of_batch(topic.rsplit("/", 1)[0]) is None:
-        return None
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict):
-        return None
-    token = body.get("clientToken")
-    token = token if isinstance(token, str) else None
-    if outcome == REJECTED:
-        code, message = body.get("code"), str(body.get("message"))
-        if code not in _CODES:
-            return BatchRejection(token, INTERNAL_ERROR, f"{code!r:.100}: {message}")
-        known: RejectionCode = code
-        return BatchRejection(token, known, message)
-    stored, duplicates = _count(body.get("stored")), _count(body.get("duplicates"))
-    last = _count(body.get("lastSequenceNumber"))
+    reply = batches.read_reply(TOPICS, topic, payload)
+    if reply is None or isinstance(reply, BatchRejection):
+        return reply
+    token, body = reply
+    stored, duplicates = count(body.get("stored")), count(body.get("duplicates"))
+    last = count(body.get("lastSequenceNumber"))
     if token is None or stored is None or duplicates is None or last is None:
         return None
     return BatchAccepted(token, stored, duplicates, last)

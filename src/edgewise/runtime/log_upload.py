@@ -400,6 +400,9 @@ class LogUploader:
     async def run(self) -> None:
         """Upload until cancelled."""
         while True:
+            # Cleared before reading the files, not after: a wake that comes while a round uploads starts the
+            # next round at once instead of being lost until the interval ends.
+            self._wake.clear()
             delay = self._interval
             try:
                 while await self.upload_once():
@@ -407,7 +410,6 @@ class LogUploader:
             except LogDeliveryError as error:
                 logger.warning("Log upload waits %.0f s to send again: %s", self._retry_delay, error)
                 delay = min(self._interval, self._retry_delay)
-            self._wake.clear()
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
