@@ -1,4 +1,4 @@
-"""Run every runtime, MQTT gateway, artifact download, fleet fan-out, stream, telemetry and machine learning
+"""Run every runtime, MQTT gateway, artifact download, fleet fan-out, shadow, stream, telemetry and machine learning
 benchmark with its default parameters and print the results (``make bench``, about 35 minutes; ``--short``
 shortens the pub/sub memory run, deploys to 10 and 100 devices only and cuts the export outage to 20 s;
 ``--quick`` runs each benchmark's ``--quick`` mode, tiny sizes whose numbers mean nothing, in about a minute).
@@ -14,6 +14,7 @@ from types import ModuleType
 
 import artifact_download
 import automl_quality
+import client_devices_bridge
 import export_backlog
 import fleet_fanout
 import gateway_connect
@@ -26,6 +27,7 @@ import pubsub_throughput
 import restart_latency
 import runtime_memory
 import runtime_startup
+import shadow_round_trip
 import stream_append
 import telemetry_ingest
 from _harness import run_main
@@ -45,6 +47,8 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     stream_append,
     telemetry_ingest,
     export_backlog,
+    shadow_round_trip,
+    client_devices_bridge,
     inference_overhead,
     model_endpoint,
     automl_quality,

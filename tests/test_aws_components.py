@@ -26,6 +26,11 @@ def test_the_catalogue_serves_the_runtimes_own_services_at_the_compatible_nucleu
         "aws.greengrass.SecretManager",
         "aws.greengrass.ShadowManager",
         "aws.greengrass.StreamManager",
+        "aws.greengrass.clientdevices.Auth",
+        "aws.greengrass.clientdevices.mqtt.Moquette",
+        "aws.greengrass.clientdevices.mqtt.EMQX",
+        "aws.greengrass.clientdevices.mqtt.Bridge",
+        "aws.greengrass.clientdevices.IPDetector",
     }
     assert dict(BUILTIN_VERSIONS) == dict.fromkeys(BUILTIN_COMPONENTS, GREENGRASS_COMPATIBILITY_VERSION)
     with pytest.raises(TypeError):
@@ -68,7 +73,9 @@ def test_messages_name_the_component_and_what_is_served() -> None:
         "aws.greengrass.DockerApplicationManager is an AWS-provided component that Edgewise does not provide "
         "(built in: aws.greengrass.Nucleus, aws.greengrass.Cli, aws.greengrass.LogManager, "
         "aws.greengrass.SecretManager, "
-        "aws.greengrass.ShadowManager, aws.greengrass.StreamManager)"
+        "aws.greengrass.ShadowManager, aws.greengrass.StreamManager, aws.greengrass.clientdevices.Auth, "
+        "aws.greengrass.clientdevices.mqtt.Moquette, aws.greengrass.clientdevices.mqtt.EMQX, "
+        "aws.greengrass.clientdevices.mqtt.Bridge, aws.greengrass.clientdevices.IPDetector)"
     )
 
 

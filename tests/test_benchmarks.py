@@ -22,6 +22,7 @@ _TABLE_ROW = r"\n\|.*\n\|[-|]+\n\|[^\n]*\d+\.\d\d"
 RATIO_LINES = {
     "artifact_download": r"data plane / http\.server over HTTPS: \d+\.\d\d\n",
     "automl_quality": r"simulator: AutoML F1 / best baseline F1: \d+\.\d\dx",
+    "client_devices_bridge": r"bridge / direct \(median msg/s\): \d+\.\d\dx",
     "export_backlog": r"drain rate / append rate: \d+\.\d\dx",
     "fleet_fanout": r"Growth \(least squares over every run\): deployment -?\d+\.\d\d s \+ -?\d+\.\d ms x N",
     "gateway_connect": r"Gateway relative to Mosquitto without authorization.*" + _TABLE_ROW,
@@ -34,6 +35,7 @@ RATIO_LINES = {
     "restart_latency": r"first restart: .* for the shell loop: \d+\.\dx / \d+\.\dx",
     "runtime_memory": r"runtime, idle, 1 `exec sleep` components: .* = \d+\.\d\dx the bare interpreter",
     "runtime_startup": r"start-up ratio runtime / direct spawn \(medians\): \d+\.\d\dx",
+    "shadow_round_trip": r"shadow update / plain publish \(p50\): \d+\.\d\dx",
     "stream_append": r"stream manager SDK / raw file append, flush_on_write=true: \d+\.\d\dx",
     "telemetry_ingest": r"Cloud store ingest relative to raw Mosquitto.*" + _TABLE_ROW,
 }

@@ -29,6 +29,11 @@ BUILTIN_COMPONENTS: Final = (
     "aws.greengrass.SecretManager",
     "aws.greengrass.ShadowManager",
     "aws.greengrass.StreamManager",
+    "aws.greengrass.clientdevices.Auth",
+    "aws.greengrass.clientdevices.mqtt.Moquette",
+    "aws.greengrass.clientdevices.mqtt.EMQX",
+    "aws.greengrass.clientdevices.mqtt.Bridge",
+    "aws.greengrass.clientdevices.IPDetector",
 )
 #: Built-in name -> the version the runtime serves.
 BUILTIN_VERSIONS: Final[Mapping[str, str]] = MappingProxyType(

@@ -10,6 +10,7 @@ EdgewiseError
  ├── topics.TopicError                        a topic name or filter that is not valid
  ├── recipe.RecipeError                       a recipe that cannot be used (``problems`` lists them all)
  ├── protocol/                                device↔cloud messages
+ │    ├── client_devices.ClientDeviceProtocolError  a client-device payload that breaks the protocol
  │    ├── deployment.DeploymentDocumentError  a deployment document that cannot be applied
  │    ├── device_config.DeviceConfigError     a device configuration file that is not valid
  │    ├── health.StatusMessageError           a fleet status or presence payload that breaks the protocol
@@ -84,6 +85,13 @@ EdgewiseError
  │    ├── stream_component.StreamConfigurationError  a stream manager configuration value that cannot be used
  │    ├── log_component.LogConfigurationError  a log manager configuration value that cannot be used
  │    ├── log_upload.LogDeliveryError         a log batch the cloud did not answer (sent again later)
+ │    ├── shadow.settings.ShadowConfigurationError  a shadow manager configuration value that cannot be used
+ │    ├── shadow.sync_cloud.CloudShadowUnavailableError  a shadow sync request the cloud did not answer
+ │    ├── shadow.sync_cloud.CloudShadowRejectedError  a shadow sync request the cloud refused (``code``)
+ │    ├── clientdevices.errors.ClientDeviceConfigurationError  a client-device built-in's value that cannot be used
+ │    ├── clientdevices.connect_packet.ConnectPacketError  a client device's first packet, not a usable CONNECT
+ │    ├── clientdevices.broker.LocalBrokerError  the local Mosquitto cannot start or reload (or is not installed)
+ │    ├── clientdevices.bridge.BridgeStartupError  the MQTT bridge's subscriptions not in place in time
  │    ├── metrics.errors.MetricError          a metric or a metrics file that cannot be used
  │    │    ├── InvalidMetricError             one field of a measurement is wrong
  │    │    └── MetricLimitError               more metric series than the runtime keeps for a component

@@ -62,6 +62,8 @@ SEMANTIC_BODIES = {
     # A shadow update's depth and size limits; a page token must be one the API gave.
     "POST /api/v1/things/{thingName}/shadow",
     "GET /api/v1/things/shadow/ListNamedShadowsForThing/{thingName}",
+    # A connectivity host must be an IP address or a DNS name, and entry ids unique.
+    "PUT /api/v1/core-devices/{thingName}/connectivity",
 }
 
 

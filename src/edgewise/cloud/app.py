@@ -31,6 +31,7 @@ from edgewise import __version__
 from edgewise.cloud.auth import routes as auth_routes
 from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
+from edgewise.cloud.client_devices import routes as client_device_routes
 from edgewise.cloud.components import routes as component_routes
 from edgewise.cloud.datasets import routes as dataset_routes
 from edgewise.cloud.db import SessionDep, create_database_engine, create_session_factory, upgrade_database
@@ -244,6 +245,7 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         rule_routes.router,
         shadow_routes.router,
         log_routes.router,
+        client_device_routes.router,
         dataset_routes.router,
         training_routes.router,
         model_routes.router,

@@ -9,7 +9,8 @@ started before it the same way.
 
 The broker enforces what the store says through :class:`AuthorizationSync`: it renders the ACL and CRL before
 Mosquitto starts, and the API notifies it after every successful write request to things, thing groups,
-certificates and policies (:class:`_NotifyOnWrite`, one wrapper around the API rather than a hook in each route:
+certificates, policies and core devices (client-device associations grant a core its clients' shadow topics)
+(:class:`_NotifyOnWrite`, one wrapper around the API rather than a hook in each route:
 any of those writes may change authorization, a thing's attributes too through dynamic groups, and a sync with
 nothing changed costs one reload). The provisioning
 worker answers fleet provisioning requests on the broker's worker listener and notifies the sync too. The jobs
@@ -17,6 +18,8 @@ worker answers the AWS IoT Jobs topics and the jobs engine rolls jobs out; every
 wakes the engine, so a thing that joins a group reaches continuous jobs at once. The training worker runs
 queued training jobs; a write to ``/training-jobs`` wakes it, so a job starts (or a cancel stops it) at once.
 The drift worker runs due drift monitors; a write under ``/models/`` wakes it (a monitor set, an alias moved).
+The client-devices worker answers core devices' trust-list, connectivity and CA requests; a write under
+``/core-devices/``, ``/things/`` or ``/certificates`` wakes it to tell cores whose trust list changed.
 
 With ``--broker external`` no Mosquitto runs and nothing is synced: the broker's authorization is its
 operator's. Every worker connects with :attr:`PreparedCloud.worker_connection`, the one
@@ -44,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edgewise.cloud import listening
 from edgewise.cloud.app import create_app
 from edgewise.cloud.broker import AuthorizationSync, MosquittoBroker
+from edgewise.cloud.client_devices.worker import ClientDevicesWorker
 from edgewise.cloud.components.worker import ResolveWorker
 from edgewise.cloud.dataplane import DataPlaneServer
 from edgewise.cloud.drift.worker import DriftWorker
@@ -76,7 +80,14 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: upload, a published component, a job or a deployment never does).
 _AUTHORIZATION_PATHS = tuple(
     f"/api/v1/{resource}"
-    for resource in ("things", "thing-groups", "certificates", "claim-certificates", "policies")
+    for resource in (
+        "things",
+        "thing-groups",
+        "certificates",
+        "claim-certificates",
+        "policies",
+        "core-devices",
+    )
 )
 
 
@@ -191,6 +202,13 @@ def _background_workers(
     shadows = ShadowWorker(services.sessions, connection)
     workers.append(BrokerClient(shadows, connection))
     api_app = _NotifyOnWrite(api_app, shadows.wake, paths=("/api/v1/things/",))
+    client_devices = ClientDevicesWorker(services.sessions, services.certificate_authority, connection)
+    workers.append(BrokerClient(client_devices, connection))
+    api_app = _NotifyOnWrite(
+        api_app,
+        client_devices.wake,
+        paths=("/api/v1/core-devices/", "/api/v1/things/", "/api/v1/certificates"),
+    )
     training = TrainingWorker(services)
     workers.append(training)
     api_app = _NotifyOnWrite(api_app, training.wake, paths=("/api/v1/training-jobs",))

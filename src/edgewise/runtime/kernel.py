@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.errors import EdgewiseError
 from edgewise.recipe import detect_platform
+from edgewise.runtime.clientdevices.component import ClientDevicesComponent
 from edgewise.runtime.config import ConfigChange, ConfigStore
 from edgewise.runtime.context import RuntimeContext, RuntimeService
 from edgewise.runtime.deployment import (
@@ -262,6 +263,11 @@ class Kernel:
         )
         await self.log_upload.start()
         stack.push_async_callback(self.log_upload.close)
+        self.client_devices = ClientDevicesComponent(
+            self.store, self.paths, cloud=self.cloud, thing=self.settings.thing_name, bus=self.context.bus
+        )
+        await self.client_devices.start()
+        stack.push_async_callback(self.client_devices.close)
         await self.server.start()
         stack.push_async_callback(self.server.close)
         # Components start with the first reconcile; they stop before the IPC server closes.

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,10 +21,11 @@ from edgewise.errors import EdgewiseError
 from edgewise.names import COMPONENT_NAME
 from edgewise.protocol import logs
 from edgewise.protocol.logs import LogLevel
+from edgewise.runtime.builtin_follower import BuiltinFollower
 
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink
-    from edgewise.runtime.config import ConfigChange, ConfigStore
+    from edgewise.runtime.config import ConfigStore
     from edgewise.runtime.log_upload import CloudLogChannel, UploadRule
     from edgewise.runtime.paths import RootPaths
 
@@ -208,52 +208,17 @@ class LogComponent:
         self._settings: LogSettings | None = None
         self._uploading: asyncio.Task[None] | None = None
         self._channel: CloudLogChannel | None = None
-        self._changed = asyncio.Event()
-        self._follower: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._follower = BuiltinFollower(store, (LOG_MANAGER,), self._apply_tree, what=LOG_MANAGER)
         self._told_offline = False
 
     async def start(self) -> None:
         """Serve what the services tree holds now, then follow its changes."""
-        if self._follower is not None:
-            raise RuntimeError("The log component is already started")
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-
-        def changed(_: ConfigChange) -> None:
-            if threading.get_ident() == loop_thread:
-                self._changed.set()
-            else:
-                loop.call_soon_threadsafe(self._changed.set)
-
-        self._unsubscribe = self._store.subscribe(("services", LOG_MANAGER), changed)
-        await self._apply()
-        self._follower = asyncio.create_task(self._follow(), name="log-component")
+        await self._follower.start()
 
     async def close(self) -> None:
         """Stop following the services tree and stop uploading."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
+        await self._follower.close()
         await self._stop()
-
-    async def _follow(self) -> None:
-        while True:
-            await self._changed.wait()
-            await self._apply()
-
-    async def _apply(self) -> None:
-        self._changed.clear()
-        try:
-            await self._apply_tree()
-        except Exception:
-            # Whatever goes wrong with log upload is logged: it must not stop the runtime nor the following.
-            logger.exception("%s could not apply its configuration", LOG_MANAGER)
 
     async def _apply_tree(self) -> None:
         if not self._store.contains(("services", LOG_MANAGER)):

@@ -109,6 +109,11 @@ def test_config_lets_a_worker_fall_behind_a_burst_without_losing_messages(tmp_pa
     assert "max_queued_bytes 268435456" in lines
 
 
+def test_config_sends_each_packet_at_once(tmp_path: Path) -> None:
+    # Nagle's algorithm would hold a reply back until the client's delayed ACK: about 40 ms a round trip.
+    assert "set_tcp_nodelay true" in render_config(_settings(tmp_path)).splitlines()
+
+
 @pytest.mark.parametrize("limit", ["max_queued_messages", "max_queued_bytes"])
 def test_a_queue_limit_that_is_not_positive_names_the_field(tmp_path: Path, limit: str) -> None:
     with pytest.raises(BrokerConfigError, match=limit):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
@@ -127,6 +128,10 @@ async def test_a_client_for_the_worker_listener_connects_with_its_password(broke
     try:
         reason = wait_until(lambda: connected, what="the worker listener's CONNACK")[0]
         assert not reason.is_failure  # type: ignore[attr-defined]
+        # Nagle off: a worker's answer is not held back until the broker acknowledges its previous packet.
+        sock = client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         client.disconnect()
         client.loop_stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,12 @@ async def test_connects_with_mutual_tls_and_reports_status_changes(
         assert link.connected
         assert link.statistics().connects == 1
         assert "dev-1" in broker.log_text()  # use_identity_as_username: the CN is who connected
+        # Nagle off: a small publish is not held back until the broker acknowledges the previous packet.
+        connection = link._connection
+        assert connection is not None
+        sock = connection.client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     assert changes == [True, False]
     assert not link.statistics().connected
 

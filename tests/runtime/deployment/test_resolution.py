@@ -292,7 +292,9 @@ def test_a_builtin_wins_over_a_recipe_of_the_same_name() -> None:
 UNPROVIDED = (
     "is an AWS-provided component that Edgewise does not provide (built in: aws.greengrass.Nucleus, "
     "aws.greengrass.Cli, aws.greengrass.LogManager, aws.greengrass.SecretManager, "
-    "aws.greengrass.ShadowManager, aws.greengrass.StreamManager)"
+    "aws.greengrass.ShadowManager, aws.greengrass.StreamManager, aws.greengrass.clientdevices.Auth, "
+    "aws.greengrass.clientdevices.mqtt.Moquette, aws.greengrass.clientdevices.mqtt.EMQX, "
+    "aws.greengrass.clientdevices.mqtt.Bridge, aws.greengrass.clientdevices.IPDetector)"
 )
 
 
@@ -323,8 +325,8 @@ def test_every_aws_namespace_counts_as_aws_provided() -> None:
     candidates = catalog(recipe("A", "1.0.0", aws__iot__SiteWiseEdgePublisher="^2.0.0"))
 
     assert f"aws.iot.SiteWiseEdgePublisher {UNPROVIDED}" in str(fails({"A": "*"}, candidates))
-    assert f"aws.greengrass.clientdevices.Auth {UNPROVIDED}" in str(
-        fails({"aws.greengrass.clientdevices.Auth": "2.4.0"}, {})
+    assert f"aws.greengrass.SecureTunneling {UNPROVIDED}" in str(
+        fails({"aws.greengrass.SecureTunneling": "1.0.0"}, {})
     )
 
 

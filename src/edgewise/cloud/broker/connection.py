@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
@@ -44,6 +46,11 @@ def _is_ip_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Send each packet at once: a worker's answer must not wait for the broker's delayed ACK (Nagle)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ class BrokerConnection:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
+        client.on_socket_open = _no_delay
         if self.username is not None:
             client.username_pw_set(self.username, self.password)
         context = self.tls_context()

@@ -11,6 +11,9 @@ One bad row must not cost every other device its authorization: :func:`all_devic
 claim (a thing and a claim certificate, say: neither gets it, so neither gains the other's rights), and a
 thing or certificate whose permissions cannot be rendered.
 
+A core device may also publish, subscribe to and receive ``$aws/things/<client>/shadow/#`` of each client device
+associated with it (:func:`client_shadow_filters`), so that its bridge can carry its client devices' shadows.
+
 It lives with the broker because it speaks the broker's terms (:class:`DevicePermissions`): identity
 (certificates, policies) knows nothing of the gateway, and the broker reads it.
 """
@@ -24,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edgewise.cloud.broker.acl import DevicePermissions
+from edgewise.cloud.client_devices import ClientDeviceAssociation
 from edgewise.cloud.identity import (
     Action,
     Certificate,
@@ -82,7 +86,27 @@ def device_permissions(session: Session, thing_name: str) -> DevicePermissions |
         logger.info("policy-narrowed", extra={"thing": thing.name, "note": note})
     if not rendered.can_connect:
         return None
-    return to_device_permissions(rendered)
+    permissions = to_device_permissions(rendered)
+    shadows = client_shadow_filters(session, thing)
+    if not shadows:
+        return permissions
+    return replace(
+        permissions,
+        publish=tuple(sorted({*permissions.publish, *shadows})),
+        subscribe=tuple(sorted({*permissions.subscribe, *shadows})),
+        receive=tuple(sorted({*permissions.receive, *shadows})),
+    )
+
+
+def client_shadow_filters(session: Session, core: Thing) -> tuple[str, ...]:
+    """The shadow topics of the client devices associated with core device ``core``: what its bridge may use."""
+    clients = session.scalars(
+        sa.select(Thing.name)
+        .join(ClientDeviceAssociation, ClientDeviceAssociation.client_thing_id == Thing.id)
+        .where(ClientDeviceAssociation.core_thing_id == core.id)
+        .order_by(Thing.name)
+    )
+    return tuple(f"$aws/things/{name}/shadow/#" for name in clients)
 
 
 @dataclass(frozen=True)

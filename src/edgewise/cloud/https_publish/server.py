@@ -17,6 +17,10 @@ Object uploads (``PUT /streams/s3/<bucket>/<key>``, :mod:`.uploads`) go to ``upl
 body is not read whole but handed on as it arrives, up to ``max_object_bytes``, each read bounded by
 ``request_timeout`` instead of the whole request.
 
+Greengrass discovery (``GET /greengrass/discover/thing/<thing>``) goes to ``discover`` when one is given: it
+checks that the certificate is one of the thing's and returns the JSON body of the answer (the same listener
+serves both, as AWS serves discovery on its data endpoint); the body of a discovery request is read and ignored.
+
 Answers have AWS IoT Core's shape: ``{"message": "OK", "traceId": "<uuid>"}`` with 200, or the error's message
 and the trace id with its status, ``x-amzn-RequestId`` (the trace id) and, on errors, ``x-amzn-ErrorType``.
 
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from typing import Final, Protocol
+from urllib.parse import unquote
 
 import h11
 
@@ -51,6 +56,7 @@ from edgewise.cloud.https_publish.errors import (
     HttpsPublishStartError,
     InvalidPublishRequestError,
     PublishForbiddenError,
+    PublishMethodNotAllowedError,
     PublishPayloadTooLargeError,
     PublishRefusedError,
 )
@@ -62,6 +68,7 @@ from edgewise.cloud.https_publish.uploads import (
     is_upload_target,
     parse_upload,
 )
+from edgewise.names import THING_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +79,12 @@ MAX_PAYLOAD_BYTES: Final = 128 * 1024
 ALPN_PROTOCOLS: Final = ("x-amzn-http-ca", "http/1.1")
 _READ_SIZE: Final = 64 * 1024
 _UNSUPPORTED_HEADER_PREFIX: Final = b"x-amz-mqtt5-"
+DISCOVERY_PREFIX: Final = "/greengrass/discover/thing/"
 
 #: Checks that the certificate (DER) may publish on the topic; raises PublishForbiddenError otherwise.
 Authorizer = Callable[[bytes, str], Awaitable[Publisher]]
+#: The discovery answer (JSON) for the thing, asked with the certificate (DER); raises PublishRefusedError.
+Discoverer = Callable[[bytes, str], Awaitable[bytes]]
 
 
 class ObjectSink(Protocol):
@@ -146,6 +156,8 @@ class _Answer:
     trace_id: str
     error_type: str | None = None
     close: bool = False
+    #: The JSON body, when it is not AWS IoT Core's ``{"message", "traceId"}``.
+    body: bytes | None = None
 
 
 class _PeerGone(Exception):
@@ -183,11 +195,13 @@ class HttpsPublishServer:
         authorize: Authorizer,
         publish: PublishSink,
         upload: ObjectSink | None = None,
+        discover: Discoverer | None = None,
     ) -> None:
         self.settings = settings
         self._authorize = authorize
         self._publish = publish
         self._upload = upload
+        self._discover = discover
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._requests = 0
@@ -273,7 +287,12 @@ class HttpsPublishServer:
                 _check_head_size(request, self.settings.max_header_bytes)
                 self._requests += 1
                 head_only = request.method == b"HEAD"
-                if self._upload is not None and is_upload_target(request.target):
+                if self._discover is not None and request.target.startswith(DISCOVERY_PREFIX.encode()):
+                    async with asyncio.timeout(self.settings.request_timeout):
+                        answer = await self._answer_discovery(
+                            connection, reader, writer, request, certificate
+                        )
+                elif self._upload is not None and is_upload_target(request.target):
                     # An upload may take long; each of its reads is bounded instead.
                     answer = await self._answer_upload(connection, reader, writer, request, certificate)
                 else:
@@ -334,6 +353,33 @@ class HttpsPublishServer:
             trace_id,
         )
         return _Answer(200, "OK", trace_id)
+
+    async def _answer_discovery(
+        self,
+        connection: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: h11.Request,
+        certificate: bytes,
+    ) -> _Answer:
+        assert self._discover is not None
+        trace_id = str(uuid.uuid4())
+        try:
+            await self._read_body(connection, reader, writer, request)
+            thing = _discovery_thing(request)
+            body = await self._discover(certificate, thing)
+        except PublishRefusedError as exc:
+            self._refused += 1
+            logger.info("discovery-refused status=%d trace=%s: %s", exc.status, trace_id, exc.detail[:500])
+            return _refusal(exc, trace_id)
+        except (_PeerGone, h11.RemoteProtocolError, OSError):
+            raise
+        except Exception:
+            self._refused += 1
+            logger.exception("discovery-failed trace=%s", trace_id)
+            return _Answer(500, "Internal failure", trace_id, "InternalFailureException")
+        logger.info("discovery thing=%s trace=%s", thing, trace_id)
+        return _Answer(200, "OK", trace_id, body=body)
 
     async def _answer_upload(
         self,
@@ -432,6 +478,24 @@ def _parse(request: h11.Request) -> PublishRequest:
     return parse_publish_target(method, target)
 
 
+def _discovery_thing(request: h11.Request) -> str:
+    """The thing a discovery request names (percent-decoded, query left out).
+
+    Raises:
+        PublishMethodNotAllowedError: the method is not GET.
+        InvalidPublishRequestError: the path does not end in a thing name.
+    """
+    if request.method != b"GET":
+        raise PublishMethodNotAllowedError(
+            f"Method {request.method[:20].decode('ascii', 'replace')!r} is not allowed; discover with GET"
+        )
+    path = request.target.decode("ascii", "replace").partition("?")[0]
+    thing = unquote(path[len(DISCOVERY_PREFIX) :])
+    if THING_NAME.fullmatch(thing) is None:
+        raise InvalidPublishRequestError("thingName", f"{thing[:130]!r} is not a thing name")
+    return thing
+
+
 def _parse_upload(request: h11.Request, max_object_bytes: int) -> ObjectUpload:
     try:
         method = request.method.decode("ascii")
@@ -519,7 +583,11 @@ async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader, 
 async def _send(
     connection: h11.Connection, writer: asyncio.StreamWriter, answer: _Answer, *, head_only: bool
 ) -> None:
-    body = json.dumps({"message": answer.message, "traceId": answer.trace_id}, separators=(",", ":")).encode()
+    body = answer.body
+    if body is None:
+        body = json.dumps(
+            {"message": answer.message, "traceId": answer.trace_id}, separators=(",", ":")
+        ).encode()
     headers = [
         ("content-type", "application/json"),
         ("content-length", str(len(body))),

@@ -10,6 +10,10 @@ Given the cloud's object store, it also takes object uploads (the stream manager
 is authorized as an ``iot:Publish`` on :func:`edgewise.protocol.object_uploads.upload_topic`, its body streamed into the store (which
 keeps it only if its SHA-256 is the declared one) in a worker thread, and the object filed under the thing with
 :func:`edgewise.cloud.telemetry.objects.record_object`.
+
+It also answers Greengrass discovery: the certificate must be an ACTIVE certificate of the thing asked about
+(403 otherwise, as AWS answers a device asking for another thing), and a thing associated with no core device is
+a 404 (:mod:`edgewise.cloud.client_devices.discovery`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from typing import Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.broker import BrokerConnection
+from edgewise.cloud.client_devices.discovery import discover_body
 from edgewise.cloud.components import ArtifactStore
 from edgewise.cloud.components.errors import ArtifactStoreError, DigestMismatchError
 from edgewise.cloud.https_publish.authorization import Publisher, authorize_publish, identify
 from edgewise.cloud.https_publish.errors import (
+    PublishForbiddenError,
     PublishPayloadTooLargeError,
+    PublishTargetNotFoundError,
     PublishUnavailableError,
     UploadDigestMismatchError,
     UploadUnavailableError,
@@ -67,6 +74,7 @@ class HttpsPublishWorker:
             authorize=self._authorize,
             publish=self._publish,
             upload=None if store is None else self._upload,
+            discover=self._discover,
         )
 
     async def start(self) -> None:
@@ -91,6 +99,21 @@ class HttpsPublishWorker:
     def _authorize_blocking(self, certificate: bytes, topic: str) -> Publisher:
         with self._sessions() as session:
             return authorize_publish(session, certificate, topic)
+
+    async def _discover(self, certificate: bytes, thing: str) -> bytes:
+        return await asyncio.to_thread(self._discover_blocking, certificate, thing)
+
+    def _discover_blocking(self, certificate: bytes, thing: str) -> bytes:
+        with self._sessions() as session:
+            asking = identify(session, certificate).thing_name
+            if asking != thing:
+                raise PublishForbiddenError(
+                    f"the certificate of thing {asking!r} may not discover for thing {thing!r}"
+                )
+            body = discover_body(session, thing)
+        if body is None:
+            raise PublishTargetNotFoundError(f"Thing {thing!r} is not associated with any core device")
+        return body
 
     def _authorize_upload(self, certificate: bytes, bucket: str) -> Publisher:
         with self._sessions() as session:

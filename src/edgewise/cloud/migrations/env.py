@@ -6,6 +6,7 @@ from alembic import context
 
 # The model modules register their tables on Base.metadata (used by `alembic revision --autogenerate`).
 from edgewise.cloud.auth import models as _auth_models  # noqa: F401
+from edgewise.cloud.client_devices import models as _client_device_models  # noqa: F401
 from edgewise.cloud.components import models as _component_models  # noqa: F401
 from edgewise.cloud.datasets import models as _dataset_models  # noqa: F401
 from edgewise.cloud.db import Base, create_database_engine

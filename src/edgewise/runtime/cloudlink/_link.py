@@ -43,6 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
 from edgewise.runtime.cloudlink._paho import (
     connect_properties,
+    no_delay,
     property_of,
     publish_properties,
     received_message,
@@ -387,6 +388,7 @@ class CloudLink:
             protocol=MQTTProtocolVersion.MQTTv5,
             reconnect_on_failure=False,
         )
+        client.on_socket_open = no_delay
         client.tls_set_context(self._tls)
         client.connect_timeout = _CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(_MAX_INFLIGHT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from paho.mqtt.client import MQTTMessage
@@ -9,6 +10,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgewise.runtime.cloudlink._message import CloudMessage, MessageProperties
+
+
+def no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """paho's ``on_socket_open``: send each packet at once, so that a small message never waits for the
+    broker's delayed ACK of the previous one (Nagle's algorithm, about 40 ms)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _new(packet_type: int) -> Properties:

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgewise import GREENGRASS_COMPATIBILITY_VERSION
 from edgewise.aws_components import NUCLEUS
+from edgewise.errors import EdgewiseError
 from edgewise.protocol.deployment import ConfigurationUpdate
 from edgewise.recipe import (
     ComponentType,
@@ -27,7 +28,6 @@ from edgewise.runtime.config import ConfigError, parse_pointer
 from edgewise.runtime.deployment.document import DeploymentDocument
 from edgewise.runtime.deployment.errors import DeploymentError
 from edgewise.runtime.deployment.resolution import Resolution
-from edgewise.runtime.log_component import LOG_MANAGER, LogConfigurationError, parse_log_settings
 from edgewise.runtime.specs import lifecycle_to_tree
 
 Tree = dict[str, Any]
@@ -167,8 +167,9 @@ def plan_services(
     for name in sorted({NUCLEUS, *resolution.builtins}):
         update = document.configuration.get(name) if name in roots else None
         services[name] = builtin_service(current.get(name), update, requested=resolution.requested.get(name))
-        if name == LOG_MANAGER:
-            _check_log_manager(services[name])
+        check = BUILTIN_CONFIGURATION_CHECKS.get(name)
+        if check is not None:
+            _check_builtin(check, services[name])
     if context is not None and not interpolates_configuration(services[NUCLEUS]):
         context = None
     for name, recipe in sorted(resolution.components.items()):
@@ -178,11 +179,71 @@ def plan_services(
     return services
 
 
-def _check_log_manager(service: Mapping[str, Any]) -> None:
-    """Refuse a log manager configuration that cannot be used, naming its key."""
+def _check_log_manager(configuration: Any) -> None:
+    from edgewise.runtime.log_component import parse_log_settings
+
+    parse_log_settings(configuration)
+
+
+def _check_shadow_manager(configuration: Any) -> None:
+    from edgewise.runtime.shadow.settings import parse_shadow_settings
+
+    parse_shadow_settings(configuration)
+
+
+def _check_bridge(configuration: Any) -> None:
+    from edgewise.runtime.clientdevices.bridge_settings import parse_bridge_settings
+
+    parse_bridge_settings(configuration)
+
+
+def _check_ip_detector(configuration: Any) -> None:
+    from edgewise.runtime.clientdevices.ip_detector import parse_ip_detector_settings
+
+    parse_ip_detector_settings(configuration)
+
+
+def _check_auth(configuration: Any) -> None:
+    from edgewise.runtime.clientdevices.auth_settings import parse_auth_settings
+
+    parse_auth_settings(configuration)
+
+
+def _check_moquette(configuration: Any) -> None:
+    from edgewise.runtime.clientdevices.broker import find_mosquitto
+    from edgewise.runtime.clientdevices.broker_settings import parse_broker_settings
+
+    parse_broker_settings(configuration, "aws.greengrass.clientdevices.mqtt.Moquette")
+    find_mosquitto()
+
+
+def _check_emqx(configuration: Any) -> None:
+    from edgewise.runtime.clientdevices.broker import find_mosquitto
+    from edgewise.runtime.clientdevices.broker_settings import parse_broker_settings
+
+    parse_broker_settings(configuration, "aws.greengrass.clientdevices.mqtt.EMQX")
+    find_mosquitto()
+
+
+#: Built-in components whose configuration is checked when a deployment is planned: name -> a check that raises
+#: an :class:`~edgewise.errors.EdgewiseError` naming the key at fault. Each check imports its parser when it runs,
+#: so planning a deployment that does not name the component loads nothing of it.
+BUILTIN_CONFIGURATION_CHECKS: Mapping[str, Callable[[Any], None]] = {
+    "aws.greengrass.LogManager": _check_log_manager,
+    "aws.greengrass.ShadowManager": _check_shadow_manager,
+    "aws.greengrass.clientdevices.mqtt.Bridge": _check_bridge,
+    "aws.greengrass.clientdevices.IPDetector": _check_ip_detector,
+    "aws.greengrass.clientdevices.Auth": _check_auth,
+    "aws.greengrass.clientdevices.mqtt.Moquette": _check_moquette,
+    "aws.greengrass.clientdevices.mqtt.EMQX": _check_emqx,
+}
+
+
+def _check_builtin(check: Callable[[Any], None], service: Mapping[str, Any]) -> None:
+    """Refuse a built-in's configuration that cannot be used, naming its key."""
     try:
-        parse_log_settings(service.get("configuration"))
-    except LogConfigurationError as error:
+        check(service.get("configuration"))
+    except EdgewiseError as error:
         raise DeploymentError(str(error), error_types=("COMPONENT_CONFIGURATION_REJECTED",)) from error
 
 

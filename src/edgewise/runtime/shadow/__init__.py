@@ -1,8 +1,9 @@
 """Local shadows: AWS IoT shadow documents kept on the device, served over IPC (``aws.greengrass.ShadowManager``).
 
 :class:`ShadowService` runs the operations; the document semantics are in :mod:`edgewise.protocol.shadow.document`
-(shared with the cloud's shadow service), the SQLite storage (with the columns a future cloud sync needs) in
-``_store``.
+(shared with the cloud's shadow service), the SQLite storage (with each shadow's sync state) in ``_store``. The
+cloud sync is :mod:`edgewise.runtime.shadow.sync` (the component's configuration in ``settings``, its decisions in
+``sync_decision``, its cloud requests in ``sync_cloud``, its transactions in ``sync_state``).
 """
 
 from __future__ import annotations

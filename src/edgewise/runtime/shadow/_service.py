@@ -52,6 +52,8 @@ MAX_PAGE_SIZE = 100
 
 #: Publishes one message on the local bus: topic, JSON document as bytes.
 Publish = Callable[[str, bytes], object]
+#: Told (thing, shadow name) after each accepted local update or delete; the cloud sync listens.
+ChangeListener = Callable[[str, str], None]
 T = TypeVar("T")
 
 
@@ -95,6 +97,7 @@ class ShadowService:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._store: ShadowStore | None = None
+        self._listeners: list[ChangeListener] = []
 
     async def open(self) -> None:
         """Start the service's own thread; the database opens there on first use, so a runtime whose
@@ -128,6 +131,32 @@ class ShadowService:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def add_change_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(thing, shadow)`` on the event loop after each accepted update or delete made through
+        this service (not after :meth:`run_in_store` work); returns a function that removes it."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _changed(self, thing_name: str, shadow_name: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(thing_name, shadow_name)
+            except Exception:
+                logger.exception("A shadow change listener failed")
+
+    async def run_in_store(self, work: Callable[[ShadowStore], T]) -> T:
+        """Run ``work(store)`` on the service's thread, between operations (the cloud sync's transactions)."""
+        return await self._run(lambda: work(self._opened()))
+
+    def announce(self, topic: str, document: JsonObject) -> None:
+        """Publish a shadow document on the local bus, as an operation does (a failure is logged)."""
+        self._announce(topic, document)
 
     def _announce(self, topic: str, document: JsonObject) -> None:
         if self._publish is None:
@@ -205,6 +234,7 @@ class ShadowService:
         if delta is not None:
             self._announce(f"{prefix}/update/delta", delta)
         self._announce(f"{prefix}/update/documents", documents)
+        self._changed(thing_name, shadow_name)
         return accepted
 
     async def delete_shadow(self, thing_name: str, shadow_name: str) -> JsonObject:
@@ -233,6 +263,7 @@ class ShadowService:
             self._reject(prefix, "delete", exc, None)
             raise
         self._announce(f"{prefix}/delete/accepted", document)
+        self._changed(thing_name, shadow_name)
         return document
 
     async def list_named_shadows(

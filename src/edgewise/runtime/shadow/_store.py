@@ -5,12 +5,12 @@ the shadow's ``version``, its ``state`` and ``metadata`` (JSON text), ``updated_
 local change) and ``deleted``. A deleted shadow keeps its row, with its state cleared, so that a shadow created
 again continues the version numbering (as AWS IoT does within 48 hours; we keep it forever).
 
-Designed for a cloud sync worker to come, like the Greengrass shadow manager's sync table: ``synced_version``
-is the local version last acknowledged by the cloud (NULL: never synced) and ``cloud_version`` the cloud's own
-version number at that time. A row is *dirty* (``version`` differs from ``synced_version``, or
-``synced_version`` is NULL) when it has local changes, deletes included, the cloud has not seen; the worker
-will read dirty rows, push them, and set both columns in the same transaction as it reads the version it
-pushed. Local updates never touch them.
+The cloud sync (:mod:`edgewise.runtime.shadow.sync`) keeps its state in three more columns, like the Greengrass
+shadow manager's sync table: ``synced_version`` is the local version when the two sides last agreed (NULL: never
+synced), ``cloud_version`` the cloud's version at that time, and ``synced_document`` the state (``desired`` and
+``reported``, JSON) both held then, NULL when neither had the shadow. A sync that writes the local shadow sets
+them in the same transaction; local updates never touch them. Schema version 2 added ``synced_document``; a
+version 1 database is migrated when opened.
 
 Every method blocks and must be called from the one thread that opened the store; each public operation of
 :class:`~edgewise.runtime.shadow.ShadowService` runs as one transaction.
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgewise.protocol.shadow.document import Shadow, encode_document
+from edgewise.runtime.shadow.sync_decision import SyncRecord
 
-#: ``PRAGMA user_version`` of the schema below; later migrations step from it.
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of the schema below; :data:`_MIGRATIONS` steps an older database up to it.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadows (
@@ -41,9 +42,12 @@ CREATE TABLE IF NOT EXISTS shadows (
     updated_at     REAL    NOT NULL,
     synced_version INTEGER,
     cloud_version  INTEGER,
+    synced_document TEXT,
     PRIMARY KEY (thing_name, shadow_name)
 ) WITHOUT ROWID
 """
+#: The statements that bring a database from version N-1 to N, by N.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("ALTER TABLE shadows ADD COLUMN synced_document TEXT",)}
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,7 @@ class ShadowStore:
             connection.execute("PRAGMA journal_mode=WAL")
             # FULL: an update acknowledged to a component survives a power cut, not just a crash.
             connection.execute("PRAGMA synchronous=FULL")
-            connection.execute(_SCHEMA)
-            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            _migrate(connection)
         except BaseException:
             connection.close()
             raise
@@ -79,6 +82,29 @@ class ShadowStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def read_synced(self, thing_name: str, shadow_name: str) -> SyncRecord | None:
+        """The shadow's sync state; None when it was never synced (or has no row)."""
+        row = self._db.execute(
+            "SELECT synced_version, cloud_version, synced_document FROM shadows "
+            "WHERE thing_name = ? AND shadow_name = ?",
+            (thing_name, shadow_name),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        local_version, cloud_version, document = row
+        return SyncRecord(
+            local_version, cloud_version or 0, None if document is None else json.loads(document)
+        )
+
+    def set_synced(self, thing_name: str, shadow_name: str, record: SyncRecord) -> None:
+        """Record that both sides agree on ``record`` (nothing happens when the shadow has no row)."""
+        document = None if record.state is None else encode_document(record.state).decode()
+        self._db.execute(
+            "UPDATE shadows SET synced_version = ?, cloud_version = ?, synced_document = ? "
+            "WHERE thing_name = ? AND shadow_name = ?",
+            (record.local_version, record.cloud_version, document, thing_name, shadow_name),
+        )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -137,3 +163,26 @@ class ShadowStore:
             (thing_name, after, limit),
         ).fetchall()
         return [name for (name,) in rows]
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Create the schema, or step an older database up to :data:`SCHEMA_VERSION` in one transaction."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shadows'"
+    ).fetchone()
+    if exists and version >= SCHEMA_VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if not exists:
+            connection.execute(_SCHEMA)
+        else:
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

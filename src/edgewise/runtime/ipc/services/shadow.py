@@ -5,7 +5,9 @@ A component needs an ``aws.greengrass.ShadowManager`` policy. The resource is ``
 for a classic shadow, ``$aws/things/<thing>/shadow/name/<shadow>`` for a named one, and the thing name for
 ListNamedShadowsForThing. Shadow errors map to Greengrass shapes: 400 and 413 to InvalidArgumentsError, 404 to
 ResourceNotFoundError, 409 to ConflictError. The shadows live in ``ROOT/shadows/shadows.db``; the document size
-limit is the ShadowManager component's ``shadowDocumentSizeLimitBytes`` (8192 by default, at most 30720).
+limit is the ShadowManager component's ``shadowDocumentSizeLimitBytes`` (8192 by default, at most 30720). The
+service also owns the cloud sync of the shadows the component's ``synchronize`` names
+(:mod:`edgewise.runtime.shadow.sync`).
 
 Greengrass documents these operations at
 https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-local-shadows.html.
@@ -42,6 +44,7 @@ from edgewise.runtime.shadow import (
     validate_shadow_name,
     validate_thing_name,
 )
+from edgewise.runtime.shadow.sync import ShadowSyncComponent
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +99,17 @@ class ShadowManagerService:
             size_limit=self._size_limit,
         )
         self._warned_limit: object = None
+        #: Syncs the shadows the component's ``synchronize`` names with the cloud (docs/runtime.md).
+        self.sync = ShadowSyncComponent(
+            context.store, self._shadows, cloud=context.cloud, thing=context.settings.thing_name
+        )
 
     async def start(self) -> None:
         await self._shadows.open()
+        await self.sync.start()
 
     async def close(self) -> None:
+        await self.sync.close()
         await self._shadows.close()
 
     def register(self, server: IpcServer) -> None:
