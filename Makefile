@@ -1,10 +1,10 @@
-# Edgewise: `make demo` sets everything up and runs the fleet demo; `make test` sets up and runs every check.
+# Edgewise: `make demo` sets everything up and runs the demo (the whole story: a cloud, a fleet, a model); `make test` sets up and runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ROOT ?= .demo
 SYSTEM_PACKAGES := python3-venv python3-dev gcc
-TEST_PACKAGES := mosquitto postgresql
+TEST_PACKAGES := mosquitto postgresql chromium
 DEMO_PACKAGES := mosquitto
 
 .PHONY: demo test setup lint typecheck imports pytest bench clean
@@ -19,15 +19,17 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The dev extra includes the cloud extra, so a current dev install needs nothing more.
-$(VENV)/.installed-cloud: $(BIN)/python pyproject.toml
-	@if [ ! $(VENV)/.installed-dev -nt pyproject.toml ]; then $(BIN)/python -m pip install --quiet -e '.[cloud]'; fi
+# The demo trains a model and runs it on the devices: the cloud, ml and inference extras (all). The dev extra
+# includes them, so a current dev install needs nothing more.
+$(VENV)/.installed-demo: $(BIN)/python pyproject.toml
+	@if [ ! $(VENV)/.installed-dev -nt pyproject.toml ]; then $(BIN)/python -m pip install --quiet -e '.[all]'; fi
 	@touch $@
 
 setup: $(VENV)/.installed-dev
 
-# A cloud, three devices and a staged fleet deployment; Ctrl-C stops them all.
-demo: $(VENV)/.installed-cloud
+# A cloud, three hubs provisioned by claim, their telemetry, an anomaly model trained on it and deployed to them,
+# and the anomalies it finds; Ctrl-C stops them all, and the next run reuses $(DEMO_ROOT).
+demo: $(VENV)/.installed-demo
 	@./scripts/system-packages.sh $(DEMO_PACKAGES)
 	$(BIN)/edgewise demo --root $(DEMO_ROOT)
 

@@ -148,6 +148,8 @@ EdgewiseError
  │    ├── jobs.secrets.SecretSealError        a sealed job secret that does not open under this cloud's key
  │    ├── workerlink.PacketTooLargeError      a message larger than the broker's Maximum Packet Size
  │    ├── rules.actions.RuleActionError       a rule action that failed for one message
+ │    ├── console.api.ConsoleApiError         the API refused a console request (``status``, the API's message)
+ │    ├── console.session.LoginRequiredError  a console request without a live session (sent to log in)
  │    └── errors.CloudStartError              the cloud cannot start
  ├── components/                              components that ship with Edgewise
  │    ├── inference.errors.InferenceConfigError  an inference configuration value that cannot be used

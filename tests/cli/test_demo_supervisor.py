@@ -23,10 +23,13 @@ def supervisor(root: Path) -> DemoSupervisor:
 def test_a_recorded_pid_now_used_by_another_process_does_not_count_as_the_demo(tmp_path: Path) -> None:
     (tmp_path / MARKER).write_text("")
     (tmp_path / "devices").mkdir()
+    (tmp_path / "runtime").mkdir()
     reused = [{"name": "cloud", "pid": os.getpid(), "started": "not-when-this-process-started"}]
     (tmp_path / PIDS_FILE).write_text(json.dumps(reused))
     supervisor(tmp_path).prepare()
-    assert not (tmp_path / "devices").exists()
+    # The hubs' roots are kept for the next run; the runtime-only root is cleared.
+    assert (tmp_path / "devices").is_dir()
+    assert not (tmp_path / "runtime").exists()
     recorded = json.loads((tmp_path / PIDS_FILE).read_text())
     assert recorded == [{"name": "edgewise demo", "pid": os.getpid(), "started": start_time(os.getpid())}]
     assert ProcessRecord(**recorded[0]).is_running()

@@ -1,102 +1,96 @@
-"""The fleet demo's view: when a fleet has converged or cannot, Flaky's crashes from its log, and the rendering."""
+"""The demo's view: how the model's results are scored against the faults the hubs injected, and the rendering."""
 
 from __future__ import annotations
 
-import datetime
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from edgewise.cli.demo_view import DEMO_COMPONENTS, FLAKY_CRASH, DeviceView, FleetView, flaky_crashes, render
+from edgewise.cli.demo_view import AnomalyScore, Hub, Story, render
 
-COMPONENTS = list(DEMO_COMPONENTS)
-ALL_RUNNING = dict.fromkeys(COMPONENTS, "RUNNING")
-
-
-def execution(status: str, **details: str) -> dict[str, Any]:
-    return {"thingName": "t", "status": status, "statusDetails": details, "executionNumber": 1}
+START = 1_800_000_000.0
 
 
-def device(thing: str, status: str | None, components: dict[str, str]) -> DeviceView:
-    return DeviceView(
-        thing,
-        None if status is None else execution(status),
-        "online",
-        "HEALTHY",
-        components,
-        flaky_crashes=0,
-        flaky_crash_age=None,
+def reading(sequence: int, fault: str | None = None) -> dict[str, Any]:
+    return {
+        "sequence": sequence,
+        "timestamp": START + sequence * 0.1,
+        "anomaly": int(fault is not None),
+        "fault": fault,
+    }
+
+
+def result(sequence: int, anomaly: bool, *, delay: float = 0.004, version: str = "2") -> dict[str, Any]:
+    """The model's result for reading ``sequence``, stamped ``delay`` s after it (in ms, as the component does)."""
+    at = round((START + sequence * 0.1 + delay) * 1000)
+    return {"model": "m", "version": version, "timestamp": at, "anomaly": int(anomaly), "score": 0.9}
+
+
+def test_flagged_results_are_detections_on_faulty_readings_and_false_alarms_on_normal_ones() -> None:
+    score = AnomalyScore("m", "2")
+    score.add_readings("hub-1", [reading(0), reading(1, "spike"), reading(2, "stuck"), reading(3)])
+    found = score.add_results("hub-1", [result(0, True), result(1, True), result(2, False), result(3, False)])
+    assert [(d.thing, d.fault) for d in found] == [("hub-1", None), ("hub-1", "spike")]
+    assert (score.results, score.confirmed, score.false_alarms, score.missed) == (4, 1, 1, 1)
+
+
+def test_a_result_waits_for_its_reading_and_other_versions_do_not_count() -> None:
+    score = AnomalyScore("m", "2")
+    score.add_readings("hub-1", [reading(0)])
+    assert score.add_results("hub-1", [result(1, True), result(0, True, version="1")]) == []
+    assert score.results == 0
+    found = score.add_results("hub-1", [])
+    assert found == []
+    score.add_readings("hub-1", [reading(1, "vibration")])
+    assert [d.fault for d in score.add_results("hub-1", [])] == ["vibration"]
+    assert (score.results, score.confirmed, score.false_alarms) == (1, 1, 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    faults=st.lists(st.sampled_from([None, "spike", "stuck", "vibration"]), min_size=1, max_size=40),
+    flags=st.lists(st.booleans(), min_size=40, max_size=40),
+    order=st.randoms(use_true_random=False),
+    stored=st.integers(min_value=0, max_value=40),
+)
+def test_every_result_belongs_to_its_own_reading_whenever_it_arrives(
+    faults: list[str | None], flags: list[bool], order: Any, stored: int
+) -> None:
+    """Readings are stored in the order a hub sends them; results come in any order, before their readings or
+    after."""
+    readings = [reading(sequence, fault) for sequence, fault in enumerate(faults)]
+    results = [result(sequence, flags[sequence]) for sequence in range(len(faults))]
+    order.shuffle(results)
+    score = AnomalyScore("m", "2")
+    score.add_readings("hub-1", readings[:stored])
+    score.add_results("hub-1", results)
+    score.add_readings("hub-1", readings[stored:])
+    score.add_results("hub-1", [])
+    assert score.results == len(faults)
+    assert score.confirmed == sum(1 for s, f in enumerate(faults) if f is not None and flags[s])
+    assert score.false_alarms == sum(1 for s, f in enumerate(faults) if f is None and flags[s])
+    assert score.missed == sum(1 for s, f in enumerate(faults) if f is not None and not flags[s])
+
+
+def test_the_view_shows_the_steps_the_fleet_and_the_detections() -> None:
+    story = Story(
+        header=["Console: http://x/console/"], hubs=[Hub("hub-1", presence="online")], components=[]
     )
-
-
-def fleet(*devices: DeviceView, status: str = "ACTIVE") -> FleetView:
-    return FleetView({"deploymentId": "0554ff09-aaaa", "deploymentStatus": status}, list(devices), "", 1.0)
-
-
-def test_a_fleet_converges_once_every_device_succeeded_and_reports_every_component_running() -> None:
-    assert fleet(device("a", "SUCCEEDED", ALL_RUNNING), device("b", "SUCCEEDED", ALL_RUNNING)).converged(
-        COMPONENTS
-    )
-    flaky_restarting = {**ALL_RUNNING, "com.edgewise.demo.Flaky": "ERRORED"}
-    assert not fleet(
-        device("a", "SUCCEEDED", ALL_RUNNING), device("b", "SUCCEEDED", flaky_restarting)
-    ).converged(COMPONENTS)
-    assert not fleet(device("a", "SUCCEEDED", ALL_RUNNING), device("b", None, {})).converged(COMPONENTS)
-    assert not fleet(device("a", "IN_PROGRESS", ALL_RUNNING)).converged(COMPONENTS)
-
-
-def test_a_failed_device_or_a_stopped_deployment_means_the_fleet_cannot_converge() -> None:
-    failed = DeviceView(
-        "b",
-        execution("FAILED", **{"detailed-deployment-status": "FAILED_ROLLBACK_COMPLETE"}),
-        "online",
-        "HEALTHY",
-        {},
-        0,
-        None,
-    )
-    assert (
-        fleet(device("a", "SUCCEEDED", ALL_RUNNING), failed).failure() == "b: FAILED FAILED_ROLLBACK_COMPLETE"
-    )
-    assert fleet(device("a", "QUEUED", {}), status="CANCELED").failure() == "the deployment is CANCELED"
-    assert fleet(device("a", "IN_PROGRESS", {}), device("b", None, {})).failure() is None
-
-
-def test_flaky_crashes_are_counted_from_its_log_with_the_age_of_the_last(tmp_path: Path) -> None:
-    log = tmp_path / "com.edgewise.demo.Flaky.log"
-    last = datetime.datetime(2026, 1, 1, 0, 5, tzinfo=datetime.UTC).timestamp()
-    assert flaky_crashes(log, now=last) == (0, None)
-    log.write_text(
-        f"2026-01-01T00:00:00.000Z [WARN] (Run) {FLAKY_CRASH}\n"
-        "2026-01-01T00:00:00.001Z [INFO] (lifecycle) state RUNNING -> ERRORED: Run exited with code 1\n"
-        f"2026-01-01T00:05:00.000Z [WARN] (Run) {FLAKY_CRASH}\n"
-    )
-    assert flaky_crashes(log, now=last + 30) == (2, 30.0)
-    log.write_text(f"garbled [WARN] (Run) {FLAKY_CRASH}\n")
-    assert flaky_crashes(log, now=last) == (1, None)
-
-
-def test_the_view_renders_devices_the_rollout_has_not_reached_yet() -> None:
-    console = Console(width=120, record=True)
-    view = fleet(device("greenhouse-1", "SUCCEEDED", ALL_RUNNING), device("greenhouse-2", None, {}))
-    console.print(render(view, group="greenhouses", components=COMPONENTS, header=["Edgewise demo"]))
+    story.components = ["SensorHub"]
+    story.hubs[0].components = {"edgewise.sim.SensorHub": "RUNNING"}
+    story.step("Provisioning")
+    story.step("Watching")
+    story.score = AnomalyScore("m", "2")
+    story.score.add_readings("hub-1", [reading(0, "spike"), reading(1)])
+    story.score.add_results("hub-1", [result(0, True), result(1, False)])
+    console = Console(width=160, record=True)
+    console.print(render(story))
     text = console.export_text()
-    assert "Rollout of deployment 0554ff09 to thing group greenhouses: ACTIVE" in text
-    assert "1/2 devices done" in text
-    assert "waiting for its stage" in text
-    assert "SensorSimulator" in text
-
-
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=400))
-def test_any_flaky_log_gives_a_count_and_maybe_an_age(text: str) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        log = Path(directory) / "flaky.log"
-        log.write_text(text, encoding="utf-8")
-        count, age = flaky_crashes(log, now=2_000_000_000.0)
-        assert count == sum(FLAKY_CRASH in line for line in log.read_text(encoding="utf-8").splitlines())
-        assert age is None or age >= 0
+    assert "✓ Provisioning" in text
+    assert "… Watching" in text
+    for shown in ("hub-1", "online", "RUNNING"):
+        assert shown in text
+    assert "2 results scored: 1 injected faults detected, 0 false alarms" in text
+    assert "the spike fault injected into it" in text

@@ -89,9 +89,17 @@ def test_bad_options_are_refused_naming_them(
 
 
 def test_the_recipe_runs_the_module_with_its_configuration() -> None:
-    recipe = load_recipe(RECIPES_DIR / "edgewise.sim.SensorHub-1.0.0.yaml")
+    recipe = load_recipe(RECIPES_DIR / "edgewise.sim.SensorHub-1.1.0.yaml")
     assert recipe.name == "edgewise.sim.SensorHub"
     run = recipe.raw["Manifests"][0]["Lifecycle"]["Run"]
     assert "-m edgewise.components.sensor_hub" in run
-    for key in ("intervalSeconds", "faultRate", "driftAfter", "seed", "localTopic", "iotCoreTopic"):
+    for key in (
+        "intervalSeconds",
+        "faultRate",
+        "driftAfter",
+        "seed",
+        "simulatedIntervalSeconds",
+        "localTopic",
+        "iotCoreTopic",
+    ):
         assert f"{{configuration:/{key}}}" in run

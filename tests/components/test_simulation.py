@@ -25,6 +25,15 @@ def test_readings_are_spaced_by_the_interval_and_numbered() -> None:
     assert [reading.timestamp for reading in series] == [1000.0, 1000.5, 1001.0, 1001.5, 1002.0]
 
 
+def test_a_simulated_interval_gives_the_values_of_that_interval_at_the_pace_of_the_other() -> None:
+    fast = take(SimulationSettings(interval_s=0.1, simulated_interval_s=7.5), 100)
+    slow = take(SimulationSettings(interval_s=7.5), 100)
+    assert [reading.timestamp for reading in fast[:3]] == pytest.approx([1000.0, 1000.1, 1000.2])
+    assert [(r.temperature, r.humidity, r.fault) for r in fast] == [
+        (r.temperature, r.humidity, r.fault) for r in slow
+    ]
+
+
 def test_without_faults_nothing_is_labelled_and_values_stay_in_their_normal_range() -> None:
     series = take(SimulationSettings(fault_rate=0.0), 2_000)
     assert {reading.anomaly for reading in series} == {0}
@@ -74,6 +83,7 @@ def test_the_payload_carries_the_values_and_the_label() -> None:
         ({"fault_rate": 1.5}, "fault_rate"),
         ({"interval_s": 0.0}, "interval_s"),
         ({"drift_after": -1}, "drift_after"),
+        ({"simulated_interval_s": 0.0}, "simulated_interval_s"),
     ],
 )
 def test_bad_settings_name_the_field(settings: dict[str, float], field: str) -> None:

@@ -3,16 +3,18 @@
 The folder (``--root``, ``.demo`` by default) holds::
 
     ROOT/
-      .edgewise-demo     marks the folder as the demo's, so that a later run may clear it
+      .edgewise-demo     marks the folder as the demo's, so that a later run may use it
       demo.pids          the demo's processes while it runs (pid and start time of each)
-      logs/              each child's stderr (the cloud's log, each runtime's start-up errors)
+      ports.json         the cloud's ports, kept for the next run (the devices' configuration names them)
+      logs/              each child's stderr (the cloud's log, each runtime's start-up errors), this run's
       cloud/             the cloud's data directory (edgewise cloud up --data)
-      devices/<thing>/   each device's runtime root, with its identity (certificate, key, edgewise.yaml)
+      claim/             the claim certificate the hubs provision themselves with
+      devices/<thing>/   each hub's runtime root, with its identity (certificate, key, edgewise.yaml)
                          in identity/
       runtime/           the one runtime of ``edgewise demo --runtime-only``
 
-Each run starts clean: it clears what a previous run left, but only once no process recorded in
-``demo.pids`` still runs. Children start in their own sessions, so a Ctrl-C in the terminal reaches the demo
+A later run reuses the cloud's data and the hubs' roots, and clears the logs and the runtime-only root, but
+only once no process recorded in ``demo.pids`` still runs. Children start in their own sessions, so a Ctrl-C in the terminal reaches the demo
 alone, which then stops them in order (runtimes first, then the cloud). Linux only (``/proc``).
 """
 
@@ -37,8 +39,8 @@ from edgewise.cli.connection import fail
 
 MARKER = ".edgewise-demo"
 PIDS_FILE = "demo.pids"
-#: What a run clears of the previous one's.
-CLEARED = ("cloud", "devices", "logs", "runtime")
+#: What a run clears of the previous one's (the cloud's data and the hubs' roots are reused).
+CLEARED = ("logs", "runtime")
 #: How long a child may take to stop after SIGTERM before it is killed.
 GRACE_SECONDS = 30.0
 _POLL = 0.1
@@ -109,7 +111,7 @@ class DemoSupervisor:
                 shutil.rmtree(self.root / name)
         self.logs_dir.mkdir(parents=True)
         (self.root / MARKER).write_text(
-            "A folder of `edgewise demo`; each run clears it.\n", encoding="utf-8"
+            "A folder of `edgewise demo`; each run reuses it.\n", encoding="utf-8"
         )
         self._write_records()
 

@@ -1,169 +1,175 @@
-"""What the fleet demo shows, in one Rich view: the rollout, each device's components, one Aggregator's log.
+"""What ``edgewise demo`` shows, in one Rich view, and how it scores the anomalies the hubs report.
 
-:func:`observe` reads the cloud's API (the deployment, each device's execution, the fleet status the devices
-report) and the devices' own log files; :func:`render` turns that into the live view. A fleet has converged
-when every device finished the deployment successfully and reports every demo component RUNNING.
+:class:`Story` is the demo at one moment: the steps done, each hub as the cloud sees it, the training job, the
+model's rollout and what the model found. :func:`render` turns it into the live view.
+
+:class:`AnomalyScore` scores the model against the faults the simulation injected: every reading a hub sends
+to the cloud says whether a fault was injected into it (``anomaly``, ``fault``), and every result the inference
+component sends back says what the model made of one reading. A result names no reading, but it is made the
+moment its reading arrives on the device, so it belongs to the hub's latest reading at or before the result's
+time: a flagged result on a faulty reading is a confirmed detection, on a normal one a false alarm. Only the
+results of the model version the hubs were sent count (an earlier version may still answer while it rolls out).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Column, Table
 from rich.text import Text
 
-from edgewise.cli.api import api_path, list_all, request, send
+from edgewise.cli.model_training import job_view
 from edgewise.cli.runtime import STATE_STYLES
-from edgewise.runtime.paths import RootPaths
 
-if TYPE_CHECKING:
-    import httpx
-
-#: The components that ship with Edgewise, as both demos deploy them.
-DEMO_COMPONENTS = {
-    "com.edgewise.demo.SensorSimulator": "1.0.0",
-    "com.edgewise.demo.Aggregator": "1.0.0",
-    "com.edgewise.demo.Flaky": "1.0.0",
-}
-AGGREGATOR = "com.edgewise.demo.Aggregator"
-FLAKY = "com.edgewise.demo.Flaky"
-#: What the Flaky component prints to stderr each time it crashes on purpose.
-FLAKY_CRASH = "simulated failure!"
-_PENDING = ("QUEUED", "IN_PROGRESS")
-_TAIL_LINES = 5
-#: A crash this many seconds old or younger is highlighted.
-_RECENT_CRASH = 5.0
+#: How much later than its reading a result may be stamped and still belong to it (clock steps, rounding).
+_MATCH_SLACK_S = 0.05
+#: Detections listed in the view, newest first.
+_SHOWN_DETECTIONS = 8
 
 
-@dataclass(frozen=True)
-class DeviceView:
-    """One device as the cloud and its runtime's files show it."""
+@dataclass
+class Hub:
+    """One simulated hub as the cloud sees it."""
 
     thing: str
-    #: The device's latest execution of the deployment; ``None`` until the rollout reaches it.
-    execution: dict[str, Any] | None
     #: ``online``, ``offline`` or ``unknown`` (not reported yet).
-    presence: str
-    #: ``HEALTHY``/``UNHEALTHY`` as last reported, ``""`` before the first report.
-    health: str
+    presence: str = "unknown"
+    health: str = ""
     #: Component name → lifecycle state, as last reported to the cloud.
-    components: dict[str, str]
-    #: How often Flaky crashed (each crash is followed by a restart).
-    flaky_crashes: int
-    #: Seconds since Flaky's last crash; ``None`` before the first.
-    flaky_crash_age: float | None
-
-    @property
-    def status(self) -> str:
-        return "" if self.execution is None else str(self.execution["status"])
-
-    @property
-    def details(self) -> dict[str, str]:
-        return {} if self.execution is None else dict(self.execution["statusDetails"])
+    components: dict[str, str] = field(default_factory=dict)
+    #: Readings stored in the cloud since the demo started, as the hub published them over MQTT.
+    readings: int = 0
+    #: Readings stored in the cloud since the demo started through the hub's stream-manager export.
+    exported: int = 0
+    #: This hub's execution status of the deployment being rolled out, ``""`` before it has one.
+    rollout: str = ""
 
 
 @dataclass(frozen=True)
-class FleetView:
-    """The whole demo fleet at one moment."""
+class Detection:
+    """One result the model flagged, and what the simulation had injected into its reading."""
 
-    deployment: dict[str, Any]
-    devices: list[DeviceView]
-    #: The last lines of the first device's Aggregator log.
-    aggregator_tail: str
-    elapsed: float
+    thing: str
+    at: float  #: the result's time, seconds since the epoch
+    score: float | None
+    #: The fault injected into the reading; ``None`` for a false alarm.
+    fault: str | None
 
-    def converged(self, components: list[str]) -> bool:
-        """Every device succeeded and reports every one of ``components`` RUNNING."""
-        return all(
-            device.status == "SUCCEEDED"
-            and all(device.components.get(name) == "RUNNING" for name in components)
-            for device in self.devices
+
+@dataclass
+class _Readings:
+    times: list[float] = field(default_factory=list)
+    faults: list[str | None] = field(default_factory=list)
+
+
+class AnomalyScore:
+    """The model's results matched with the hubs' labelled readings."""
+
+    def __init__(self, model: str = "", version: str = "") -> None:
+        #: The model and version whose results count.
+        self.model = model
+        self.version = version
+        self._readings: dict[str, _Readings] = {}
+        #: Results whose reading may not be stored yet, per thing.
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self.results = 0
+        self.detections: list[Detection] = []
+        #: Faulty readings the model saw and did not flag.
+        self.missed = 0
+
+    @property
+    def confirmed(self) -> int:
+        """Flagged results on readings with an injected fault."""
+        return sum(1 for detection in self.detections if detection.fault is not None)
+
+    @property
+    def false_alarms(self) -> int:
+        return sum(1 for detection in self.detections if detection.fault is None)
+
+    def add_readings(self, thing: str, payloads: list[dict[str, Any]]) -> None:
+        """Readings as the hub sent them (in the order the cloud stored them)."""
+        series = self._readings.setdefault(thing, _Readings())
+        for payload in payloads:
+            at = float(payload["timestamp"])
+            index = bisect.bisect_right(series.times, at)
+            series.times.insert(index, at)
+            series.faults.insert(index, payload.get("fault") or None)
+
+    def add_results(self, thing: str, payloads: list[dict[str, Any]]) -> list[Detection]:
+        """The model's results for ``thing``; the new detections among those whose reading is known."""
+        pending = self._pending.setdefault(thing, [])
+        pending.extend(
+            result
+            for result in payloads
+            if result.get("model") == self.model and str(result.get("version")) == self.version
         )
-
-    def failure(self) -> str | None:
-        """Why the rollout cannot converge any more, if it cannot."""
-        for device in self.devices:
-            if device.execution is not None and device.status not in (*_PENDING, "SUCCEEDED"):
-                cause = device.details.get("deployment-failure-cause") or device.details.get(
-                    "detailed-deployment-status", ""
+        series = self._readings.get(thing, _Readings())
+        latest = series.times[-1] if series.times else None
+        found: list[Detection] = []
+        waiting: list[dict[str, Any]] = []
+        for result in pending:
+            at = float(result["timestamp"]) / 1000
+            index = bisect.bisect_right(series.times, at + _MATCH_SLACK_S) - 1
+            if latest is None or at > latest + _MATCH_SLACK_S or index < 0:
+                # Its reading (or a later one, which would show it is the latest) is not stored yet.
+                waiting.append(result)
+                continue
+            self.results += 1
+            fault = series.faults[index]
+            if result.get("anomaly"):
+                score = result.get("score")
+                detection = Detection(
+                    thing, at, float(score) if isinstance(score, int | float) else None, fault
                 )
-                return f"{device.thing}: {device.status} {cause}".rstrip()
-        status = self.deployment["deploymentStatus"]
-        if status not in ("ACTIVE", "COMPLETED"):
-            return f"the deployment is {status}"
-        return None
+                self.detections.append(detection)
+                found.append(detection)
+            elif fault is not None:
+                self.missed += 1
+        self._pending[thing] = waiting
+        return found
 
 
-def tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines of the file at ``path`` (empty while there is none)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+def detection_line(detection: Detection) -> str:
+    """One detection as a line of text (Rich markup)."""
+    at = datetime.datetime.fromtimestamp(detection.at).strftime("%H:%M:%S.%f")[:-3]
+    score = "" if detection.score is None else f" (score {detection.score:.2f})"
+    if detection.fault is None:
+        return f"{at} {detection.thing}: [yellow]flagged{score}, but no fault was injected (false alarm)[/]"
+    return f"{at} {detection.thing}: [red]anomaly{score}[/]: the {detection.fault} fault injected into it"
 
 
-def flaky_crashes(path: Path, *, now: float) -> tuple[int, float | None]:
-    """How often Flaky crashed, from its log at ``path``, and how many seconds before ``now`` (epoch seconds)
-    the last time (``None`` when unknown)."""
-    try:
-        lines = [
-            line
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-            if FLAKY_CRASH in line
-        ]
-    except FileNotFoundError:
-        return 0, None
-    if not lines:
-        return 0, None
-    # Log lines start with the UTC time, e.g. 2026-11-25T19:00:00.123Z.
-    try:
-        last = datetime.datetime.fromisoformat(lines[-1].split(" ", 1)[0]).timestamp()
-    except ValueError:
-        return len(lines), None
-    return len(lines), max(0.0, now - last)
+@dataclass
+class Story:
+    """The demo at one moment."""
 
+    header: list[str]
+    hubs: list[Hub]
+    #: Component short names shown as columns, in order.
+    components: list[str]
+    #: (step, state) where state is ``done``, ``running`` or ``waiting``; the detail follows the step's name.
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    training_job: dict[str, Any] | None = None
+    rollout_title: str = ""
+    score: AnomalyScore = field(default_factory=AnomalyScore)
 
-def observe(
-    client: httpx.Client, deployment_id: str, devices: dict[str, Path], *, started: float
-) -> FleetView:
-    """The fleet now, from the cloud's API and from each device's runtime root (``devices``: thing → root)."""
-    deployment = request(client, "GET", api_path("deployments", deployment_id))
-    executions = {
-        execution["thingName"]: execution
-        for execution in list_all(client, api_path("deployments", deployment_id, "devices"), {})
-    }
-    reported = {device["coreDeviceThingName"]: device for device in list_all(client, "/core-devices", {})}
-    views = []
-    for thing, root in devices.items():
-        paths = RootPaths.at(root)
-        components: dict[str, str] = {}
-        presence, health = "unknown", ""
-        if thing in reported:
-            connected = reported[thing]["connectivity"]["connected"]
-            presence = "unknown" if connected is None else ("online" if connected else "offline")
-            health = reported[thing]["status"]
-            answer = send(
-                client, "GET", api_path("core-devices", thing, "installed-components"), allow=(404,)
-            )
-            if answer.status_code == 200:
-                components = {
-                    item["componentName"]: item["lifecycleState"]
-                    for item in answer.json()["installedComponents"]
-                }
-        crashes, age = flaky_crashes(paths.component_log(FLAKY), now=time.time())
-        views.append(DeviceView(thing, executions.get(thing), presence, health, components, crashes, age))
-    first = RootPaths.at(next(iter(devices.values())))
-    aggregator = tail(first.component_log(AGGREGATOR), _TAIL_LINES)
-    return FleetView(deployment, views, aggregator, time.monotonic() - started)
+    def step(self, text: str) -> None:
+        """Mark the running step done and start ``text``."""
+        self.steps = [(name, "done") for name, _ in self.steps]
+        self.steps.append((text, "running"))
+
+    def update_step(self, text: str) -> None:
+        """Replace the running step's text."""
+        if self.steps:
+            self.steps[-1] = (text, self.steps[-1][1])
+
+    def finish(self) -> None:
+        self.steps = [(name, "done") for name, _ in self.steps]
 
 
 def _styled(state: str) -> str:
@@ -175,62 +181,60 @@ def _table(*columns: Column | str) -> Table:
     return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
 
 
-def _rollout(view: FleetView, group: str) -> Panel:
-    done = sum(1 for device in view.devices if device.execution is not None and device.status not in _PENDING)
-    bar = Table.grid(padding=(0, 1))
-    bar.add_row(
-        ProgressBar(total=len(view.devices), completed=done, width=40),
-        f"{done}/{len(view.devices)} devices done",
-    )
-    table = _table(Column("Thing", no_wrap=True), "Execution", "Detailed status", "Failure cause")
-    for device in view.devices:
-        status = _styled(device.status) if device.execution is not None else "[dim]waiting for its stage[/]"
-        table.add_row(
-            device.thing,
-            status,
-            device.details.get("detailed-deployment-status", ""),
-            device.details.get("deployment-failure-cause", ""),
-        )
-    deployment = view.deployment
-    title = (
-        f"Rollout of deployment {deployment['deploymentId'][:8]} to thing group {group}: "
-        f"{deployment['deploymentStatus']}"
-    )
-    return Panel(Group(bar, table), title=title, title_align="left")
+def _steps(story: Story) -> Panel:
+    lines = Text()
+    for name, state in story.steps:
+        mark = {"done": ("✓ ", "green"), "running": ("… ", "yellow")}.get(state, ("  ", ""))
+        lines.append(mark[0], style=mark[1])
+        lines.append(name + "\n")
+    lines.rstrip()
+    return Panel(lines, title="The story", title_align="left")
 
 
-def _crash_text(device: DeviceView) -> str:
-    if device.flaky_crash_age is None:
-        return str(device.flaky_crashes)
-    text = f"{device.flaky_crashes}, {device.flaky_crash_age:.0f} s ago"
-    return f"[yellow]{text}[/]" if device.flaky_crash_age < _RECENT_CRASH else text
-
-
-def _fleet(view: FleetView, components: list[str]) -> Panel:
-    short = [name.rsplit(".", 1)[-1] for name in components]
+def _fleet(story: Story) -> Panel:
     table = _table(
-        Column("Thing", no_wrap=True), "Presence", "Health", *short, Column("Crashes", no_wrap=True)
+        Column("Hub", no_wrap=True),
+        "Presence",
+        "Health",
+        *story.components,
+        "Readings",
+        "Exported",
+        "Rollout",
     )
-    table.caption = "Crashes: Flaky crashes on purpose; the runtime restarts it each time"
-    for device in view.devices:
-        states = [_styled(device.components.get(name, "")) for name in components]
+    for hub in story.hubs:
         presence = {"online": "[green]online[/]", "offline": "[red]offline[/]"}.get(
-            device.presence, "[dim]unknown[/]"
+            hub.presence, "[dim]unknown[/]"
         )
         health = {"HEALTHY": "[green]HEALTHY[/]", "UNHEALTHY": "[red]UNHEALTHY[/]"}.get(
-            device.health, device.health
+            hub.health, hub.health
         )
-        table.add_row(device.thing, presence, health, *states, _crash_text(device))
-    return Panel(table, title="Devices: components as they report them to the cloud", title_align="left")
+        states = [
+            _styled(next((state for name, state in hub.components.items() if name.endswith(short)), ""))
+            for short in story.components
+        ]
+        table.add_row(
+            hub.thing, presence, health, *states, str(hub.readings), str(hub.exported), _styled(hub.rollout)
+        )
+    title = "Fleet: each hub as it reports to the cloud"
+    if story.rollout_title:
+        title += f"; rollout of {story.rollout_title}"
+    return Panel(table, title=title, title_align="left")
 
 
-def render(view: FleetView, *, group: str, components: list[str], header: list[str]) -> RenderableType:
-    """The live view: ``header``, the rollout, the devices' components, the first device's Aggregator log."""
-    first = view.devices[0].thing
-    log = Panel(
-        Text(view.aggregator_tail or "(nothing yet)"),
-        title=f"{first}: {AGGREGATOR} log",
-        title_align="left",
+def _anomalies(score: AnomalyScore) -> Panel:
+    summary = Text.from_markup(
+        f"{score.results} results scored: [red]{score.confirmed} injected faults detected[/], "
+        f"{score.false_alarms} false alarms, {score.missed} faulty readings not flagged"
     )
-    lines = Text("\n".join(header), style="bold")
-    return Group(lines, _rollout(view, group), _fleet(view, components), log)
+    newest = [Text.from_markup(detection_line(d)) for d in reversed(score.detections[-_SHOWN_DETECTIONS:])]
+    return Panel(Group(summary, *newest), title="Anomalies the model finds on the hubs", title_align="left")
+
+
+def render(story: Story) -> RenderableType:
+    """The live view: the header, the steps, the fleet, the training job, the anomalies."""
+    parts: list[RenderableType] = [Text("\n".join(story.header), style="bold"), _steps(story), _fleet(story)]
+    if story.training_job is not None:
+        parts.append(Panel(job_view(story.training_job), title="Training", title_align="left"))
+    if story.score.results:
+        parts.append(_anomalies(story.score))
+    return Group(*parts)

@@ -8,6 +8,7 @@ from edgewise import __version__
 from edgewise.cli import (
     cloud,
     component,
+    console,
     core_device,
     dataset,
     demo,
@@ -38,6 +39,7 @@ app.add_typer(identity.cert_app, name="cert")
 app.add_typer(identity.policy_app, name="policy")
 app.add_typer(device.app, name="device")
 app.add_typer(component.app, name="component")
+app.add_typer(console.app, name="console")
 app.add_typer(core_device.app, name="core-device")
 app.add_typer(deployment.app, name="deployment")
 app.add_typer(job.app, name="job")

@@ -33,6 +33,7 @@ from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
 from edgewise.cloud.client_devices import routes as client_device_routes
 from edgewise.cloud.components import routes as component_routes
+from edgewise.cloud.console.app import SESSION_PATHS, mount_console
 from edgewise.cloud.datasets import routes as dataset_routes
 from edgewise.cloud.db import SessionDep, create_database_engine, create_session_factory, upgrade_database
 from edgewise.cloud.deployments import routes as deployment_routes
@@ -226,6 +227,7 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         authenticate=authenticate,
         default=settings.api_body_max_bytes,
         routes=[RouteLimit("PUT", _UPLOAD_PATH, settings.api_upload_max_bytes)],
+        session_paths=SESSION_PATHS,
     )
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -253,6 +255,7 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         model_routes.invoke_router,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
+    mount_console(app, api_prefix=API_PREFIX)
     return app
 
 

@@ -8,6 +8,8 @@ front of the app: for a request that carries a body (a ``Content-Length`` above 
 refusing it (413) as soon as it passes the limit. Both answers close the connection, so the unread rest of the
 body is never read. Every route takes ``default`` bytes, except those given their own limit (artifact
 uploads, which stream to disk). Requests without a body go to the app, whose dependencies authenticate them.
+Paths matching ``session_paths`` (the web console's forms) carry a session cookie, not a bearer token: their
+routes authenticate them, and only the body limit applies here.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ class BodyLimits:
         authenticate: Authenticator,
         default: int,
         routes: Sequence[RouteLimit] = (),
+        session_paths: re.Pattern[str] | None = None,
     ) -> None:
         self._app = app
+        self._session_paths = session_paths
         self._authenticate = authenticate
         self._default = default
         self._routes = list(routes)
@@ -87,7 +91,8 @@ class BodyLimits:
             await self._app(scope, receive, send)
             return
         try:
-            await asyncio.to_thread(self._authenticate, bearer_token(headers.get("authorization")))
+            if self._session_paths is None or not self._session_paths.match(scope["path"]):
+                await asyncio.to_thread(self._authenticate, bearer_token(headers.get("authorization")))
         except AuthenticationError as exc:
             await _refuse(send, 401, AuthenticationError.code, str(exc), {"WWW-Authenticate": "Bearer"})
             return

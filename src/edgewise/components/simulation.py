@@ -35,12 +35,17 @@ class SimulationSettings:
     fault_rate: float = 0.01
     drift_after: int | None = None
     drift_per_reading: float = 0.01
+    #: Simulated seconds per reading, for the daily cycle (``None``: ``interval_s``): a fast demo publishes
+    #: every 0.1 s yet lets its readings cover whole cycles.
+    simulated_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"fault_rate: {self.fault_rate} is not between 0 and 1")
         if self.interval_s <= 0:
             raise ValueError(f"interval_s: {self.interval_s} is not positive")
+        if self.simulated_interval_s is not None and self.simulated_interval_s <= 0:
+            raise ValueError(f"simulated_interval_s: {self.simulated_interval_s} is not positive")
         if self.drift_after is not None and self.drift_after < 0:
             raise ValueError(f"drift_after: {self.drift_after} is negative")
 
@@ -78,6 +83,7 @@ class Reading:
 def readings(settings: SimulationSettings, *, start: float = 0.0) -> Iterator[Reading]:
     """An endless series of readings, one per ``settings.interval_s`` from ``start`` (seconds since the epoch)."""
     rng = random.Random(settings.seed)
+    step = settings.interval_s if settings.simulated_interval_s is None else settings.simulated_interval_s
     phase = rng.uniform(0.0, 2.0 * math.pi)
     fault = FAULTS[0]
     fault_left = 0
@@ -85,7 +91,7 @@ def readings(settings: SimulationSettings, *, start: float = 0.0) -> Iterator[Re
     sequence = 0
     while True:
         timestamp = start + sequence * settings.interval_s
-        cycle = math.sin(phase + sequence * settings.interval_s * 2.0 * math.pi / 600.0)
+        cycle = math.sin(phase + sequence * step * 2.0 * math.pi / 600.0)
         drift = 0.0
         if settings.drift_after is not None and sequence >= settings.drift_after:
             drift = (sequence - settings.drift_after + 1) * settings.drift_per_reading

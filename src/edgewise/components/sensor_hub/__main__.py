@@ -62,6 +62,12 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--simulated-interval",
+        type=float,
+        default=0.0,
+        help="simulated seconds per reading, for the 600 s cycle (0: the interval)",
+    )
+    parser.add_argument(
         "--local-topic", default="sensors/{thing}/reading", help="local pub/sub topic ('' off)"
     )
     parser.add_argument("--iot-core-topic", default="dt/{thing}/reading", help="cloud topic ('' off)")
@@ -71,6 +77,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         args.settings = SimulationSettings(
             seed=args.seed,
             interval_s=args.interval,
+            simulated_interval_s=args.simulated_interval or None,
             fault_rate=args.fault_rate,
             drift_after=None if args.drift_after < 0 else args.drift_after,
         )
