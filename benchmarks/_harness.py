@@ -68,8 +68,16 @@ def python_env(pycache: Path | None) -> dict[str, str]:
 
 
 def warm_bytecode(env: dict[str, str]) -> None:
-    """Import what the runtime and the baselines import once, so that their bytecode is cached."""
-    code = "import subprocess, edgewise.runtime.__main__"
+    """Import what the runtime and the baselines import once, so that their bytecode is cached.
+
+    That includes what the runtime imports only on first use (for a deployment, or ``effective.yaml`` after a
+    change), as an installed package has it all compiled: compiling it in the measured runtime would count
+    both the compile time and the memory compiling leaves behind.
+    """
+    code = (
+        "import subprocess, edgewise.runtime.__main__, edgewise.recipe._parse, nodesemver,"
+        " edgewise.runtime.deployment.preparing, edgewise.runtime.deployment.resolving"
+    )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, stdin=subprocess.DEVNULL)
 
 

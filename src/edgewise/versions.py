@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import nodesemver
-
 from edgewise.errors import EdgewiseError
 
 MAX_VERSION_LENGTH = 64
@@ -157,6 +155,8 @@ class Version:
 
 @functools.lru_cache(maxsize=4096)
 def _semver(text: str) -> Any:
+    import nodesemver  # on first use: it compiles many regular expressions at import, slowing the runtime's start
+
     return nodesemver.make_semver(text, loose=False)
 
 
@@ -183,6 +183,8 @@ class Requirement:
         if not stripped:
             msg = "A version requirement must not be empty (write '*' to accept any version)"
             raise VersionError(msg, text=text)
+        import nodesemver  # on first use, as in _semver
+
         try:
             node_range = nodesemver.make_range(stripped, loose=False)
         except (ValueError, TypeError, IndexError, AttributeError) as exc:

@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgewise.errors import EdgewiseError
 
 _TOP_KEYS = ("thingName", "cloud", "artifacts")
@@ -151,6 +149,8 @@ def write_device_config(config: DeviceConfig) -> str:
             "maxCompressionRatio": artifacts.max_compression_ratio,
             "minFreeBytes": artifacts.min_free_bytes,
         }
+    import yaml  # on first use: a runtime started without a device file never needs PyYAML
+
     return yaml.safe_dump(document, sort_keys=False)
 
 
@@ -188,6 +188,8 @@ def parse_device_config(text: str, *, base_dir: Path) -> DeviceConfig:
     Raises:
         DeviceConfigError: the text is not YAML, or lists every invalid field, each as ``path.to.key: problem``.
     """
+    import yaml  # on first use: a runtime started without a device file never needs PyYAML
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -280,7 +280,9 @@ class Kernel:
             # After recovery, so a deployment interrupted by a crash is finished before the agent reports it.
             await self.fleet.start()
             stack.push_async_callback(self.fleet.close)
-        await asyncio.to_thread(self.store.write_effective, self.paths.effective_config)
+        # On the loop's thread, as after a change: when the tree changed it imports PyYAML, which in a worker
+        # thread would land in that thread's malloc arena and keep more memory resident.
+        self.store.write_effective(self.paths.effective_config)
         await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
         await asyncio.to_thread(write_greengrass_cli, self.paths)
         # Written last: the CLI token is what tools and tests wait for before they talk to the runtime.

@@ -687,6 +687,36 @@ async def test_calls_beyond_the_limit_wait_until_a_running_one_finishes(
     await server.close()
 
 
+async def test_replies_completed_in_one_turn_of_the_loop_go_out_in_one_write(
+    server: IpcServer, client: RawClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (connection,) = server._connections.values()
+    transport = connection._transport
+    assert transport is not None
+    writes: list[int] = []
+    write = transport.write
+
+    def counting_write(data: bytes | bytearray | memoryview) -> None:
+        writes.append(len(data))
+        write(data)
+
+    monkeypatch.setattr(transport, "write", counting_write)
+    calls = 20
+    # All requests in one client write, so that the server reads them in one chunk and answers them together.
+    real_write, pipelined = client.writer.write, bytearray()
+    client.writer.write = pipelined.extend  # type: ignore[method-assign]
+    for stream_id in range(1, calls + 1):
+        client.call(stream_id, "GetConfiguration", {"n": stream_id})
+    client.writer.write = real_write  # type: ignore[method-assign]
+    client.writer.write(bytes(pipelined))
+
+    replies = [await client.receive() for _ in range(calls)]
+
+    assert [body(reply)["echo"]["n"] for reply in replies] == list(range(1, calls + 1))
+    assert sum(writes) == sum(len(encode_message(reply)) for reply in replies)
+    assert len(writes) < calls
+
+
 # Streams
 
 

@@ -26,6 +26,8 @@ a whole node, so replaying lines already in the snapshot ends in the same tree.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -35,8 +37,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import yaml
 
 from edgewise.runtime.config._pointer import parse_pointer
 from edgewise.runtime.config._snapshot import read_snapshot, write_snapshot
@@ -317,16 +317,25 @@ class ConfigStore:
 
         return unsubscribe
 
-    def write_effective(self, path: Path) -> None:
-        """Dump the tree as YAML to ``path`` for people to read, atomically. Blocks.
+    def write_effective(self, path: Path) -> bool:
+        """Dump the tree as YAML to ``path`` for people to read, atomically, unless it already holds it. Blocks.
 
-        Keys starting with ``_`` are left out: they are private runtime state, tokens among them.
+        Keys starting with ``_`` are left out: they are private runtime state, tokens among them. The first
+        line is a comment with a digest of the tree, so a restart with nothing changed neither imports PyYAML
+        nor rewrites the file. Returns whether the file was written.
         """
         with self._lock:
             tree = to_json(self._tree.root, public=True)
+        header = _effective_header(tree)
+        if _first_line(path) == header:
+            return False
+        # Imported here: only a changed tree needs PyYAML, which is slow to import at start.
+        import yaml
+
         text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=False, allow_unicode=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text.encode())
+        write_atomically(path, (header + text).encode())
+        return True
 
     def compact(self) -> None:
         """Write a fresh snapshot and empty the log. Blocks.
@@ -456,3 +465,18 @@ def _build_object(value: Any, timestamp: int, path: ConfigPath) -> Branch:
     node = build(value, timestamp, path)
     assert isinstance(node, Branch)
     return node
+
+
+def _effective_header(tree: Any) -> str:
+    """The comment line ``effective.yaml`` starts with: a digest of the public tree, key order included."""
+    digest = hashlib.sha256(json.dumps(tree, separators=(",", ":")).encode()).hexdigest()
+    return f"# Edgewise effective configuration (a read-only view), tree sha256:{digest}\n"
+
+
+def _first_line(path: Path) -> str | None:
+    """The first line of ``path`` with its newline, or ``None`` when it cannot be read. Blocks."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            return file.readline()
+    except OSError:
+        return None

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from edgewise.runtime.config import ConfigStore
 from edgewise.runtime.deployment.document import DeploymentDocument, FailureHandlingPolicy
 from edgewise.runtime.deployment.history import DeploymentStatus, DetailedStatus, write_json_atomically
-from edgewise.runtime.deployment.plan import bootstrap_order
 from edgewise.runtime.lifecycle import ComponentSpec, ComponentStatus
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction, BootstrapOutcome
 from edgewise.runtime.lifecycle.states import ComponentState
@@ -150,6 +149,9 @@ class DeploymentActivator:
         deployment failed, None to go on. A step asking for a restart or a reboot does not return: the runtime
         stops, and the deployment, still IN_PROGRESS in the history, is taken up again when it starts,
         skipping the steps already run."""
+        # Imported on first use, as the planning it belongs to: only a deployment needs it, not a start.
+        from edgewise.runtime.deployment.plan import bootstrap_order
+
         names = bootstrap_order(previous.get("services") or {}, planned["services"])
         if not names:
             return None

@@ -16,7 +16,7 @@ import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
-from edgewise.recipe import Artifact, Manifest, PermissionLevel, Recipe, RecipeError, Unarchive, load_recipe
+from edgewise.recipe import Artifact, Manifest, PermissionLevel, Recipe, RecipeError, Unarchive
 from edgewise.runtime.deployment.archives import FreeSpace, check_free_space, disk_free, extract_zip
 from edgewise.runtime.deployment.copying import ArtifactFolder, copy_file
 from edgewise.runtime.deployment.errors import PackageError
@@ -51,11 +51,18 @@ def read_recipe_dir(directory: Path) -> dict[str, list[tuple[Recipe, bytes]]]:
             continue
         text = path.read_bytes()
         try:
-            recipe = load_recipe(path)
+            recipe = _load_recipe(path)
         except RecipeError as exc:
             raise PackageError(f"Invalid recipe {path}:\n{exc}") from exc
         found.setdefault(recipe.name, []).append((recipe, text))
     return found
+
+
+def _load_recipe(path: Path) -> Recipe:
+    """Read a recipe file. Blocks. Recipe parsing (PyYAML, node-semver) is imported on first use, off the start."""
+    from edgewise.recipe import load_recipe
+
+    return load_recipe(path)
 
 
 def _mode(permission_read: PermissionLevel, permission_execute: PermissionLevel) -> int:
@@ -101,7 +108,7 @@ class ComponentStore:
         found: dict[str, list[Recipe]] = {}
         for path in sorted(self._paths.recipes_dir.glob("*.recipe.yaml")):
             try:
-                recipe = load_recipe(path)
+                recipe = _load_recipe(path)
             except RecipeError as exc:
                 logger.error("Ignoring the invalid installed recipe %s: %s", path, exc)
                 continue
@@ -110,7 +117,7 @@ class ComponentStore:
 
     def recipe(self, name: str, version: str) -> Recipe | None:
         path = self.recipe_path(name, version)
-        return load_recipe(path) if path.exists() else None
+        return _load_recipe(path) if path.exists() else None
 
     def install(
         self,

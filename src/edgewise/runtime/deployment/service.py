@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -44,8 +45,6 @@ from edgewise.runtime.deployment.history import (
 )
 from edgewise.runtime.deployment.hooks import DeploymentHook
 from edgewise.runtime.deployment.packages import ComponentStore
-from edgewise.runtime.deployment.preparing import prepare
-from edgewise.runtime.deployment.resolving import next_groups, resolve_deployment
 from edgewise.runtime.deployment.sources import ComponentSource, LocalSource, run_to_completion
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.settings import ArtifactLimits
@@ -54,6 +53,8 @@ from edgewise.runtime.specs import configuration_context
 logger = logging.getLogger(__name__)
 
 _INTERNAL_ERROR = "Internal error; see edgewise.log"
+#: What only a deployment needs and its worker threads would otherwise import first (see ``_resolved_and_prepared``).
+_DEPLOYMENT_ONLY = ("edgewise.recipe._parse", "nodesemver")
 
 
 class DeploymentService:
@@ -261,6 +262,14 @@ class DeploymentService:
     async def _resolved_and_prepared(
         self, document: DeploymentDocument, previous: Mapping[str, Any], source: ComponentSource
     ) -> dict[str, Any]:
+        # Imported on first use, on the event loop's thread: resolution, planning, recipe parsing (PyYAML) and
+        # node-semver are only needed once a deployment arrives, and importing them slowed every start. In a
+        # worker thread their objects would land in that thread's malloc arena and keep more memory resident.
+        for module in _DEPLOYMENT_ONLY:
+            importlib.import_module(module)
+        from edgewise.runtime.deployment.preparing import prepare
+        from edgewise.runtime.deployment.resolving import next_groups, resolve_deployment
+
         groups = next_groups(document, previous.get("groups") or {})
         offer = await source.offer(document)
         installed = await run_to_completion(self._packages.recipes)

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 #: The identity of the ``edgewise`` CLI's connection: allowed every operation, like greengrass-cli.
 CLI_IDENTITY = "aws.greengrass.Cli"
 
+#: Decisions kept between configuration changes; past it the kept ones are dropped and gathered again.
+MAX_KEPT_DECISIONS = 4096
+
 _ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
 
 
@@ -86,17 +89,21 @@ def _policies(access: Any, service: str) -> list[Mapping[str, Any]]:
 class Authorizer:
     """Checks calls against the policies in each component's current configuration.
 
-    Policies are read once per component and kept until :meth:`invalidate`, which the kernel calls on every
-    configuration change, so a changed policy applies to the very next call.
+    Policies are read once per component, and each decision is kept per (component, service, operation,
+    resource), until :meth:`invalidate`, which the kernel calls on every configuration change, so a changed
+    policy applies to the very next call. A publisher checks the same few topics again and again, so a kept
+    decision turns the policy walk and pattern matching into one dictionary look-up per message.
     """
 
     def __init__(self, configuration_of: Callable[[str], Any]) -> None:
         self._configuration_of = configuration_of
         self._access: dict[str, Any] = {}
+        self._decisions: dict[tuple[str, str, str, str, bool], bool] = {}
 
     def invalidate(self) -> None:
-        """Forget every policy read so far. Must be called whenever the configuration changes."""
+        """Forget every policy and decision kept so far. Must be called whenever the configuration changes."""
         self._access.clear()
+        self._decisions.clear()
 
     def _access_of(self, component: str) -> Any:
         if component not in self._access:
@@ -106,6 +113,17 @@ class Authorizer:
     def is_allowed(
         self, component: str, service: str, operation: str, resource: str, *, mqtt: bool = False
     ) -> bool:
+        key = (component, service, operation, resource, mqtt)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decide(component, service, operation, resource, mqtt=mqtt)
+            if len(self._decisions) >= MAX_KEPT_DECISIONS:
+                # Callers choosing ever new topics must not grow the runtime without bound: start afresh.
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    def _decide(self, component: str, service: str, operation: str, resource: str, *, mqtt: bool) -> bool:
         if component == CLI_IDENTITY:
             return True
         for policy in _policies(self._access_of(component), service):

@@ -6,9 +6,10 @@ object; a streaming handler returns the initial response and pushes events throu
 
 Each connection is an asyncio protocol with its own decoder. Every call runs in its own task so a slow
 handler does not hold up pings or other calls; at most ``max_calls_per_connection`` run at once, beyond
-that the server stops reading from that client. Output goes straight to the transport's buffer: above a
-high-water mark the server stops reading the client's requests and queues stream events per stream (a full
-queue drops events, see :meth:`EventStream.send_nowait`), and a reply that would push the buffer past
+that the server stops reading from that client. Output goes to the transport's buffer, the frames written
+during one turn of the event loop in one send (at once when they reach the high-water mark): above that
+mark the server stops reading the client's requests and queues stream events per stream (a full queue drops
+events, see :meth:`EventStream.send_nowait`), and a reply that would push the buffer past
 ``max_buffered_bytes`` drops the connection. A client that never reads therefore costs bounded memory and
 never slows other connections. A protocol violation or a malformed frame closes only that connection.
 
@@ -92,6 +93,7 @@ _RPC_HEADER_PREFIXES_LIMIT = 1024
 _STREAM_ID_HEADER = encode_headers({STREAM_ID: 0})[:-4]  # name and type, without the int32 value
 _INT32 = struct.Struct(">i")
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_EMPTY_OBJECT = b"{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +500,10 @@ class _Connection(asyncio.Protocol):
         self._backlog: dict[EventStream, None] = {}
         self._abort_handle: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
+        # Frames written during one turn of the event loop go out together in one send at its end.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_limit = 0  # the transport's high-water mark, set when connected
 
     def describe(self) -> str:
         """How log lines name this connection."""
@@ -515,6 +521,7 @@ class _Connection(asyncio.Protocol):
         self._transport = transport
         high = min(1024 * 1024, max(self.server.max_buffered_bytes // 2, 1))
         transport.set_write_buffer_limits(high=high, low=high // 4)
+        self._pending_limit = high
         if not self.server._added(self):
             self.closing = True
             transport.abort()
@@ -594,7 +601,7 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if self.closing or transport is None:
             return False
-        buffered = transport.get_write_buffer_size()
+        buffered = transport.get_write_buffer_size() + self._pending_bytes
         if buffered and buffered + len(frame) > self.server.max_buffered_bytes:
             logger.warning(
                 "%s: client is not reading (%d bytes waiting, limit %d); dropping the connection",
@@ -605,9 +612,25 @@ class _Connection(asyncio.Protocol):
             self.counters.dropped += 1
             self._close(abort=True)
             return False
-        transport.write(frame)
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._send_pending)
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
         self.counters.messages_out += 1
+        if self._pending_bytes >= self._pending_limit:
+            # Past the high-water mark the transport must see the bytes now, so that pause_writing turns
+            # later events into stream queues (bounded per subscription) as it did before coalescing.
+            self._send_pending()
         return True
+
+    def _send_pending(self) -> None:
+        """One send for every frame written since the last one (a no-op when none or when aborted)."""
+        if not self._pending:
+            return
+        frames, self._pending = self._pending, []
+        self._pending_bytes = 0
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def backlog(self, stream: EventStream) -> None:
         """Flush ``stream``'s queued events once the client reads again."""
@@ -671,8 +694,10 @@ class _Connection(asyncio.Protocol):
         self.server._handshake_over(self)
         self._end_streams()
         if abort:
+            self._pending.clear()
             self._transport.abort()
         else:
+            self._send_pending()
             self._transport.close()
             # A client that does not read would keep the flush (and the connection) pending forever.
             loop = asyncio.get_running_loop()
@@ -938,6 +963,8 @@ def _parse_request(operation: str, payload: bytes) -> JsonObject:
 
 def _json_bytes(body: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON of a response or event; TypeError when it is not a JSON object."""
+    if type(body) is dict and not body:
+        return _EMPTY_OBJECT  # the response of every publish: skip the encoder
     if not isinstance(body, dict):
         if not isinstance(body, Mapping):
             msg = f"IPC responses and events must be mappings, got {type(body).__name__}"

@@ -47,20 +47,27 @@ async def deployments_partial(request: Request, api: ConsoleApiDep) -> Response:
     return render(request, "deployments/_rows.html", page=page)
 
 
-async def _choices(api: ConsoleApi) -> dict[str, Any]:
-    """What the form offers: things and thing groups to target, and every component's versions."""
-    things, groups, components = await gather(
-        api.get("/things", limit=REGISTRY_PAGE_SIZE),
-        api.get("/thing-groups", limit=REGISTRY_PAGE_SIZE),
-        api.get("/components", limit=REGISTRY_PAGE_SIZE),
+async def target_choices(api: ConsoleApi) -> dict[str, list[Target]]:
+    """The registry's things and thing groups a form may target (by ARN), each sorted by name; the Jobs form
+    uses it too."""
+    things, groups = await gather(
+        api.get("/things", limit=REGISTRY_PAGE_SIZE), api.get("/thing-groups", limit=REGISTRY_PAGE_SIZE)
     )
-    names = [component["componentName"] for component in components["data"]]
-    versions = await gather(*(api.get(f"/components/{_segment(name)}/versions") for name in names))
     return {
         "things": [Target("thing", name) for name in sorted(thing["thingName"] for thing in things["data"])],
         "groups": [
             Target("group", name) for name in sorted(group["thingGroupName"] for group in groups["data"])
         ],
+    }
+
+
+async def _choices(api: ConsoleApi) -> dict[str, Any]:
+    """What the form offers: things and thing groups to target, and every component's versions."""
+    targets, components = await gather(target_choices(api), api.get("/components", limit=REGISTRY_PAGE_SIZE))
+    names = [component["componentName"] for component in components["data"]]
+    versions = await gather(*(api.get(f"/components/{_segment(name)}/versions") for name in names))
+    return {
+        **targets,
         "components": [
             {"name": name, "versions": [item["componentVersion"] for item in answer["data"]]}
             for name, answer in zip(names, versions, strict=True)
