@@ -12,10 +12,12 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from edgewise.cloud.console import session as session_module
 from edgewise.cloud.console.app import PAGES
 from edgewise.cloud.console.pages import login
 from edgewise.cloud.console.rendering import CONSOLE_PREFIX
 from edgewise.cloud.console.session import LINK_LIFETIME, SESSION_IDLE, ConsoleSessions
+from edgewise.cloud.errors import LimitExceededError
 from tests.console.conftest import THING, ConsoleCloud, form_csrf_token, log_in
 
 #: Console routes that need no session: the login form, its POST, and login links.
@@ -153,6 +155,26 @@ def test_sessions_expire_when_idle_and_links_after_ten_minutes() -> None:
     assert sessions.find(session.id) is session
     now += SESSION_IDLE + datetime.timedelta(seconds=1)
     assert sessions.find(session.id) is None
+
+
+def test_sessions_and_links_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_module, "MAX_SESSIONS", 3)
+    monkeypatch.setattr(session_module, "MAX_LINKS", 2)
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    sessions = ConsoleSessions(clock=lambda: now)
+    opened = []
+    for minute in range(4):
+        now += datetime.timedelta(minutes=minute)
+        opened.append(sessions.open("ewt_x", token_name="admin", role="admin"))
+    # The least recently used session made room for the fourth; the others live on.
+    assert sessions.find(opened[0].id) is None
+    assert all(sessions.find(session.id) is session for session in opened[1:])
+
+    links = [sessions.create_link("ewt_x") for _ in range(2)]
+    with pytest.raises(LimitExceededError, match="2 login links are waiting"):
+        sessions.create_link("ewt_x")
+    assert sessions.redeem_link(links[0].code) == "ewt_x"
+    sessions.create_link("ewt_x")  # a used link makes room
 
 
 async def test_a_read_only_token_cannot_change_a_shadow(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgewise.cloud.shadows.worker import REQUEST_FILTERS, parse_request_topic
+from edgewise.protocol.shadow.document import REQUEST_FILTERS, parse_request_topic
 from edgewise.topics import filter_matches
 
 

@@ -44,6 +44,7 @@ from edgewise.cloud.registry import Thing, rules
 from edgewise.cloud.registry import service as registry
 from edgewise.errors import EdgewiseError
 from edgewise.names import THING_NAME
+from edgewise.protocol.shadow.document import shadow_filter
 from edgewise.topics import has_wildcards
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def client_shadow_filters(session: Session, core: Thing) -> tuple[str, ...]:
         .where(ClientDeviceAssociation.core_thing_id == core.id)
         .order_by(Thing.name)
     )
-    return tuple(f"$aws/things/{name}/shadow/#" for name in clients)
+    return tuple(shadow_filter(name) for name in clients)
 
 
 @dataclass(frozen=True)

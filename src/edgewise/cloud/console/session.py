@@ -15,11 +15,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgewise.cloud.errors import LimitExceededError
 from edgewise.errors import EdgewiseError
 
 SESSION_COOKIE = "edgewise_session"
 SESSION_IDLE = datetime.timedelta(hours=8)
 LINK_LIFETIME = datetime.timedelta(minutes=10)
+#: At most this many sessions and this many unused links are kept: the oldest session is ended to make room,
+#: and a link beyond the limit is refused, so that neither logins nor link requests can grow the server's memory.
+MAX_SESSIONS = 10_000
+MAX_LINKS = 1_000
 
 Clock = Callable[[], datetime.datetime]
 
@@ -75,6 +80,9 @@ class ConsoleSessions:
             last_used=self._clock(),
         )
         with self._lock:
+            while len(self._sessions) >= MAX_SESSIONS:
+                oldest = min(self._sessions.values(), key=lambda live: live.last_used)
+                del self._sessions[oldest.id]
             self._sessions[session.id] = session
         return session
 
@@ -99,10 +107,18 @@ class ConsoleSessions:
             self._sessions.pop(session_id or "", None)
 
     def create_link(self, token: str) -> LoginLink:
-        """A new one-time login link for ``token``."""
+        """A new one-time login link for ``token``.
+
+        Raises:
+            LimitExceededError: :data:`MAX_LINKS` links are waiting to be used.
+        """
         link = LoginLink(secrets.token_urlsafe(32), token, self._clock() + LINK_LIFETIME)
         with self._lock:
             self._drop_expired_links()
+            if len(self._links) >= MAX_LINKS:
+                raise LimitExceededError(
+                    f"{MAX_LINKS} login links are waiting to be used; try again once some are used or expire"
+                )
             self._links[link.code] = link
         return link
 

@@ -26,10 +26,12 @@ from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.shadows import service
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol.shadow.document import (
+    REQUEST_FILTERS,
     JsonObject,
     client_token_of,
     encode_document,
     error_document,
+    parse_request_topic,
     topic_prefix,
 )
 from edgewise.protocol.shadow.errors import ShadowError
@@ -37,23 +39,6 @@ from edgewise.protocol.shadow.errors import ShadowError
 logger = logging.getLogger(__name__)
 
 _CLIENT_ID = "edgewise-shadows"
-_OPERATIONS = ("get", "update", "delete")
-#: The request topics, classic and named.
-REQUEST_FILTERS = tuple(f"$aws/things/+/shadow/{op}" for op in _OPERATIONS) + tuple(
-    f"$aws/things/+/shadow/name/+/{op}" for op in _OPERATIONS
-)
-
-
-def parse_request_topic(topic: str) -> tuple[str, str, str] | None:
-    """``(thing, shadow name or "", operation)`` of a shadow request topic; None for any other topic."""
-    levels = topic.split("/")
-    if len(levels) == 5 and levels[:2] == ["$aws", "things"] and levels[3] == "shadow":
-        thing, name, operation = levels[2], "", levels[4]
-    elif len(levels) == 7 and levels[:2] == ["$aws", "things"] and levels[3:5] == ["shadow", "name"]:
-        thing, name, operation = levels[2], levels[5], levels[6]
-    else:
-        return None
-    return (thing, name, operation) if operation in _OPERATIONS else None
 
 
 class ShadowWorker:

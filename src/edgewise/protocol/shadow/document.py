@@ -74,6 +74,30 @@ def topic_prefix(thing_name: str, shadow_name: str) -> str:
     return f"{prefix}/name/{shadow_name}" if shadow_name else prefix
 
 
+OPERATIONS = ("get", "update", "delete")
+#: The request topics a shadow service answers, classic and named.
+REQUEST_FILTERS = tuple(f"$aws/things/+/shadow/{op}" for op in OPERATIONS) + tuple(
+    f"$aws/things/+/shadow/name/+/{op}" for op in OPERATIONS
+)
+
+
+def shadow_filter(thing_name: str) -> str:
+    """Every topic of a thing's shadows, classic and named: ``$aws/things/<thing>/shadow/#``."""
+    return f"{topic_prefix(thing_name, '')}/#"
+
+
+def parse_request_topic(topic: str) -> tuple[str, str, str] | None:
+    """``(thing, shadow name or "", operation)`` of a shadow request topic; None for any other topic."""
+    levels = topic.split("/")
+    if len(levels) == 5 and levels[:2] == ["$aws", "things"] and levels[3] == "shadow":
+        thing, name, operation = levels[2], "", levels[4]
+    elif len(levels) == 7 and levels[:2] == ["$aws", "things"] and levels[3:5] == ["shadow", "name"]:
+        thing, name, operation = levels[2], levels[5], levels[6]
+    else:
+        return None
+    return (thing, name, operation) if operation in OPERATIONS else None
+
+
 @dataclass(frozen=True)
 class UpdateRequest:
     """A validated update request: ``state`` is None when the request sent ``"state": null``."""

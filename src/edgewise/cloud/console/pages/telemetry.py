@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from edgewise.cloud.console.pages import ConsoleApi, ConsoleApiDep, gather, render
@@ -214,9 +214,7 @@ async def _chart_context(
 Fields = Annotated[list[str], Query(max_length=MAX_FIELDS * 4)]
 
 
-@router.get("/telemetry")
-async def telemetry(
-    request: Request,
+async def _requested_chart(
     api: ConsoleApiDep,
     thing: Annotated[str, Query(max_length=128)] = "",
     stream: Annotated[str, Query(max_length=256)] = "",
@@ -225,9 +223,9 @@ async def telemetry(
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
     stat: Stat = "mean",
-) -> Response:
-    """Choose a device, stream, fields and range; see the downsampled chart."""
-    context = await _chart_context(
+) -> dict[str, Any]:
+    """The chart the query asks for (the page's form and its polled chart share the parameters)."""
+    return await _chart_context(
         api,
         thing=thing,
         stream=stream,
@@ -237,32 +235,20 @@ async def telemetry(
         until=until,
         stat=stat,
     )
+
+
+ChartContext = Annotated[dict[str, Any], Depends(_requested_chart)]
+
+
+@router.get("/telemetry")
+async def telemetry(request: Request, context: ChartContext) -> Response:
+    """Choose a device, stream, fields and range; see the downsampled chart."""
     status_code = 422 if context["error"] else 200
     return render(request, "telemetry/index.html", status_code=status_code, title="Telemetry", **context)
 
 
 @router.get("/telemetry/chart")
-async def telemetry_chart(
-    request: Request,
-    api: ConsoleApiDep,
-    thing: Annotated[str, Query(max_length=128)] = "",
-    stream: Annotated[str, Query(max_length=256)] = "",
-    field: Fields = [],  # noqa: B006 - FastAPI copies a query list's default
-    range_name: Annotated[RangeName, Query(alias="range")] = "1h",
-    since: Annotated[str, Query(max_length=40)] = "",
-    until: Annotated[str, Query(max_length=40)] = "",
-    stat: Stat = "mean",
-) -> Response:
+async def telemetry_chart(request: Request, context: ChartContext) -> Response:
     """The chart alone, which the page polls for "last ..." ranges."""
-    context = await _chart_context(
-        api,
-        thing=thing,
-        stream=stream,
-        fields=field,
-        range_name=range_name,
-        since=since,
-        until=until,
-        stat=stat,
-    )
     status_code = 422 if context["error"] else 200
     return render(request, "telemetry/_chart.html", status_code=status_code, **context)
