@@ -11,8 +11,10 @@ import datetime
 import json
 import os
 import platform
+import random
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +44,35 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str, in
         if time.monotonic() > deadline:
             raise TimeoutError(f"Timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+#: Benchmark ports lie below the kernel's ephemeral range (32768 and up on Linux), where no outgoing connection
+#: takes one between the probe and the server's bind, and below the tests' own range (tests/support/ports.py,
+#: 20000 and up): each pytest-xdist worker running quick runs gets its own slice.
+_PORTS_FIRST = 10_000
+_PORTS_SLICE = 600
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on, from this process's slice below the ephemeral range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = _PORTS_FIRST + (int(worker) % 16 if worker.isdigit() else 0) * _PORTS_SLICE
+    # A random start: the benchmarks one worker runs one after another do not all try the same ports first.
+    offset = random.randrange(_PORTS_SLICE)
+    for step in range(_PORTS_SLICE):
+        port = start + (offset + step) % _PORTS_SLICE
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + _PORTS_SLICE - 1}")
+
+
+_handed_out: set[int] = set()
 
 
 def exit_on_sigterm() -> None:

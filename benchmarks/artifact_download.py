@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _harness import exit_on_sigterm, median, parse_args, print_machine, print_table, process_group, run_main
+from _harness import (
+    exit_on_sigterm,
+    free_port,
+    median,
+    parse_args,
+    print_machine,
+    print_table,
+    process_group,
+    run_main,
+)
 from edgewise.cloud.identity import CertificateAuthority
 
 MIB = 1024 * 1024
@@ -75,14 +84,6 @@ server.serve_forever()
 class Server:
     label: str
     url: str
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

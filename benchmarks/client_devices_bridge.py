@@ -50,6 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from _harness import (
     exit_on_sigterm,
+    free_port,
     parse_args,
     print_machine,
     print_table,
@@ -59,7 +60,7 @@ from _harness import (
     wait_for,
 )
 from edgewise.aws_components import BUILTIN_VERSIONS
-from fleet_fanout import Cloud, CloudPorts, Identity, call, cloud_up, free_port
+from fleet_fanout import Cloud, CloudPorts, Identity, call, cloud_up
 from gateway_common import ratio
 from shadow_round_trip import bootstrap
 from telemetry_common import enroll

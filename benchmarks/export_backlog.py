@@ -36,9 +36,18 @@ from stream_manager import (
     StreamManagerClient,
 )
 
-from _harness import BenchRuntime, exit_on_sigterm, parse_args, print_machine, print_table, run_main, wait_for
+from _harness import (
+    BenchRuntime,
+    exit_on_sigterm,
+    free_port,
+    parse_args,
+    print_machine,
+    print_table,
+    run_main,
+    wait_for,
+)
 from edgewise.protocol.device_config import ReconnectSection, parse_device_config, write_device_config
-from fleet_fanout import Cloud, CloudPorts, cloud_up, free_port
+from fleet_fanout import Cloud, CloudPorts, cloud_up
 from stream_append import MAX_STREAM_BYTES, connect, deploy_stream_manager
 from telemetry_common import StoredMessages
 

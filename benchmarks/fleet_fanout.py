@@ -1,40 +1,55 @@
 """Benchmark: fleet deployment fan-out. The time from creating a deployment to a thing group of N devices
 (``POST /api/v1/deployments``) until the cloud has accepted every device's SUCCEEDED report, for N = 10, 100
-and 1000, beside a bare MQTT publish to the same N devices on the same broker, measured in the same run.
+and 1000 (or more), beside a bare MQTT publish to the same N devices on the same broker, measured in the same
+run; with the cloud in 1 or more processes (``--cloud-processes``) on SQLite or PostgreSQL (``--database``).
 
-The cloud is a real ``edgewise cloud up`` (API, jobs engine and workers in one process, its managed Mosquitto
-with mutual TLS and per-device ACLs, SQLite). Each device is the runtime's own device agent
+The cloud is a real ``edgewise cloud up``: its API, jobs engine and workers (in process 0, or spread over
+``--workers`` child processes), its managed Mosquitto with mutual TLS and per-device ACLs, and its database:
+SQLite in its data directory, or a throwaway PostgreSQL server (``tests/cloud/postgres.py``). One database
+and one data directory serve every process count: the cloud is restarted with each ``--workers``, and each
+group of N devices is enrolled once and keeps its identities. Each device is the runtime's own device agent
 (``edgewise.runtime.fleet.FleetAgent``) with its own certificate (issued through the API), its own
 ``CloudLink`` (one MQTT connection, its own spool) and its own root with the pieces the agent drives: a
 ``ConfigStore``, a ``LifecycleSupervisor`` and a ``DeploymentService``. Worker processes run the devices,
-``--per-process`` (100) in each, on one asyncio loop. Not more: paho-mqtt's network loop uses ``select()``,
-which cannot watch a descriptor numbered 1024 or above, and each agent holds about seven (its MQTT socket,
-paho's wake-up socket pair, the spool database with its WAL and shared memory, the configuration log).
+``--per-process`` (100) in each, on one asyncio loop; they start anew, on new roots, for each process count.
+Not more than 100: paho-mqtt's network loop uses ``select()``, which cannot watch a descriptor numbered 1024
+or above, and each agent holds about seven (its MQTT socket, paho's wake-up socket pair, the spool database
+with its WAL and shared memory, the configuration log).
 
 No IPC server and no component processes: the deployed component has no lifecycle and no artifacts, so each
 device does the whole fleet path (notification, describe the job, IN_PROGRESS, resolve the recipe over MQTT,
 install it, apply the deployment, report SUCCEEDED and its fleet status) and starts nothing.
 
 Each repeat deploys a new version of that component to the group (a new revision of the group's
-deployment). The workers see each device's job notification, and the cloud's ``update/accepted`` answers to
-its IN_PROGRESS and SUCCEEDED reports, on the device's own connection; the end of a run is the last
-SUCCEEDED accepted, checked afterwards against ``GET /api/v1/deployments/{id}/devices``.
+deployment). The workers see each device's job notification, the cloud's ``update/accepted`` answers to its
+IN_PROGRESS and SUCCEEDED reports (or the ``start-next/accepted`` that moves its execution to IN_PROGRESS),
+on the device's own connection; the end of a run is the last SUCCEEDED accepted, checked afterwards against
+``GET /api/v1/deployments/{id}/devices``. Each device counts what it publishes (requests) and the messages
+its link hands to its subscribers, between the quiet moments before and after each deployment.
+
+CPU is read from ``/proc``: the cloud is the whole ``cloud up`` process tree but Mosquitto (its worker
+children are restarted at will: each tree is read anew, and a child that ended is in its parent's counts of
+reaped children), PostgreSQL is its postmaster's tree, the agents are their worker processes.
 
 Baseline: the same N device identities connected as plain paho-mqtt clients (MQTT 5, mutual TLS, the same
 worker processes), all subscribed at QoS 1 to one topic their policy allows; one QoS 1 publish from
 another device, timed from the publish to the last receipt.
 
-Everything runs on this machine: the cloud, Mosquitto and the devices share its cores.
+Everything runs on this machine: the cloud, its database, Mosquitto and the devices share its cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime
 import itertools
 import json
 import logging
 import os
+import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -48,7 +63,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -58,7 +73,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from _harness import (
     exit_on_sigterm,
+    free_port,
     median,
+    memory_kib,
     parse_args,
     print_machine,
     print_table,
@@ -81,7 +98,9 @@ from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.paths import RootPaths
 from edgewise.runtime.specs import build_specs
-from pubsub_common import cpu_seconds
+
+if TYPE_CHECKING:
+    from _postgres import Database
 
 COMPONENT = "com.example.FanoutMarker"
 POLICY = "EdgewiseFanoutBenchmark"
@@ -96,14 +115,6 @@ SETUP_TIMEOUT_S = 180.0
 
 
 # -- the cloud ------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -146,8 +157,15 @@ class CloudPorts:
 
 
 @contextmanager
-def cloud_up(data_dir: Path, ports: CloudPorts | None = None) -> Iterator[Cloud]:
-    """``python -m edgewise.cli cloud up`` on ``ports`` (HTTPS publish off), ready when yielded; stopped with
+def cloud_up(
+    data_dir: Path,
+    ports: CloudPorts | None = None,
+    *,
+    database_url: str | None = None,
+    workers: int | None = None,
+) -> Iterator[Cloud]:
+    """``python -m edgewise.cli cloud up`` on ``ports`` (HTTPS publish off), on ``database_url`` (None: SQLite
+    in ``data_dir``) with ``--workers`` (None: the option is left out), ready when yielded; stopped with
     SIGTERM, then killed with its whole process group, on the way out. ``data_dir`` may hold a previous run."""
     ports = ports or CloudPorts.free()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +173,10 @@ def cloud_up(data_dir: Path, ports: CloudPorts | None = None) -> Iterator[Cloud]
     command += ["--api-port", str(ports.api), "--mqtt-port", str(ports.mqtt)]
     command += ["--data-plane-host", "127.0.0.1", "--data-plane-port", str(ports.data_plane)]
     command += ["--https-publish-port", "0"]
+    if database_url is not None:
+        command += ["--database-url", database_url]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("a") as stderr:
         process = subprocess.Popen(
@@ -322,8 +344,9 @@ def split(items: Sequence[Any], most: int) -> list[list[Any]]:
 
 @contextmanager
 def start_workers(role: str, specs: Sequence[dict[str, Any]], directory: Path) -> Iterator[list[Worker]]:
-    """One worker process per spec; returns once each has written its ``ready`` file. Each is asked to stop
-    (``stop`` on its stdin) on the way out and killed if it does not within a minute."""
+    """One worker process per spec; returns once each has written its ``ready`` file (within the specs'
+    ``setup_timeout``). Each is asked to stop (``stop`` on its stdin) on the way out and killed if it does not
+    within a minute."""
     workers: list[Worker] = []
     with ExitStack() as stack:
         for index, spec in enumerate(specs):
@@ -349,7 +372,8 @@ def start_workers(role: str, specs: Sequence[dict[str, Any]], directory: Path) -
                 worker.check_alive()
             return all((worker.directory / "ready").exists() for worker in workers)
 
-        wait_for(all_ready, timeout=SETUP_TIMEOUT_S, what=f"{len(workers)} {role} workers", interval=0.05)
+        timeout = max(spec["setup_timeout"] for spec in specs)
+        wait_for(all_ready, timeout=timeout, what=f"{len(workers)} {role} workers", interval=0.05)
         yield workers
 
 
@@ -362,17 +386,20 @@ def _stop_worker(worker: Worker) -> None:
         worker.process.wait(timeout=60)
 
 
-def ask_all(workers: Sequence[Worker], command: str, name: str) -> list[dict[str, Any]]:
-    """Send ``command name`` to every worker and collect the ``name.json`` each writes in answer."""
+def ask_all(
+    workers: Sequence[Worker], command: str, name: str, *, timeout: float = RUN_TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """Send ``command name`` to every worker and collect the ``name.json`` each writes in answer; a
+    ``report`` waits at most ``timeout`` seconds in the workers for what it reports."""
     for worker in workers:
-        worker.send(f"{command} {name}")
+        worker.send(f"{command} {name} {timeout:g}" if command == "report" else f"{command} {name}")
 
     def answered() -> bool:
         for worker in workers:
             worker.check_alive()
         return all((worker.directory / f"{name}.json").exists() for worker in workers)
 
-    wait_for(answered, timeout=RUN_TIMEOUT_S + 60, what=f"the workers' answers to {command}", interval=0.01)
+    wait_for(answered, timeout=timeout + 60, what=f"the workers' answers to {command}", interval=0.01)
     return [json.loads((worker.directory / f"{name}.json").read_text()) for worker in workers]
 
 
@@ -397,12 +424,14 @@ class JobTimes:
 
 
 class ObservedLink(CloudLink):
-    """The cloud link, noting the client token and status of each job update it publishes, so that the
-    cloud's ``update/accepted`` answer can be matched to it."""
+    """The cloud link, counting what the device publishes (its requests to the cloud) and noting the client
+    token and status of each job update, so that the cloud's ``update/accepted`` answer can be matched to it.
+    What it receives is counted by the link itself (``statistics().delivered``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.updates: dict[str, tuple[str, str]] = {}
+        self.requests = 0
 
     async def publish(
         self,
@@ -413,6 +442,7 @@ class ObservedLink(CloudLink):
         retain: bool = False,
         properties: MessageProperties | None = None,
     ) -> None:
+        self.requests += 1
         if topic.endswith(f"/{JOBS_NAMESPACE}/update"):
             request = json.loads(payload)
             job_id = topic.split("/")[-3]
@@ -498,6 +528,7 @@ class BenchDevice:
         jobs = f"$aws/things/{self.thing}/jobs"
         await self.link.subscribe(f"{jobs}/notify-{JOBS_NAMESPACE}", self._notified, qos=1)
         await self.link.subscribe(f"{jobs}/+/{JOBS_NAMESPACE}/update/+", self._answered, qos=1)
+        await self.link.subscribe(f"{jobs}/{JOBS_NAMESPACE}/start-next/+", self._started, qos=1)
         await self.agent.start()
 
     def _notified(self, message: CloudMessage) -> None:
@@ -508,6 +539,18 @@ class BenchDevice:
                 times = self.jobs.setdefault(summary["jobId"], JobTimes())
                 if times.notified is None:
                     times.notified = now
+
+    def _started(self, message: CloudMessage) -> None:
+        """An agent that asks for its next job with start-next has it IN_PROGRESS once that is accepted."""
+        now = time.monotonic_ns()
+        if not message.topic.endswith("/accepted"):
+            return
+        execution = json.loads(message.payload).get("execution")
+        if isinstance(execution, dict) and "jobId" in execution:
+            times = self.jobs.setdefault(execution["jobId"], JobTimes())
+            if times.in_progress is None:
+                times.in_progress = now
+            self._progress.set()
 
     def _answered(self, message: CloudMessage) -> None:
         now = time.monotonic_ns()
@@ -520,7 +563,8 @@ class BenchDevice:
         if outcome == "rejected":
             times.rejected.append(f"{status}: {message.payload.decode(errors='replace')[:300]}")
         elif status == "IN_PROGRESS":
-            times.in_progress = now
+            if times.in_progress is None:
+                times.in_progress = now
         else:
             times.finished, times.status = now, status
         self._progress.set()
@@ -528,6 +572,10 @@ class BenchDevice:
     def settled(self) -> bool:
         """Connected, and nothing left in the spool: the cloud has every message sent so far."""
         return self.link.connected and self.link.statistics().spooled == 0
+
+    def traffic(self) -> tuple[int, int]:
+        """How many messages the device has published, and received, so far."""
+        return self.link.requests, self.link.statistics().delivered
 
     async def close(self) -> None:
         if self.agent is not None:
@@ -573,7 +621,7 @@ async def run_agents(folder: Path) -> None:
     ]
     try:
         await asyncio.gather(*(device.start() for device in devices))
-        if not await _until(partial(_all_settled, devices), progress, SETUP_TIMEOUT_S):
+        if not await _until(partial(_all_settled, devices), progress, spec["setup_timeout"]):
             late = [device.thing for device in devices if not device.settled()]
             raise RuntimeError(f"{len(late)} device(s) did not connect and settle: {late[:5]}")
         (folder / "ready").touch()
@@ -584,11 +632,14 @@ async def run_agents(folder: Path) -> None:
             if command == "stop":
                 break
             if command == "report":
-                (job_id,) = arguments
-                await _until(partial(_all_done, devices, job_id), progress, RUN_TIMEOUT_S)
+                job_id, timeout = arguments
+                await _until(partial(_all_done, devices, job_id), progress, float(timeout))
                 write_result(
                     folder / f"{job_id}.json", {"devices": [_times(device, job_id) for device in devices]}
                 )
+            if command == "count":
+                (name,) = arguments
+                write_result(folder / f"{name}.json", {device.thing: device.traffic() for device in devices})
     finally:
         await asyncio.gather(*(device.close() for device in devices), return_exceptions=True)
 
@@ -675,7 +726,7 @@ def run_subscribers(folder: Path) -> None:
         clients.append(client)
     try:
         with changed:
-            if not changed.wait_for(lambda: all(subscribed) or any(errors), timeout=SETUP_TIMEOUT_S):
+            if not changed.wait_for(lambda: all(subscribed) or any(errors), timeout=spec["setup_timeout"]):
                 raise RuntimeError(f"{subscribed.count(False)} subscriber(s) did not subscribe in time")
         if any(errors):
             raise RuntimeError(f"subscribers failed: {[error for error in errors if error][:5]}")
@@ -685,9 +736,9 @@ def run_subscribers(folder: Path) -> None:
             if command == "stop":
                 break
             if command == "report":
-                (sequence,) = arguments
+                sequence, timeout = arguments
                 with changed:
-                    changed.wait_for(partial(_all_received, received, sequence), timeout=RUN_TIMEOUT_S)
+                    changed.wait_for(partial(_all_received, received, sequence), timeout=float(timeout))
                     times = [entry.get(sequence) for entry in received]
                 write_result(folder / f"{sequence}.json", {"received": times})
     finally:
@@ -702,7 +753,7 @@ def run_subscribers(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class Fleet:
-    """The devices of one group size, and where their files are."""
+    """The devices of one group size, and the folder for the worker processes of one cloud process count."""
 
     group: str
     identities: list[Identity]
@@ -722,18 +773,69 @@ class Run:
     device_s: float = float("nan")  #: median, per device, from its notification to its SUCCEEDED accepted
     api_s: float = float("nan")  #: how long POST /deployments took to answer
     cpu_s: dict[str, float] = field(default_factory=dict)
+    requests: float = float("nan")  #: median, per device, of the messages it published for the deployment
+    messages: float = float("nan")  #: median, per device, of the messages it received for the deployment
     problems: list[str] = field(default_factory=list)
 
 
-class CpuMeter:
-    """CPU time used by each named process between :meth:`start` and :meth:`stop`."""
+#: A measurement's place in the tables: (devices N, cloud processes P).
+Key = tuple[int, int]
 
-    def __init__(self, pids: dict[str, list[int]]) -> None:
-        self.pids = pids
+
+def run_timeout(devices: int, rate: int) -> float:
+    """How long a deployment may take: :data:`RUN_TIMEOUT_S`, plus the minute of each rollout window after
+    the first (``rate`` executions a minute)."""
+    return RUN_TIMEOUT_S + 60.0 * ((devices - 1) // rate)
+
+
+def setup_timeout(devices: int) -> float:
+    """How long ``devices`` devices may take to start and be seen by the cloud: starting 1000 took 14 s."""
+    return SETUP_TIMEOUT_S + 0.1 * devices
+
+
+def _process_table() -> dict[int, tuple[int, float]]:
+    """Every process's parent and CPU seconds: its own and those of the children it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended while we looked
+        # After the command name: the parent is field 4; utime, stime, cutime and cstime are fields 14-17.
+        table[int(entry.name)] = (int(fields[1]), sum(int(value) for value in fields[11:15]) / tick)
+    return table
+
+
+def tree_cpu_seconds(roots: Collection[int], *, excluding: Collection[int] = ()) -> float:
+    """CPU seconds of ``roots`` and every process below them (but ``excluding`` and theirs), counting those
+    that ended: the kernel adds a child's time to its parent's when the parent reaps it. So a tree whose
+    children are restarted between two readings still shows all the CPU it used in between."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, pending = 0.0, list(roots)
+    while pending:
+        pid = pending.pop()
+        if pid in excluding or pid not in table:
+            continue
+        total += table[pid][1]
+        pending += children.get(pid, [])
+    return total
+
+
+class CpuMeter:
+    """CPU time used by each named source (CPU seconds so far) between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, sources: dict[str, Callable[[], float]]) -> None:
+        self.sources = sources
         self._before: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
+        return {name: source() for name, source in self.sources.items()}
 
     def start(self) -> None:
         self._before = self._now()
@@ -742,36 +844,70 @@ class CpuMeter:
         return {name: value - self._before[name] for name, value in self._now().items()}
 
 
-def wait_quiet(pids: Sequence[int], *, share: float = 0.15, timeout: float = 60.0) -> None:
-    """Wait until the processes together use less than ``share`` of a core over half a second, so that a run
-    does not start while the cloud still digests what the devices said on connecting."""
+def cloud_cpu(cloud: Cloud, database: Database | None) -> dict[str, Callable[[], float]]:
+    """The cloud's CPU sources: ``cloud up`` with its workers, its Mosquitto and, when it is PostgreSQL, the
+    database."""
+    mosquitto = cloud.mosquitto_pid()
+    sources: dict[str, Callable[[], float]] = {
+        "cloud": partial(tree_cpu_seconds, [cloud.process.pid], excluding={mosquitto}),
+        "mosquitto": partial(tree_cpu_seconds, [mosquitto]),
+    }
+    if database is not None:
+        sources["db"] = partial(tree_cpu_seconds, [database.postmaster])
+    return sources
+
+
+def workers_cpu(workers: Sequence[Worker]) -> Callable[[], float]:
+    return partial(tree_cpu_seconds, [worker.process.pid for worker in workers])
+
+
+def wait_quiet(
+    sources: Collection[Callable[[], float]],
+    *,
+    share: float = 0.15,
+    window: float = 0.3,
+    timeout: float = 60.0,
+) -> None:
+    """Wait until the sources together have used less than ``share`` of a core over the last ``window``
+    seconds (sampled every tenth of a second), so that a run does not start while the cloud still digests
+    what the devices said before."""
+    readings: list[tuple[float, float]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        before = sum(cpu_seconds(pid) for pid in pids)
-        time.sleep(0.5)
-        if sum(cpu_seconds(pid) for pid in pids) - before < share * 0.5:
-            return
-    print(f"  (the cloud was still busy after {timeout:g} s; starting anyway)")
+        now, used = time.monotonic(), sum(source() for source in sources)
+        readings.append((now, used))
+        old = [reading for reading in readings if now - reading[0] >= window]
+        if old:
+            then, before = old[-1]
+            if used - before < share * (now - then):
+                return
+            readings = readings[len(old) - 1 :]
+        time.sleep(0.1)
+    print(f"  (the cloud was still busy after {timeout:g} s; going on)")
 
 
-def wait_reported(cloud: Cloud, things: Sequence[str]) -> None:
-    """Until every one of ``things`` is a core device in the cloud: it has taken in what each said on connecting
-    (presence or fleet status)."""
+def wait_connected(cloud: Cloud, things: Sequence[str], since: datetime.datetime, timeout: float) -> None:
+    """Until the cloud shows every one of ``things`` connected since ``since``: it has taken in what each
+    said on connecting (presence, fleet status). The database may know them from an earlier run."""
     wanted = set(things)
+    interval = max(0.05, len(wanted) / 2000)
 
-    def reported() -> bool:
+    def connected() -> bool:
         seen: set[str] = set()
         offset = 0
         with cloud.api() as api:
             while True:
-                page = call(api, "GET", f"/core-devices?limit=1000&offset={offset}")
-                seen.update(device["coreDeviceThingName"] for device in page["data"])
+                page = call(api, "GET", f"/core-devices?connected=true&limit=1000&offset={offset}")
+                for device in page["data"]:
+                    updated = device["connectivity"]["updatedAt"]
+                    if updated is not None and datetime.datetime.fromisoformat(updated) >= since:
+                        seen.add(device["coreDeviceThingName"])
                 offset += len(page["data"])
                 if not page["data"] or offset >= page["count"]:
                     return wanted <= seen
 
     wait_for(
-        reported, timeout=SETUP_TIMEOUT_S, what=f"{len(wanted)} devices reported in the cloud", interval=0.25
+        connected, timeout=timeout, what=f"{len(wanted)} devices connected in the cloud", interval=interval
     )
 
 
@@ -803,9 +939,9 @@ def deploy_and_wait(
         started = time.monotonic_ns()
         created = call(api, "POST", "/deployments", body)
         answered = time.monotonic_ns()
-    devices = [
-        device for answer in ask_all(workers, "report", created["iotJobId"]) for device in answer["devices"]
-    ]
+    timeout = run_timeout(len(fleet.identities), rate)
+    answers = ask_all(workers, "report", created["iotJobId"], timeout=timeout)
+    devices = [device for answer in answers for device in answer["devices"]]
     cpu = meter.stop()
     problems = []
     statuses = device_statuses(cloud, created["deploymentId"])
@@ -842,6 +978,18 @@ def deploy_and_wait(
         cpu_s=cpu,
         problems=problems,
     )
+
+
+def traffic(workers: Sequence[Worker], name: str) -> dict[str, list[int]]:
+    """Each device's messages published and received so far, by thing."""
+    return {thing: counts for answer in ask_all(workers, "count", name) for thing, counts in answer.items()}
+
+
+def with_traffic(run: Run, before: dict[str, list[int]], after: dict[str, list[int]]) -> Run:
+    """``run`` with the median device's messages published and received between ``before`` and ``after``."""
+    requests = [after[thing][0] - before[thing][0] for thing in after]
+    messages = [after[thing][1] - before[thing][1] for thing in after]
+    return dataclasses.replace(run, requests=median(requests), messages=median(messages))
 
 
 @contextmanager
@@ -896,6 +1044,7 @@ def worker_specs(cloud: Cloud, fleet: Fleet, per_process: int, **extra: Any) -> 
             "port": cloud.mqtt_port,
             "ca": str(cloud.ca_file),
             "devices": [[i.thing, str(i.certificate), str(i.private_key)] for i in part],
+            "setup_timeout": setup_timeout(len(fleet.identities)),
             **extra,
         }
         for part in split(fleet.identities, per_process)
@@ -904,63 +1053,84 @@ def worker_specs(cloud: Cloud, fleet: Fleet, per_process: int, **extra: Any) -> 
 
 @dataclass
 class Results:
-    first: dict[int, Run] = field(default_factory=dict)  #: the first deployment to fresh devices
-    deployments: dict[int, list[Run]] = field(default_factory=dict)  #: the later ones, timed
-    rates: dict[tuple[int, int], Run] = field(default_factory=dict)  #: at other rates, by (N, rate)
-    baselines: dict[int, list[Run]] = field(default_factory=dict)
-    setup_s: dict[int, float] = field(default_factory=dict)
+    database: str  #: sqlite or postgresql
+    first: dict[Key, Run] = field(default_factory=dict)  #: the first deployment to fresh devices
+    deployments: dict[Key, list[Run]] = field(default_factory=dict)  #: the later ones, timed
+    rates: dict[tuple[int, int, int], Run] = field(default_factory=dict)  #: at other rates, by (N, P, rate)
+    baselines: dict[Key, list[Run]] = field(default_factory=dict)
+    setup_s: dict[Key, float] = field(default_factory=dict)
 
 
 def measure(
     cloud: Cloud,
+    database: Database | None,
     fleet: Fleet,
     versions: Sequence[str],
     rates: Sequence[int],
     args: argparse.Namespace,
     results: Results,
+    key: Key,
 ) -> None:
     """The baseline publishes, then the deployments, to the fleet's N devices: the first one, ``--repeat``
     timed ones at ``--rate``, then one at each of ``rates``; each a new version."""
     n = len(fleet.identities)
-    cloud_pids = {"cloud": [cloud.process.pid], "mosquitto": [cloud.mosquitto_pid()]}
+    sources = cloud_cpu(cloud, database)
     with start_workers(
         "subscribers", worker_specs(cloud, fleet, args.per_process), fleet.directory
     ) as workers:
-        meter = CpuMeter({**cloud_pids, "devices": [worker.process.pid for worker in workers]})
+        meter = CpuMeter({**sources, "devices": workers_cpu(workers)})
         with connected_publisher(cloud, fleet.publisher) as publisher:
-            wait_quiet([cloud.process.pid, cloud.mosquitto_pid()])
+            wait_quiet(sources.values())
             for sequence in range(args.repeat):
                 run = publish_and_wait(publisher, workers, sequence, meter)
-                results.baselines.setdefault(n, []).append(run)
+                results.baselines.setdefault(key, []).append(run)
                 print(
-                    f"  N={n} baseline: {run.succeeded}/{run.devices} received in {run.seconds * 1e3:.1f} ms",
+                    f"  N={n} P={key[1]} baseline: {run.succeeded}/{run.devices} received in "
+                    f"{run.seconds * 1e3:.1f} ms",
                     flush=True,
                 )
     started = time.monotonic()
+    # The cloud's timestamps may be whole seconds.
+    since = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     specs = worker_specs(cloud, fleet, args.per_process, threads=args.threads)
+    plan = [args.rate] * (args.repeat + 1) + list(rates)
+    runs: list[Run] = []
+    counts: list[dict[str, list[int]]] = []
     with start_workers("agents", specs, fleet.directory) as workers:
-        wait_reported(cloud, [identity.thing for identity in fleet.identities])
-        results.setup_s[n] = time.monotonic() - started
-        print(f"  N={n}: {n} device agents started and online in {results.setup_s[n]:.1f} s", flush=True)
-        meter = CpuMeter({**cloud_pids, "devices": [worker.process.pid for worker in workers]})
-        plan = [args.rate] * (args.repeat + 1) + list(rates)
+        wait_connected(cloud, [identity.thing for identity in fleet.identities], since, setup_timeout(n))
+        results.setup_s[key] = time.monotonic() - started
+        rss_mib = sum(memory_kib(worker.process.pid)[0] for worker in workers) / 1024
+        print(
+            f"  N={n} P={key[1]}: {n} device agents started and online in {results.setup_s[key]:.1f} s "
+            f"({len(workers)} processes, {rss_mib:,.0f} MiB RSS in all)",
+            flush=True,
+        )
+        meter = CpuMeter({**sources, "devices": workers_cpu(workers)})
         for index, (version, rate) in enumerate(zip(versions, plan, strict=False)):
-            wait_quiet([cloud.process.pid, cloud.mosquitto_pid()])
+            wait_quiet(sources.values())
+            counts.append(traffic(workers, f"before-{index}"))
             run = deploy_and_wait(cloud, fleet, workers, version, rate, meter)
-            if index == 0:
-                results.first[n] = run
-            elif index <= args.repeat:
-                results.deployments.setdefault(n, []).append(run)
-            else:
-                results.rates[n, rate] = run
+            runs.append(run)
             print(
-                f"  N={n} {'first ' if index == 0 else ''}deployment of {version} at {rate}/min: "
+                f"  N={n} P={key[1]} {'first ' if index == 0 else ''}deployment of {version} at {rate}/min: "
                 f"{run.succeeded}/{run.devices} SUCCEEDED in {run.seconds:.2f} s "
                 f"(last notified at {run.notified_s:.2f} s)",
                 flush=True,
             )
             for problem in run.problems[:10]:
                 print(f"    problem: {problem}")
+        # What the devices send and receive after their SUCCEEDED (fleet status, the notification that the
+        # job left their pending list, what they ask then) still belongs to the last deployment.
+        wait_quiet(sources.values())
+        counts.append(traffic(workers, "after"))
+    for index, (run, rate) in enumerate(zip(runs, plan, strict=False)):
+        counted = with_traffic(run, counts[index], counts[index + 1])
+        if index == 0:
+            results.first[key] = counted
+        elif index <= args.repeat:
+            results.deployments.setdefault(key, []).append(counted)
+        else:
+            results.rates[(*key, rate)] = counted
 
 
 def _median_run(runs: list[Run]) -> Run:
@@ -978,49 +1148,61 @@ def slope(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
 
 def report(results: Results, args: argparse.Namespace) -> None:
     times, breakdown = [], []
-    for n, runs in results.deployments.items():
+    for key in sorted(results.deployments):
+        n, processes = key
+        runs = results.deployments[key]
         shown = _median_run(runs)
-        baseline = _median_run(results.baselines[n])
-        first = results.first[n]
+        baseline = _median_run(results.baselines[key])
+        cpu = {name: median([run.cpu_s[name] for run in runs]) for name in shown.cpu_s}
         times.append(
             [
                 str(n),
+                str(processes),
+                results.database,
                 f"{shown.succeeded}/{shown.devices}",
                 f"{shown.seconds:.2f}",
-                ", ".join(f"{run.seconds:.2f}" for run in runs),
                 f"{baseline.seconds * 1e3:.1f}",
                 f"{shown.seconds / baseline.seconds:,.0f}" if baseline.seconds else "n/a",
-                f"{shown.seconds / n * 1e3:.1f}",
-                f"{first.seconds:.2f}",
+                f"{cpu['cloud'] / n * 1e3:.1f}",
+                f"{cpu['db'] / n * 1e3:.1f}" if "db" in cpu else "(in cloud)",
+                f"{cpu['devices'] / n * 1e3:.1f}",
+                f"{shown.requests:g}",
+                f"{shown.messages:g}",
             ]
         )
-        cpu = {name: median([run.cpu_s[name] for run in runs]) for name in shown.cpu_s}
         breakdown.append(
             [
                 str(n),
+                str(processes),
+                ", ".join(f"{run.seconds:.2f}" for run in runs),
+                f"{results.first[key].seconds:.2f}",
                 f"{shown.api_s * 1e3:.0f}",
                 f"{shown.notified_s:.2f}",
                 f"{shown.in_progress_s:.2f}",
                 f"{shown.device_s:.2f}",
-                *(f"{cpu[name] / n * 1e3:.1f}" for name in ("cloud", "mosquitto", "devices")),
+                f"{cpu['mosquitto'] / n * 1e3:.1f}",
                 f"{sum(cpu.values()) / median([run.seconds for run in runs]):.2f}",
             ]
         )
     print()
     print(
-        f"Deployment (maximumPerMinute {args.rate}) until all N devices SUCCEEDED, beside one QoS 1 publish "
-        "to N subscribers (median of the runs after the first)"
+        f"Deployment (maximumPerMinute {args.rate}) until all N devices SUCCEEDED with P cloud processes, beside "
+        "one QoS 1 publish to N subscribers (median of the runs after the first; CPU and messages per device)"
     )
     print_table(
         [
             "N",
+            "P",
+            "db",
             "succeeded",
             "deployment s",
-            "all runs s",
             "baseline ms",
             "ratio",
-            "ms/device",
-            "first deployment s",
+            "cloud CPU ms/device",
+            "db CPU ms/device",
+            "agents CPU ms/device",
+            "requests/device",
+            "messages/device",
         ],
         times,
     )
@@ -1029,13 +1211,14 @@ def report(results: Results, args: argparse.Namespace) -> None:
     print_table(
         [
             "N",
+            "P",
+            "all runs s",
+            "first deployment s",
             "POST ms",
             "last notified s",
             "last IN_PROGRESS s",
             "notified→SUCCEEDED s (median device)",
-            "cloud CPU ms/device",
             "Mosquitto CPU ms/device",
-            "agents CPU ms/device",
             "cores busy",
         ],
         breakdown,
@@ -1046,6 +1229,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
         print_table(
             [
                 "N",
+                "P",
                 "maximumPerMinute",
                 "succeeded",
                 "deployment s",
@@ -1055,31 +1239,47 @@ def report(results: Results, args: argparse.Namespace) -> None:
             [
                 [
                     str(n),
+                    str(processes),
                     str(rate),
                     f"{run.succeeded}/{run.devices}",
                     f"{run.seconds:.2f}",
                     f"{run.notified_s:.2f}",
-                    f"{_median_run(results.deployments[n]).seconds:.2f}",
+                    f"{_median_run(results.deployments[n, processes]).seconds:.2f}",
                 ]
-                for (n, rate), run in results.rates.items()
+                for (n, processes, rate), run in sorted(results.rates.items())
             ],
         )
-    points = [(n, run.seconds) for n, runs in results.deployments.items() for run in runs]
-    base_points = [(n, run.seconds) for n, runs in results.baselines.items() for run in runs]
-    intercept, per_device = slope(points)
-    base_intercept, base_per_device = slope(base_points)
     print()
-    print(
-        f"Growth (least squares over every run): deployment {intercept:.2f} s + {per_device * 1e3:.1f} ms x N; "
-        f"baseline {base_intercept * 1e3:.1f} ms + {base_per_device * 1e6:.1f} µs x N"
-    )
-    ns = sorted(results.deployments)
-    for smaller, larger in itertools.pairwise(ns):
-        a = _median_run(results.deployments[smaller]).seconds
-        b = _median_run(results.deployments[larger]).seconds
-        print(f"  N {smaller} -> {larger} ({larger / smaller:g}x devices): {b / a:.1f}x the time")
-    for n, seconds in results.setup_s.items():
-        print(f"  setup, N={n}: {seconds:.1f} s to start the agents and see them online")
+    for processes in sorted({processes for _, processes in results.deployments}):
+        deployments = {n: runs for (n, p), runs in results.deployments.items() if p == processes}
+        points = [(n, run.seconds) for n, runs in deployments.items() for run in runs]
+        base_points = [
+            (n, run.seconds) for (n, p), runs in results.baselines.items() if p == processes for run in runs
+        ]
+        intercept, per_device = slope(points)
+        base_intercept, base_per_device = slope(base_points)
+        print(
+            f"Growth (least squares over every run): deployment {intercept:.2f} s + {per_device * 1e3:.1f} ms x N; "
+            f"baseline {base_intercept * 1e3:.1f} ms + {base_per_device * 1e6:.1f} µs x N "
+            f"({processes} cloud process{'es' if processes > 1 else ''})"
+        )
+        for smaller, larger in itertools.pairwise(sorted(deployments)):
+            a = _median_run(deployments[smaller]).seconds
+            b = _median_run(deployments[larger]).seconds
+            print(f"  N {smaller} -> {larger} ({larger / smaller:g}x devices): {b / a:.1f}x the time")
+    for (n, processes), seconds in sorted(results.setup_s.items()):
+        print(f"  setup, N={n} P={processes}: {seconds:.1f} s to start the agents and see them online")
+
+
+def enough_open_files(devices: int) -> None:
+    """Mosquitto, started below us, holds a descriptor per connected device: raise our soft limit (which it
+    inherits) towards the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = devices + 1024
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            raise SystemExit(f"{devices} devices need {wanted} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1088,6 +1288,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--devices", type=int, nargs="+", default=[10, 100, 1000], help="group sizes (10 100 1000)"
+    )
+    parser.add_argument(
+        "--cloud-processes",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="run everything with the cloud in each of these numbers of processes (`cloud up --workers`; 1)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        help="the cloud's database (default: postgresql when --cloud-processes has a count other than 1, "
+        "else sqlite)",
     )
     parser.add_argument(
         "--per-process",
@@ -1114,46 +1327,85 @@ def main(argv: list[str] | None = None) -> None:
         "(500), to show the rollout's one-minute windows",
     )
     parser.add_argument("--threads", type=int, default=32, help="thread pool of each agents worker (32)")
-    args = parse_args(parser, argv, quick={"devices": [2, 4], "repeat": 1, "extra_rates": [], "threads": 2})
-    if min(*args.devices, args.per_process, args.repeat, args.threads) < 1 or not all(
+    parser.add_argument(
+        "--enroll-threads",
+        type=int,
+        default=8,
+        help="concurrent API clients enrolling the devices (thing, certificate, group membership; 8)",
+    )
+    args = parse_args(
+        parser,
+        argv,
+        quick={"devices": [2, 4], "repeat": 1, "extra_rates": [], "threads": 2, "enroll_threads": 2},
+    )
+    numbers = [*args.devices, *args.cloud_processes, args.per_process, args.repeat, args.threads]
+    if min(*numbers, args.enroll_threads) < 1 or not all(
         1 <= rate <= 1000 for rate in [args.rate, *args.extra_rates]
     ):
-        parser.error("--devices, --per-process, --repeat and --threads must be positive; rates 1-1000")
+        parser.error(
+            "--devices, --cloud-processes, --per-process, --repeat, --threads and --enroll-threads must be "
+            "positive; rates 1-1000"
+        )
+    database = args.database or ("sqlite" if set(args.cloud_processes) == {1} else "postgresql")
+    if database == "sqlite" and set(args.cloud_processes) != {1}:
+        parser.error("--cloud-processes other than 1 need --database postgresql: SQLite serves one process")
     exit_on_sigterm()
+    enough_open_files(max(args.devices))
 
     print(
-        f"== fleet deployment fan-out to {', '.join(map(str, args.devices))} devices, {args.repeat} runs each =="
+        f"== fleet deployment fan-out to {', '.join(map(str, args.devices))} devices, {args.repeat} runs each, "
+        f"the cloud in {', '.join(map(str, args.cloud_processes))} process(es) on {database} =="
     )
     print_machine()
-    results = Results()
-    with (
-        tempfile.TemporaryDirectory(prefix="edgewise-bench-fanout-") as tmp,
-        cloud_up(Path(tmp) / "data") as cloud,
-    ):
-        directory = Path(tmp)
-        with cloud.api() as api:
-            call(
-                api,
-                "POST",
-                "/policies",
-                {"policyName": POLICY, "policyDocument": json.dumps(benchmark_policy())},
-            )
-            publisher, certificate_id = issue(api, PUBLISHER, directory)
-            call(api, "PUT", f"/policies/{POLICY}/targets/certificates/{certificate_id}")
-        versions = publish_versions(cloud, args.repeat + 1 + len(args.extra_rates))
-        for n in args.devices:
-            started = time.monotonic()
-            folder = directory / f"n{n}"
-            (folder / "pki").mkdir(parents=True)
-            identities = enroll_group(cloud, f"fanout-{n}", n, folder / "pki")
-            print(
-                f"  N={n}: {n} things with certificates in a new group in {time.monotonic() - started:.1f} s",
-                flush=True,
-            )
-            rates = args.extra_rates if n == max(args.devices) else []
-            measure(
-                cloud, Fleet(f"fanout-{n}", identities, publisher, folder), versions, rates, args, results
-            )
+    results = Results(database)
+    per_cloud = args.repeat + 1 + len(args.extra_rates)
+    ports = CloudPorts.free()
+    identities: dict[int, list[Identity]] = {}
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgewise-bench-fanout-")))
+        postgres = None
+        if database == "postgresql":
+            # Imported only here: it puts the repository's root on sys.path for the tests' PostgreSQL server.
+            from _postgres import postgres_database
+
+            postgres = stack.enter_context(postgres_database("edgewise"))
+        for index, processes in enumerate(args.cloud_processes):
+            with cloud_up(
+                directory / "data",
+                ports,
+                database_url=postgres.url if postgres is not None else None,
+                workers=processes,
+            ) as cloud:
+                if index == 0:
+                    with cloud.api() as api:
+                        call(
+                            api,
+                            "POST",
+                            "/policies",
+                            {"policyName": POLICY, "policyDocument": json.dumps(benchmark_policy())},
+                        )
+                        publisher, certificate_id = issue(api, PUBLISHER, directory)
+                        call(api, "PUT", f"/policies/{POLICY}/targets/certificates/{certificate_id}")
+                    versions = publish_versions(cloud, per_cloud * len(args.cloud_processes))
+                mine = versions[index * per_cloud : (index + 1) * per_cloud]
+                for n in args.devices:
+                    folder = directory / f"n{n}"
+                    if n not in identities:
+                        started = time.monotonic()
+                        (folder / "pki").mkdir(parents=True)
+                        identities[n] = enroll_group(
+                            cloud, f"fanout-{n}", n, folder / "pki", threads=args.enroll_threads
+                        )
+                        print(
+                            f"  N={n}: {n} things with certificates in a new group in "
+                            f"{time.monotonic() - started:.1f} s",
+                            flush=True,
+                        )
+                    rates = args.extra_rates if n == max(args.devices) else []
+                    fleet = Fleet(f"fanout-{n}", identities[n], publisher, folder / f"p{processes}")
+                    measure(cloud, postgres, fleet, mine, rates, args, results, (n, processes))
+                    # Thousands of device roots: the next process count starts the devices on new ones.
+                    shutil.rmtree(fleet.directory)
     report(results, args)
 
 

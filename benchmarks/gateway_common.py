@@ -37,7 +37,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from _harness import process_group, wait_for
+from _harness import free_port, process_group, wait_for
 from edgewise.cloud.broker import (
     BrokerSettings,
     DeviceListenerSettings,
@@ -164,14 +164,14 @@ def broker_settings(directory: Path, pki: Pki) -> BrokerSettings:
     return BrokerSettings(
         data_dir=directory,
         devices=DeviceListenerSettings(
-            port=_free_port(),
+            port=free_port(),
             host=HOST,
             cafile=pki.ca_file,
             certfile=pki.server_certificate,
             keyfile=pki.server_key,
             crlfile=pki.crl_file,
         ),
-        workers=WorkerListenerSettings.generate(_free_port()),
+        workers=WorkerListenerSettings.generate(free_port()),
         # Started as root, Mosquitto would switch to 'mosquitto', which cannot read our files.
         run_as_user="root" if os.geteuid() == 0 else None,
     )
@@ -242,12 +242,6 @@ def both_brokers(directory: Path, pki: Pki) -> Iterator[tuple[Broker, Broker]]:
         unauthorized_broker(directory / "baseline", pki) as baseline,
     ):
         yield gateway, baseline
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _tls_answers(port: int, context: ssl.SSLContext) -> bool:

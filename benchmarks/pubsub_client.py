@@ -5,13 +5,15 @@ process with paho-mqtt talking to a local Mosquitto. Both sides of a comparison 
 only the transport calls differ.
 
 Each message is ``size`` bytes: a big-endian (sequence number, send time in ns from ``time.monotonic_ns``,
-which every process on the machine shares) followed by padding. Over IPC it goes as a binaryMessage.
+which every process on the machine shares) followed by padding. Over IPC it goes as a binaryMessage. The
+sequence number's high 32 bits are the publisher's number (``--publisher``), so that with several publishers
+the subscriber checks the order of each one's messages.
 
 Usage::
 
     pubsub_client.py subscribe ipc|mqtt --topic T --count N --out OUT --ready READY [--port P --qos Q]
     pubsub_client.py publish ipc|mqtt --topic T --count N --size S --out OUT [--window W] [--rate R]
-                     [--port P --qos Q] --wait READY...
+                     [--publisher I] [--port P --qos Q] --wait READY...
 
 The subscriber writes READY once subscribed, stops after ``count`` messages (or 5 s without one once the
 first arrived) and writes its counts to OUT as JSON and every latency to ``OUT.latencies``. The publisher waits for
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 HEADER = struct.Struct(">qq")
+PUBLISHER_SHIFT = 32
 IDLE_S = 5.0
 START_TIMEOUT_S = 120.0
 
@@ -45,7 +48,7 @@ class Receiver:
         self.count = count
         self.received = 0
         self.out_of_order = 0
-        self.last_sequence = -1
+        self.last_sequence: dict[int, int] = {}  # by publisher
         self.first_sent = 0
         self.last_received = 0
         self.latencies: array.array[int] = array.array("q")
@@ -58,9 +61,10 @@ class Receiver:
             self.first_sent = sent
         self.received += 1
         self.last_received = now
-        if sequence < self.last_sequence:
+        publisher = sequence >> PUBLISHER_SHIFT
+        if sequence < self.last_sequence.get(publisher, -1):
             self.out_of_order += 1
-        self.last_sequence = sequence
+        self.last_sequence[publisher] = sequence
         self.latencies.append(now - sent)
         if self.received >= self.count:
             self.done.set()
@@ -90,12 +94,13 @@ class Receiver:
         os.replace(path + ".tmp", path)
 
 
-def payloads(size: int) -> Callable[[int], bytes]:
+def payloads(size: int, publisher: int = 0) -> Callable[[int], bytes]:
     """Makes the payload of message ``sequence``, stamped with the time it is made."""
     padding = b"x" * max(0, size - HEADER.size)
+    first = publisher << PUBLISHER_SHIFT
 
     def make(sequence: int) -> bytes:
-        return HEADER.pack(sequence, time.monotonic_ns()) + padding
+        return HEADER.pack(first + sequence, time.monotonic_ns()) + padding
 
     return make
 
@@ -156,7 +161,7 @@ def ipc_publish(args: argparse.Namespace) -> None:
     from awsiot.greengrasscoreipc.model import BinaryMessage, PublishMessage
 
     client = GreengrassCoreIPCClientV2()
-    make = payloads(args.size)
+    make = payloads(args.size, args.publisher)
     wait_ready(args.wait)
     pending: collections.deque[Any] = collections.deque()
     pacer = Pacer(args.rate)
@@ -210,7 +215,7 @@ def mqtt_subscribe(args: argparse.Namespace) -> None:
 
 def mqtt_publish(args: argparse.Namespace) -> None:
     client = mqtt_client(args, "pub")
-    make = payloads(args.size)
+    make = payloads(args.size, args.publisher)
     wait_ready(args.wait)
     pending: collections.deque[Any] = collections.deque()
     pacer = Pacer(args.rate)
@@ -247,6 +252,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--publisher", type=int, default=0, help="publisher: its number among several (0)")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--qos", type=int, choices=[0, 1], default=0)
     args = parser.parse_args()

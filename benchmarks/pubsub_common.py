@@ -23,6 +23,7 @@ from typing import Any
 
 from _harness import (
     BenchRuntime,
+    free_port,
     print_table,
     process_group,
     running_runtime,
@@ -39,7 +40,10 @@ CASE_TIMEOUT_S = 1800.0
 
 @dataclass(frozen=True)
 class Case:
-    """One measurement: ``count`` messages of ``size`` bytes from one publisher to ``subscribers``."""
+    """One measurement: ``count`` messages of ``size`` bytes from ``publishers`` to ``subscribers``.
+
+    With several publishers each sends its share of ``count`` (the first ``count % publishers`` one more).
+    """
 
     size: int
     count: int
@@ -47,6 +51,11 @@ class Case:
     window: int = 256  #: publishes in flight (unacknowledged) at once; QoS 0 MQTT has no acknowledgement
     rate: float = 0.0  #: messages per second; 0 publishes as fast as the window allows
     qos: int = 0  #: MQTT only
+    publishers: int = 1
+
+    def share(self, publisher: int) -> int:
+        """How many of the ``count`` messages publisher number ``publisher`` sends."""
+        return self.count // self.publishers + (1 if publisher < self.count % self.publishers else 0)
 
 
 @dataclass(frozen=True)
@@ -107,25 +116,28 @@ def _percentile(ordered: list[int], fraction: float) -> float:
     return float(ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))])
 
 
-def client_arguments(role: str, case: Case, *, out: Path, ready: Path | None, wait: list[Path]) -> list[str]:
+def client_arguments(
+    role: str, case: Case, *, out: Path, ready: Path | None, wait: list[Path], publisher: int = 0
+) -> list[str]:
     """The ``pubsub_client.py`` arguments after the transport, for one role in ``case``."""
-    arguments = [f"--topic={TOPIC}", f"--count={case.count}", f"--out={out}"]
     if role == "subscribe":
         assert ready is not None
-        arguments.append(f"--ready={ready}")
-    else:
-        arguments += [f"--size={case.size}", f"--window={case.window}", f"--rate={case.rate:g}"]
-        arguments += ["--wait", *map(str, wait)]
-    return arguments
+        return [f"--topic={TOPIC}", f"--count={case.count}", f"--out={out}", f"--ready={ready}"]
+    # Each publisher paces its own share: together they publish at the case's rate.
+    return [
+        f"--topic={TOPIC}",
+        f"--count={case.share(publisher)}",
+        f"--out={out}",
+        f"--publisher={publisher}",
+        f"--size={case.size}",
+        f"--window={case.window}",
+        f"--rate={case.rate / case.publishers:g}",
+        "--wait",
+        *map(str, wait),
+    ]
 
 
 # -- over MQTT ---------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -146,7 +158,7 @@ class Broker:
 def mosquitto(directory: Path) -> Iterator[Broker]:
     """A Mosquitto with default limits on a free localhost port."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     config = directory / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\n"
@@ -179,22 +191,27 @@ def run_mqtt(
             arguments = client_arguments("subscribe", case, out=result, ready=flag, wait=[])
             stack.enter_context(_client("subscribe", transport, arguments, directory))
         go = directory / "go"
-        arguments = client_arguments(
-            "publish", case, out=directory / "pub.json", ready=None, wait=[*ready, go]
-        )
-        publisher = stack.enter_context(_client("publish", transport, arguments, directory))
+        publishers = []
+        for n in range(case.publishers):
+            arguments = client_arguments(
+                "publish", case, out=directory / f"pub{n}.json", ready=None, wait=[*ready, go], publisher=n
+            )
+            publisher = _client("publish", transport, arguments, directory, log=f"publish{n}")
+            publishers.append(stack.enter_context(publisher))
         _start_publisher(ready, go)
         cpu = cpu_seconds(broker.pid)
-        _wait_results(results, [publisher], while_waiting)
+        _wait_results(results, publishers, while_waiting)
         cpu = cpu_seconds(broker.pid) - cpu
     return collect(results, case.count, cpu)
 
 
 @contextmanager
-def _client(role: str, transport: list[str], arguments: list[str], directory: Path) -> Iterator[Any]:
-    with (directory / f"{role}.log").open("ab") as log:
+def _client(
+    role: str, transport: list[str], arguments: list[str], directory: Path, *, log: str | None = None
+) -> Iterator[Any]:
+    with (directory / f"{log or role}.log").open("ab") as output:
         argv = [sys.executable, str(CLIENT), role, *transport, *arguments]
-        with process_group(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log) as process:
+        with process_group(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output) as process:
             yield process
 
 
@@ -248,13 +265,14 @@ class IpcBench:
             arguments = client_arguments("subscribe", case, out=result, ready=flag, wait=[])
             write_client_component(recipes, artifacts, name, CLIENT, ["subscribe", "ipc", *arguments])
             names.append(name)
-        name = f"bench.Pub{self._cases}"
         go = case_dir / "go"
-        arguments = client_arguments(
-            "publish", case, out=case_dir / "pub.json", ready=None, wait=[*ready, go]
-        )
-        write_client_component(recipes, artifacts, name, CLIENT, ["publish", "ipc", *arguments])
-        names.append(name)
+        for n in range(case.publishers):
+            name = f"bench.Pub{self._cases}x{n}"
+            arguments = client_arguments(
+                "publish", case, out=case_dir / f"pub{n}.json", ready=None, wait=[*ready, go], publisher=n
+            )
+            write_client_component(recipes, artifacts, name, CLIENT, ["publish", "ipc", *arguments])
+            names.append(name)
         self.deploy(recipes, artifacts, names)
         _start_publisher(ready, go)
         cpu = cpu_seconds(self.runtime.pid)
@@ -279,6 +297,8 @@ class IpcBench:
 # -- comparing the two -------------------------------------------------------------------------------------
 
 TRANSPORTS = ("IPC (Edgewise)", "MQTT QoS 0 (Mosquitto)", "MQTT QoS 1 (Mosquitto)")
+#: Short names for ``--transports``, in the order of :data:`TRANSPORTS`.
+TRANSPORT_CHOICES = ("ipc", "qos0", "qos1")
 Results = dict[tuple[str, str], Outcome]
 """Outcomes by (transport, case label)."""
 
@@ -289,19 +309,25 @@ def compare(
     directory: Path,
     env: dict[str, str] | None,
     repeat: Callable[[str], int],
+    transports: tuple[str, ...] = TRANSPORT_CHOICES,
 ) -> Results:
     """Run every (label, case) over IPC on one runtime, then over one Mosquitto at QoS 0 and QoS 1.
 
     A case runs ``repeat(label)`` times per transport; the run with the median throughput is kept.
+    ``transports`` (names from :data:`TRANSPORT_CHOICES`) leaves the others out.
     """
     results: Results = {}
-    with running_runtime(directory / "root", env=env) as runtime:
-        ipc = IpcBench(runtime, directory)
-        for label, case in planned:
-            results[TRANSPORTS[0], label] = median_run([ipc.run(case) for _ in range(repeat(label))])
+    if "ipc" in transports:
+        with running_runtime(directory / "root", env=env) as runtime:
+            ipc = IpcBench(runtime, directory)
+            for label, case in planned:
+                results[TRANSPORTS[0], label] = median_run([ipc.run(case) for _ in range(repeat(label))])
+    levels = [qos for qos in (0, 1) if f"qos{qos}" in transports]
+    if not levels:
+        return results
     with mosquitto(directory / "mosquitto") as broker:
         for index, (label, case) in enumerate(planned):
-            for qos in (0, 1):
+            for qos in levels:
                 runs = [
                     run_mqtt(replace(case, qos=qos), broker, directory / f"mqtt-{index}-qos{qos}-{n}")
                     for n in range(repeat(label))
@@ -318,20 +344,21 @@ def median_run(runs: list[Outcome]) -> Outcome:
 def print_comparison(planned: list[tuple[str, Case]], results: Results) -> None:
     """The outcomes, then Edgewise's ratio to each baseline."""
     print_table(
-        ["case", "transport", "subs", "received", "msgs/s", "p50 ms", "p99 ms", "server CPU µs/msg"],
+        ["case", "transport", "pubs", "subs", "received", "msgs/s", "p50 ms", "p99 ms", "server CPU µs/msg"],
         [
             _row(transport, label, case, results[transport, label])
             for label, case in planned
             for transport in TRANSPORTS
+            if (transport, label) in results
         ],
     )
-    print()
-    print("Edgewise IPC relative to each baseline (throughput: higher is better; latency: lower is better)")
     rows = []
     for label, _case in planned:
-        ours = results[TRANSPORTS[0], label]
+        ours = results.get((TRANSPORTS[0], label))
         for baseline in TRANSPORTS[1:]:
-            theirs = results[baseline, label]
+            theirs = results.get((baseline, label))
+            if ours is None or theirs is None:
+                continue
             rows.append(
                 [
                     label,
@@ -342,13 +369,19 @@ def print_comparison(planned: list[tuple[str, Case]], results: Results) -> None:
                     _ratio(ours.server_cpu_us_per_delivery, theirs.server_cpu_us_per_delivery),
                 ]
             )
-    print_table(["case", "vs", "msgs/s", "p50", "p99", "server CPU/msg"], rows)
+    if rows:
+        print()
+        print(
+            "Edgewise IPC relative to each baseline (throughput: higher is better; latency: lower is better)"
+        )
+        print_table(["case", "vs", "msgs/s", "p50", "p99", "server CPU/msg"], rows)
 
 
 def _row(transport: str, label: str, case: Case, outcome: Outcome) -> list[str]:
     return [
         label,
         transport,
+        str(case.publishers),
         str(case.subscribers),
         f"{outcome.received}/{outcome.sent * outcome.receivers}",
         f"{outcome.delivered_per_s:,.0f}",

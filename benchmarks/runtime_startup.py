@@ -8,6 +8,9 @@ markers exist, so interpreter start-up counts on both sides. The components are 
 stored configuration on every launch, as it does when a device boots. Runtime and baseline launches
 alternate so that drift on the machine hits both alike.
 
+A second floor, a fresh interpreter that imports asyncio and starts the same shells as the runtime does, shows
+how much of the gap any asyncio runtime pays before doing anything of its own.
+
 Target (the issue): the runtime within 1.5x of the direct spawn.
 """
 
@@ -49,6 +52,27 @@ children = [
     for s in scripts
 ]
 children[0].wait()
+"""
+
+#: The floor of any asyncio runtime: a fresh interpreter that imports asyncio and starts the same shells the
+#: way the runtime does (``loop.subprocess_exec``, output piped, children reaped through pidfds), and nothing
+#: else. The shells stay in its process group (the runtime gives each its own session) so that killing the
+#: group ends them.
+ASYNCIO_FLOOR = """\
+import asyncio, subprocess, sys
+async def main(scripts):
+    loop = asyncio.get_running_loop()
+    if sys.version_info < (3, 12):
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(loop)
+        asyncio.set_child_watcher(watcher)
+    for script in scripts:
+        await loop.subprocess_exec(
+            asyncio.SubprocessProtocol, "/bin/sh", "-c", script, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+    await asyncio.sleep(3600)
+asyncio.run(main(sys.argv[1:]))
 """
 
 
@@ -95,12 +119,15 @@ def time_runtime_start(root: Path, markers: Path, count: int, *, env: dict[str, 
         runtime.stop()
 
 
-def time_direct_spawn(markers: Path, names: list[str], *, env: dict[str, str]) -> float:
-    """Seconds from launching the baseline interpreter until its shells have written every marker."""
+def time_direct_spawn(
+    markers: Path, names: list[str], *, env: dict[str, str], program: str = BASELINE
+) -> float:
+    """Seconds from launching the baseline interpreter (``program``: :data:`BASELINE` or
+    :data:`ASYNCIO_FLOOR`) until its shells have written every marker."""
     clear(markers)
     scripts = [run_script(markers, name) for name in names]
     start = time.perf_counter()
-    with process_group([sys.executable, "-c", BASELINE, *scripts], env=env):
+    with process_group([sys.executable, "-c", program, *scripts], env=env):
         wait_markers(markers, len(names))
         return time.perf_counter() - start
 
@@ -147,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp) / f"root{args.deployments - 1}"
         runtime_starts: list[float] = []
         direct_spawns: list[float] = []
+        asyncio_floors: list[float] = []
         imports: list[float] = []
         # One untimed round first: the first start after a deployment also replays its configuration log.
         time_runtime_start(root, markers, len(names), env=env)
@@ -154,12 +182,14 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repetitions):
             runtime_starts.append(time_runtime_start(root, markers, len(names), env=env))
             direct_spawns.append(time_direct_spawn(markers, names, env=env))
+            asyncio_floors.append(time_direct_spawn(markers, names, env=env, program=ASYNCIO_FLOOR))
             imports.append(time_imports(env=env))
 
     n = args.components
     rows = [
         [f"runtime launch → {n} components running", *_summary(runtime_starts)],
         [f"baseline: python -c spawning {n} `sh -c` → all running", *_summary(direct_spawns)],
+        [f"floor: python -c asyncio spawning {n} `sh -c` → all running", *_summary(asyncio_floors)],
         ["floor: python -c 'import edgewise.runtime.__main__' → exit", *_summary(imports)],
         [f"deployment of {n} components: create → SUCCEEDED", *_summary([d[0] for d in deployments])],
         [f"deployment of {n} components: create → all running", *_summary([d[1] for d in deployments])],
@@ -172,6 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"start-up ratio runtime / direct spawn (medians): {ratio:.2f}x; {verdict} the {TARGET_RATIO:g}x target "
         f"(+{(median(runtime_starts) - median(direct_spawns)) * 1000:.0f} ms)"
+    )
+    print(
+        f"asyncio floor / direct spawn (medians): {median(asyncio_floors) / median(direct_spawns):.2f}x; "
+        f"runtime / asyncio floor: {median(runtime_starts) / median(asyncio_floors):.2f}x"
     )
 
 

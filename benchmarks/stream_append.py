@@ -43,6 +43,7 @@ from stream_manager import MessageStreamDefinition, Persistence, StrategyOnFull,
 from _harness import (
     BenchRuntime,
     exit_on_sigterm,
+    free_port,
     median,
     parse_args,
     print_machine,
@@ -54,7 +55,6 @@ from edgewise.runtime.streams.definition import StorageStatus, StoredMessage, St
 from edgewise.runtime.streams.errors import StreamNotFoundError
 from edgewise.runtime.streams.server import StreamServer
 from edgewise.runtime.streams.store import StreamStore
-from fleet_fanout import free_port
 
 STREAM_MANAGER = "aws.greengrass.StreamManager"
 #: Large enough that no run's messages are overwritten or refused for space.

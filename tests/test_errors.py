@@ -4,6 +4,7 @@ and no two of them share a name."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import Counter
 from pathlib import Path
@@ -16,17 +17,9 @@ SOURCE = Path(edgewise.__file__).parent
 TREE_ENTRY = re.compile(r"[├└]── ([\w.]+/?)")
 
 
-def _classes() -> list[tuple[str, set[str]]]:
-    """Every class defined in src/edgewise: its name and the names of its bases (last dotted part)."""
-    found: list[tuple[str, set[str]]] = []
-    for path in sorted(SOURCE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef):
-                found.append((node.name, {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}))
-    return found
-
-
-def _edgewise_errors() -> list[str]:
+# Parsed once for both tests: parsing every module of src/ takes seconds.
+@functools.cache
+def _edgewise_errors() -> tuple[str, ...]:
     """The names of every EdgewiseError subclass in src/, once per definition."""
     classes = _classes()
     names = {"EdgewiseError"}
@@ -37,7 +30,17 @@ def _edgewise_errors() -> list[str]:
             if name not in names and bases & names:
                 names.add(name)
                 grew = True
-    return [name for name, bases in classes if name in names and bases & names]
+    return tuple(name for name, bases in classes if name in names and bases & names)
+
+
+def _classes() -> list[tuple[str, set[str]]]:
+    """Every class defined in src/edgewise: its name and the names of its bases (last dotted part)."""
+    found: list[tuple[str, set[str]]] = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                found.append((node.name, {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}))
+    return found
 
 
 def _classes_in_tree() -> set[str]:

@@ -119,7 +119,8 @@ EdgewiseError
  │    │    │    └── components.uploads.UploadOffsetError       a chunk that does not continue the upload
  │    │    ├── AuthenticationError            no token, or a token we do not know
  │    │    ├── PermissionDeniedError          the token's role does not allow the request
- │    │    └── MlUnavailableError             the ML libraries are not installed (503 ``ml_unavailable``)
+ │    │    ├── MlUnavailableError             the ML libraries are not installed (503 ``ml_unavailable``)
+ │    │    └── broker.hook.BrokerHookRequestError  400: a broker hook call whose body cannot be read
  │    ├── broker.errors.BrokerError           the managed Mosquitto broker failed
  │    │    ├── BrokerConfigError              (also ValueError) a setting that cannot be rendered
  │    │    ├── BrokerStartError               Mosquitto did not start listening

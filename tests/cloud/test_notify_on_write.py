@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgewise.cloud.server import _AUTHORIZATION_PATHS, _NotifyOnWrite
+from edgewise.cloud.writes import AUTHORIZATION_PATHS, NotifyOnWrite
 
 
 async def _answer(request: Request) -> Response:
@@ -39,7 +39,7 @@ async def test_only_successful_writes_that_can_change_rights_resync(
     app = Starlette(
         routes=[Route("/{rest:path}", _answer, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
     )
-    wrapped = _NotifyOnWrite(app, lambda: calls.append(None), paths=_AUTHORIZATION_PATHS)
+    wrapped = NotifyOnWrite(app, lambda: calls.append(None), paths=AUTHORIZATION_PATHS)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=wrapped), base_url="http://cloud"
     ) as client:

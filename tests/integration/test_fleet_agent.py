@@ -23,6 +23,9 @@ pytestmark = pytest.mark.integration
 THING = "edge-1"
 HEALTH = f"$aws/things/{THING}/greengrassv2/health/json"
 PRESENCE = f"$aws/things/{THING}/edgewise/presence"
+JOBS = f"$aws/things/{THING}/jobs"
+START_NEXT = f"{JOBS}/namespace-aws-gg-deployment/start-next"
+NOTIFY = f"{JOBS}/notify-namespace-aws-gg-deployment"
 SLEEPER = b"import time\nwhile True:\n    time.sleep(60)\n"
 FAILER = b"raise SystemExit(3)\n"
 #: An Install step that says it started, then waits for a file the test creates.
@@ -123,9 +126,8 @@ def test_a_deployment_job_is_resolved_downloaded_applied_and_reported(
     job = cloud.wait_status("job-1", "SUCCEEDED")
 
     assert job.status_details == {"detailed-deployment-status": "SUCCESSFUL"}
-    assert job.updates[0]["status"] == "IN_PROGRESS"
-    assert job.updates[0]["expectedVersion"] == 1
-    assert [update["status"] for update in job.updates] == ["IN_PROGRESS", "SUCCEEDED"]
+    assert "job-1" in cloud.started  # start-next made it IN_PROGRESS: no update of its own
+    assert [update["status"] for update in job.updates] == ["SUCCEEDED"]
     assert components(runtime)["com.example.App"] == ("1.0.0", "RUNNING")
     assert components(runtime)["com.example.Lib"] == ("1.1.0", "RUNNING")
     # Asked round by round: the root first, then the dependency its recipes name.
@@ -166,6 +168,59 @@ def test_a_deployment_job_is_resolved_downloaded_applied_and_reported(
     assert retained.retain
     assert json.loads(retained.payload)["state"] == "online"
     assert isinstance(json.loads(retained.payload)["timestamp"], int)
+
+
+def is_request(topic: str) -> bool:
+    """Whether the device sent a message on ``topic`` (not a reply or notification from the cloud, not its
+    presence)."""
+    return not topic.endswith(("/accepted", "/rejected")) and "/notify" not in topic and topic != PRESENCE
+
+
+def start_next_requests(wiretap: MqttClient) -> int:
+    return sum(message.topic == START_NEXT for message in wiretap.received(START_NEXT))
+
+
+def test_one_deployment_takes_four_requests_and_five_messages_from_the_cloud(
+    broker: Mosquitto, cloud: FleetCloud, observer: MqttClient, runtime: RuntimeProcess
+) -> None:
+    cloud.publish_component(recipe("com.example.App", "1.0.0", "app.py"), {"app.py": SLEEPER})
+    with broker.client("wiretap") as wiretap:
+        wiretap.subscribe(f"$aws/things/{THING}/#")
+        # Between two start-next requests that find nothing: what the device sent before them is left out,
+        # anything the deployment makes it send is in.
+        wait_until(lambda: cloud.started, what="the start-next on connection")
+        cloud.nudge()
+        wait_until(lambda: len(cloud.started) == 2, what="the start-next the nudge makes")
+        cloud.deploy("job-1", {"com.example.App": "1.0.0"})
+        cloud.wait_status("job-1", "SUCCEEDED")
+        wait_until(
+            lambda: [m for m in health_messages(observer) if m["trigger"] == "THING_GROUP_DEPLOYMENT"],
+            what="the fleet status message after the deployment",
+        )
+        wait_until(lambda: len(wiretap.payloads(NOTIFY)) == 3, what="the notification that job-1 ended")
+        cloud.nudge()
+        wait_until(lambda: len(cloud.started) == 4, what="the start-next after the deployment")
+        wait_until(lambda: start_next_requests(wiretap) >= 3, what="the wiretap to see it")
+        messages = [message.topic for message in wiretap.received()]
+
+    *_, first, _, last = (index for index, topic in enumerate(messages) if topic == START_NEXT)
+    between = messages[first + 1 : last]
+    assert sorted(topic for topic in between if is_request(topic)) == [
+        f"$aws/things/{THING}/edgewise/components/resolve",
+        HEALTH,
+        f"{JOBS}/job-1/namespace-aws-gg-deployment/update",
+        START_NEXT,
+    ]
+    deployment = [
+        NOTIFY,  # job-1 is pending
+        f"{START_NEXT}/accepted",
+        f"$aws/things/{THING}/edgewise/components/resolve/accepted",
+        f"{JOBS}/job-1/namespace-aws-gg-deployment/update/accepted",
+        NOTIFY,  # job-1 is no longer pending
+    ]
+    markers = [f"{START_NEXT}/accepted", NOTIFY]  # the first marker's answer, the second nudge
+    assert sorted(topic for topic in between if not is_request(topic)) == sorted(deployment + markers)
+    assert cloud.started[-3:] == [None, "job-1", None]
 
 
 def test_a_component_that_breaks_is_rolled_back_and_the_job_fails(
@@ -284,7 +339,7 @@ def test_a_runtime_killed_mid_deployment_finishes_and_reports_after_restart(
 
         job = cloud.wait_status("job-1", "SUCCEEDED")
         assert job.status_details == {"detailed-deployment-status": "SUCCESSFUL"}
-        assert [update["status"] for update in job.updates] == ["IN_PROGRESS", "SUCCEEDED"]
+        assert [update["status"] for update in job.updates] == ["SUCCEEDED"]
         assert components(runtime)["com.example.Slow"] == ("1.0.0", "RUNNING")
         assert presence(observer)[-1]["state"] == "online"
     finally:
@@ -335,15 +390,20 @@ def test_a_device_offline_gets_its_deployment_on_reconnect_and_reports_what_it_d
     )
 
 
-def test_a_final_report_the_cloud_never_got_is_made_again(cloud: FleetCloud, runtime: RuntimeProcess) -> None:
+def test_a_final_report_the_cloud_never_got_is_made_again(
+    tmp_path: Path, config_file: Path, cloud: FleetCloud
+) -> None:
+    # The report is checked once it has had a confirm interval to be answered: a short one.
+    config_file.write_text(config_file.read_text() + "  fleet: {confirmIntervalSeconds: 1}\n")
     cloud.publish_component(recipe("com.example.App", "1.0.0", "app.py"), {"app.py": SLEEPER})
     cloud.lose_final_reports = 1
 
-    cloud.deploy("job-1", {"com.example.App": "1.0.0"})
+    with running(tmp_path / "root", "--config", str(config_file)):
+        cloud.deploy("job-1", {"com.example.App": "1.0.0"})
+        job = cloud.wait_status("job-1", "SUCCEEDED")
 
-    job = cloud.wait_status("job-1", "SUCCEEDED")
     assert [report["status"] for report in cloud.lost_reports] == ["SUCCEEDED"]
-    assert [update["status"] for update in job.updates] == ["IN_PROGRESS", "SUCCEEDED"]
+    assert [update["status"] for update in job.updates] == ["SUCCEEDED"]
 
 
 def test_a_job_cancelled_before_activation_is_not_applied(cloud: FleetCloud, runtime: RuntimeProcess) -> None:
@@ -360,7 +420,7 @@ def test_a_job_cancelled_before_activation_is_not_applied(cloud: FleetCloud, run
     cloud.deploy("job-2", {"com.example.App": "1.0.0"})
     cloud.wait_status("job-2", "SUCCEEDED")
 
-    assert [update["status"] for update in cloud.jobs["job-1"].updates] == ["IN_PROGRESS"]
+    assert cloud.jobs["job-1"].updates == []
     assert "com.example.Other" not in components(runtime)
     assert components(runtime)["com.example.App"] == ("1.0.0", "RUNNING")
 

@@ -134,7 +134,7 @@ def test_every_section_reaches_the_runtime_settings(pki: Path) -> None:
         keep_alive=30,
         spool=SpoolSection(max_bytes=4096, keep_qos0_when_offline=True),
         reconnect=ReconnectSection(min_delay=0.5, max_delay=10.0),
-        fleet=FleetSection(enabled=False, status_interval=3600),
+        fleet=FleetSection(enabled=False, status_interval=3600, confirm_interval=5),
     )
 
     settings = cloud_settings(cloud)
@@ -142,7 +142,7 @@ def test_every_section_reaches_the_runtime_settings(pki: Path) -> None:
     assert (settings.port, settings.client_id, settings.keep_alive) == (443, "other", 30)
     assert settings.spool == SpoolSettings(max_bytes=4096, keep_qos0_when_offline=True)
     assert settings.reconnect == ReconnectSettings(min_delay=0.5, max_delay=10.0)
-    assert settings.fleet == FleetSettings(enabled=False, status_interval=3600)
+    assert settings.fleet == FleetSettings(enabled=False, status_interval=3600, confirm_interval=5)
     limits = ArtifactsSection(max_expanded_bytes=1, max_compression_ratio=2, min_free_bytes=3)
     assert artifact_limits(limits) == ArtifactLimits(
         max_expanded_bytes=1, max_compression_ratio=2, min_free_bytes=3
@@ -233,6 +233,7 @@ INTEGERS = [
     (("cloud", "keepAlive"), 5, 1200),
     (("cloud", "spool", "maxBytes"), 1024, 2**40),
     (("cloud", "fleet", "statusIntervalSeconds"), 1, 31_536_000),
+    (("cloud", "fleet", "confirmIntervalSeconds"), 1, 3600),
     (("artifacts", "maxExpandedBytes"), 1, 2**50),
     (("artifacts", "maxCompressionRatio"), 1, 1_000_000),
     (("artifacts", "minFreeBytes"), 0, 2**50),
@@ -255,7 +256,7 @@ SECTIONS = {
     ),
     ("cloud", "spool"): ("maxBytes", "keepQos0WhenOffline"),
     ("cloud", "reconnect"): ("minDelay", "maxDelay"),
-    ("cloud", "fleet"): ("enabled", "statusIntervalSeconds"),
+    ("cloud", "fleet"): ("enabled", "statusIntervalSeconds", "confirmIntervalSeconds"),
     ("artifacts",): ("maxExpandedBytes", "maxCompressionRatio", "minFreeBytes"),
 }
 _not_numbers = st.text(max_size=5) | st.none() | st.lists(st.integers(), max_size=2)

@@ -68,8 +68,10 @@ json_values = st.recursive(
 def operations(draw: st.DrawFn) -> Operation:
     kind = draw(st.sampled_from(["get_pending", "start_next", "describe", "update"]))
     thing = draw(things)
-    if kind in ("get_pending", "start_next"):
+    if kind == "get_pending":
         return Operation(kind, thing)
+    if kind == "start_next":
+        return Operation(kind, thing, draw(namespaces))
     job_id = draw(st.just(jobs.NEXT) | job_ids) if kind == "describe" else draw(job_ids)
     return Operation(kind, thing, draw(namespaces), job_id)
 
@@ -136,6 +138,20 @@ def test_a_request_topic_names_its_operation_on_both_sides(operation: Operation)
     assert jobs.parse_topic(topic) == operation
 
 
+@given(operations(), st.sampled_from(["accepted", "rejected"]), namespaces)
+def test_the_clouds_filters_take_every_request_and_no_reply_or_notification(
+    operation: Operation, outcome: jobs.Outcome, namespace: str | None
+) -> None:
+    def taken(topic: str) -> bool:
+        return any(filter_matches(topic_filter, topic) for topic_filter in jobs.REQUEST_FILTERS)
+
+    request = jobs.request_topic(operation)
+    assert taken(request)
+    assert not taken(jobs.reply_topic(request, outcome))
+    assert not taken(jobs.notify_topic(operation.thing_name, namespace))
+    assert not taken(jobs.notify_next_topic(operation.thing_name))
+
+
 @given(operations(), st.sampled_from(["accepted", "rejected"]))
 def test_a_reply_topic_names_the_request_it_answers(operation: Operation, outcome: jobs.Outcome) -> None:
     topic = jobs.reply_topic(jobs.request_topic(operation), outcome)
@@ -155,6 +171,11 @@ def test_topics_are_the_ones_aws_iot_uses() -> None:
     J = "$aws/things/pump-1/jobs"
     assert jobs.request_topic(Operation("get_pending", "pump-1")) == f"{J}/get"
     assert jobs.request_topic(Operation("start_next", "pump-1")) == f"{J}/start-next"
+    # Edgewise's own: AWS IoT documents no namespaced start-next topic.
+    assert (
+        jobs.request_topic(Operation("start_next", "pump-1", "aws-gg-deployment"))
+        == f"{J}/namespace-aws-gg-deployment/start-next"
+    )
     assert jobs.request_topic(Operation("describe", "pump-1", None, "$next")) == f"{J}/$next/get"
     assert (
         jobs.request_topic(Operation("update", "pump-1", "aws-gg-deployment", "d-1"))
@@ -177,6 +198,7 @@ def test_topics_are_the_ones_aws_iot_uses() -> None:
         "$aws/things/pump-1/jobs/accepted",
         "$aws/things/pump-1/jobs/bad.id/get/accepted",
         "$aws/things/pump-1/jobs/$next/update/rejected",
+        "$aws/things/pump-1/jobs/namespace-a.b/start-next/accepted",
         "$aws/things/bad thing/jobs/notify",
         "$aws/things/pump-1/shadow/get",
     ],
@@ -433,6 +455,7 @@ class FakeLink:
 @dataclass
 class Received:
     notified: list[dict[str, list[str]]] = field(default_factory=list)
+    started: list[JobExecution | None] = field(default_factory=list)
     executions: list[tuple[str, JobExecution | None]] = field(default_factory=list)
     rejected: list[RejectedRequest] = field(default_factory=list)
     updated: list[tuple[str, str]] = field(default_factory=list)
@@ -444,6 +467,7 @@ async def open_client() -> tuple[FakeLink, JobsClient, Received]:
         link,  # type: ignore[arg-type]
         "dev-1",
         on_notify=received.notified.append,
+        on_started=received.started.append,
         on_execution=lambda job_id, execution: received.executions.append((job_id, execution)),
         on_rejected=received.rejected.append,
         on_updated=lambda job_id, token: received.updated.append((job_id, token)),
@@ -454,11 +478,16 @@ async def open_client() -> tuple[FakeLink, JobsClient, Received]:
 
 async def test_the_cloud_reads_the_device_clients_requests() -> None:
     link, client, _ = await open_client()
+    await client.start_next()
     await client.describe()
     execution = JobExecution("d-1", "IN_PROGRESS", 3, 2, None)
     token = await client.update(execution, "FAILED", {"detailed-deployment-status": "FAILED_NO_STATE_CHANGE"})
 
-    (describe_topic, describe_payload), (update_topic, update_payload) = link.published
+    (start_topic, start_payload), (describe_topic, describe_payload), (update_topic, update_payload) = (
+        link.published
+    )
+    assert jobs.parse_request_topic(start_topic) == Operation("start_next", "dev-1", "aws-gg-deployment")
+    assert jobs.parse_request("start_next", start_payload).client_token is not None
     assert jobs.parse_request_topic(describe_topic) == Operation(
         "describe", "dev-1", "aws-gg-deployment", "$next"
     )
@@ -472,6 +501,7 @@ async def test_the_cloud_reads_the_device_clients_requests() -> None:
     )
     assert [topic_filter for topic_filter, _ in link.handlers] == [
         "$aws/things/dev-1/jobs/notify-namespace-aws-gg-deployment",
+        "$aws/things/dev-1/jobs/namespace-aws-gg-deployment/start-next/+",
         "$aws/things/dev-1/jobs/+/namespace-aws-gg-deployment/get/+",
         "$aws/things/dev-1/jobs/+/namespace-aws-gg-deployment/update/+",
     ]
@@ -481,6 +511,7 @@ async def test_the_device_client_reads_the_clouds_answers() -> None:
     link, _, received = await open_client()
     J = "$aws/things/dev-1/jobs"
     describe = jobs.request_topic(Operation("describe", "dev-1", "aws-gg-deployment", "$next"))
+    start_next = jobs.request_topic(Operation("start_next", "dev-1", "aws-gg-deployment"))
     update = jobs.request_topic(Operation("update", "dev-1", "aws-gg-deployment", "d-1"))
     execution = Execution(
         "d-1", "QUEUED", 1, execution_number=1, document={"deploymentId": "x"}, thing_name="dev-1"
@@ -495,6 +526,14 @@ async def test_the_device_client_reads_the_clouds_answers() -> None:
     link.deliver(
         jobs.reply_topic(describe, "accepted"),
         wire(jobs.accepted_payload(ExecutionReply(execution).payload(), timestamp=8, client_token="c1")),
+    )
+    link.deliver(
+        jobs.reply_topic(start_next, "accepted"),
+        wire(jobs.accepted_payload(ExecutionReply().payload(), timestamp=8, client_token="c0")),
+    )
+    link.deliver(
+        jobs.reply_topic(start_next, "rejected"),
+        wire(JobsRejection("RequestThrottled", "slow").payload(client_token="c4", timestamp=9)),
     )
     link.deliver(
         jobs.reply_topic(update, "accepted"),
@@ -514,7 +553,9 @@ async def test_the_device_client_reads_the_clouds_answers() -> None:
         ("$next", JobExecution("d-1", "QUEUED", 1, 1, {"deploymentId": "x"})),
         ("d-1", None),
     ]
+    assert received.started == [None]
     assert received.updated == [("d-1", "c2")]
     assert received.rejected == [
-        RejectedRequest("d-1", "update", "InvalidStateTransition", "final", "c3", execution_status="FAILED")
+        RejectedRequest("$next", "start-next", "RequestThrottled", "slow", "c4"),
+        RejectedRequest("d-1", "update", "InvalidStateTransition", "final", "c3", execution_status="FAILED"),
     ]

@@ -143,6 +143,8 @@ class FleetCloud:
         self.components: dict[str, dict[str, Published]] = {}
         self.resolve_requests: list[dict[str, Any]] = []
         self.described: list[str] = []  #: job ids of the describe requests answered, in order
+        #: What each start-next request got: the job id started (or still in progress), None for nothing pending.
+        self.started: list[str | None] = []
         self.errors: list[str] = []  #: requests the stand-in could not handle (a test fails on any)
         self.answer_resolve = threading.Event()
         #: How many final (terminal) reports to lose, as a broker restart racing the cloud's subscription would.
@@ -177,6 +179,7 @@ class FleetCloud:
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             return
+        client.subscribe(f"{self.prefix}/namespace-{NAMESPACE}/start-next", qos=1)
         client.subscribe(f"{self.prefix}/+/namespace-{NAMESPACE}/get", qos=1)
         client.subscribe(f"{self.prefix}/+/namespace-{NAMESPACE}/update", qos=1)
         client.subscribe(f"$aws/things/{self.thing}/edgewise/components/resolve", qos=1)
@@ -226,6 +229,14 @@ class FleetCloud:
             job = self.jobs[job_id] = Job(job_id, body)
         self._notify()
         return job
+
+    def nudge(self) -> None:
+        """Notify the thing of a pending job that is gone by the time it asks: an idle device answers with one
+        start-next, which marks where what it sent before ends."""
+        self._publish(
+            f"{self.prefix}/notify-namespace-{NAMESPACE}",
+            {"timestamp": int(time.time()), "jobs": {"QUEUED": [{"jobId": "gone", "queuedAt": 1}]}},
+        )
 
     def cancel(self, job_id: str) -> None:
         with self.lock:
@@ -289,10 +300,13 @@ class FleetCloud:
         if message.topic.endswith("/components/resolve"):
             threading.Thread(target=self._resolve, args=(message.topic, body), daemon=True).start()
             return
-        parts = message.topic[len(self.prefix) + 1 :].split("/")
-        job_id, operation = parts[0], parts[2]
         reply = f"{message.topic}"
         token = body.get("clientToken")
+        if message.topic.endswith("/start-next"):
+            self._start_next(reply, token)
+            return
+        parts = message.topic[len(self.prefix) + 1 :].split("/")
+        job_id, operation = parts[0], parts[2]
         with self.lock:
             job = self._next() if job_id == "$next" else self.jobs.get(job_id)
             if operation == "get":
@@ -328,6 +342,19 @@ class FleetCloud:
             terminal = job.status in TERMINAL
         if terminal:
             self._notify()
+
+    def _start_next(self, topic: str, token: str | None) -> None:
+        """StartNextPendingJobExecution: the next execution, moved to IN_PROGRESS if it was QUEUED."""
+        with self.lock:
+            job = self._next()
+            answer: dict[str, Any] = {"timestamp": int(time.time()), "clientToken": token}
+            if job is not None:
+                if job.status == "QUEUED":
+                    job.status = "IN_PROGRESS"
+                    job.version += 1
+                answer["execution"] = job.execution(self.thing)
+            self.started.append(None if job is None else job.job_id)
+            self._publish(f"{topic}/accepted", answer)
 
     def _reject(self, topic: str, token: str | None, code: str, text: str) -> None:
         self._publish(

@@ -1,5 +1,8 @@
 """``edgewise cloud ...``: run the cloud (API, managed broker) on this machine.
 
+``cloud up --workers N`` runs the cloud as N processes on PostgreSQL: ``cloud up`` itself is process 0 and
+starts ``cloud worker`` for the others (see :mod:`edgewise.cloud.processes`).
+
 The cloud's modules (FastAPI, SQLAlchemy, uvicorn) come with the ``cloud`` extra, which a device does not
 install, so they are imported only when a command needs them.
 """
@@ -7,8 +10,12 @@ install, so they are imported only when a command needs them.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +30,17 @@ if TYPE_CHECKING:
 BROKER_PASSWORD_ENV = "EDGEWISE_BROKER_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 app = typer.Typer(help="Run the Edgewise cloud: registry API and MQTT gateway.", no_args_is_help=True)
+#: Linux's prctl option that sends the calling process a signal when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _printing_ready(processes: int) -> Callable[[PreparedCloud], None]:
+    def print_ready(cloud: PreparedCloud) -> None:
+        if processes > 1:
+            typer.echo(f"Workers:        {processes} processes")
+        _print_ready(cloud)
+
+    return print_ready
 
 
 def _print_ready(cloud: PreparedCloud) -> None:
@@ -121,6 +139,15 @@ def up(
             "--telemetry-retention-interval", min=1.0, max=86_400.0, help="Seconds between retention passes."
         ),
     ] = 60.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes serving devices, partitioned by thing (more than 1 needs PostgreSQL).",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the cloud in the foreground until SIGTERM or Ctrl-C; the first start prints the admin token."""
@@ -130,6 +157,12 @@ def up(
     from edgewise.cloud.settings import TELEMETRY_TOPIC_FILTERS
     from edgewise.errors import EdgewiseError
 
+    if workers > 1 and not database_url.startswith("postgresql"):
+        fail(
+            f"--workers: {workers} processes need PostgreSQL (--database-url postgresql+psycopg://...); "
+            "SQLite serves one process",
+            code=2,
+        )
     if broker not in ("managed", "external"):
         fail(f"--broker: expected 'managed' or 'external', got {broker!r}")
     mode: BrokerMode = "managed" if broker == "managed" else "external"
@@ -176,9 +209,65 @@ def up(
             f"Admin API token (shown once; also in {cloud.settings.admin_token_file}): {cloud.admin_token}"
         )
     try:
-        asyncio.run(serve(cloud, on_ready=_print_ready))
+        asyncio.run(serve(cloud, on_ready=_printing_ready(workers), processes=workers))
     except EdgewiseError as exc:
         fail(str(exc))
+
+
+@app.command()
+def worker(
+    data: Annotated[
+        Path, typer.Option("--data", help="The data directory of the cloud this process serves.")
+    ],
+    process: Annotated[int, typer.Option("--process", help="This process's index, 1..N-1 (0 is cloud up).")],
+    processes: Annotated[int, typer.Option("--processes", help="N, as cloud up --workers N.")],
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    supervised: Annotated[
+        bool, typer.Option("--supervised", hidden=True, help="Stop when the parent process dies.")
+    ] = False,
+) -> None:
+    """Serve devices' requests for the things of one partition, until SIGTERM or Ctrl-C.
+
+    Reads its settings as JSON from standard input (databaseUrl, dataPlaneUrl, broker: host, port, username,
+    password, tls, caFile) and prints "ready" once serving. cloud up --workers N starts these itself.
+    """
+    from edgewise.cloud.partition import Partition
+    from edgewise.cloud.worker_process import PartitionSettings, serve_partition
+    from edgewise.errors import EdgewiseError
+
+    level = log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    if not 2 <= processes <= 64:
+        fail(f"--processes: {processes} is not between 2 and 64", code=2)
+    if not 1 <= process < processes:
+        fail(f"--process: {process} is not between 1 and {processes - 1}", code=2)
+    if supervised:
+        _stop_with_parent()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = PartitionSettings.from_json(sys.stdin.readline())
+    except ValueError as exc:
+        fail(f"Invalid settings on standard input: {exc}")
+
+    def print_ready() -> None:
+        typer.echo("ready")
+
+    try:
+        asyncio.run(
+            serve_partition(data.absolute(), settings, Partition(process, processes), on_ready=print_ready)
+        )
+    except EdgewiseError as exc:
+        fail(str(exc))
+
+
+def _stop_with_parent() -> None:
+    """Have the kernel send SIGTERM when the parent (cloud up) dies, however it dies."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        fail("The parent process exited before this worker started")
 
 
 def _whole_seconds(option: str, text: str) -> int:

@@ -6,6 +6,7 @@ import typer
 
 from edgewise import __version__
 from edgewise.cli import (
+    broker,
     cloud,
     component,
     console,
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(runtime.app, name="runtime")
 app.add_typer(cloud.app, name="cloud")
+app.add_typer(broker.app, name="broker")
 app.add_typer(registry.thing_app, name="thing")
 app.add_typer(registry.group_app, name="group")
 app.add_typer(identity.cert_app, name="cert")

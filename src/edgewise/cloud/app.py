@@ -4,7 +4,8 @@ Every error leaves the API as ``{"code": ..., "message": ...}``: domain errors m
 :data:`ERROR_STATUS`, the one place that does it), request validation errors become 422 ``invalid_request``
 naming the field, and routing errors keep their status. A request body is authenticated and capped before it is
 read (:mod:`edgewise.cloud.limits`): ``api_upload_max_bytes`` for artifact uploads and dataset files,
-``api_body_max_bytes`` for every other route.
+``api_body_max_bytes`` for every other route. The broker hook's routes (:mod:`.broker.routes`) take the hook
+token instead of an API token, and 4 KiB.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from edgewise import __version__
 from edgewise.cloud.auth import routes as auth_routes
 from edgewise.cloud.auth import service as auth_service
 from edgewise.cloud.auth.roles import Role
+from edgewise.cloud.broker import routes as broker_routes
+from edgewise.cloud.broker.hook import (
+    HOOK_BODY_MAX_BYTES,
+    BrokerHook,
+    BrokerHookRequestError,
+    read_hook_token,
+)
 from edgewise.cloud.client_devices import routes as client_device_routes
 from edgewise.cloud.components import routes as component_routes
 from edgewise.cloud.console.app import SESSION_PATHS, mount_console
@@ -63,6 +71,7 @@ from edgewise.cloud.settings import CloudSettings
 from edgewise.cloud.shadows import routes as shadow_routes
 from edgewise.cloud.telemetry import routes as telemetry_routes
 from edgewise.cloud.training import routes as training_routes
+from edgewise.cloud.writes import AUTHORIZATION_PATHS, NotifyOnWrite
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +85,15 @@ ERROR_STATUS: dict[type[CloudError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     MlUnavailableError: 503,
+    # EMQX takes any answer but 200 and 204 as "ignore": the status only tells an operator what went wrong.
+    BrokerHookRequestError: 400,
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: PAYLOAD_TOO_LARGE}
 #: The routes whose body may be large: an artifact's bytes, streamed to disk, and a dataset file.
 _UPLOAD_PATH = re.compile(re.escape(API_PREFIX) + "/(?:artifacts/[^/]+|datasets/[^/]+/file)")
+#: Paths whose routes authenticate their requests themselves: the console (a session cookie) and the broker hook
+#: (the hook token, not an API token).
+_OWN_AUTHENTICATION = re.compile(f"{SESSION_PATHS.pattern}|{broker_routes.HOOK_PATHS.pattern}")
 
 
 class HealthPublic(BaseModel):
@@ -215,6 +229,8 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         lifespan=lifespan,
     )
     app.state.services = shared
+    hook = BrokerHook(shared.sessions, token=read_hook_token(settings.data_dir))
+    app.state.broker_hook = hook
 
     def authenticate(secret: str | None) -> None:
         if secret is None:
@@ -226,9 +242,13 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         BodyLimits,
         authenticate=authenticate,
         default=settings.api_body_max_bytes,
-        routes=[RouteLimit("PUT", _UPLOAD_PATH, settings.api_upload_max_bytes)],
-        session_paths=SESSION_PATHS,
+        routes=[
+            RouteLimit("PUT", _UPLOAD_PATH, settings.api_upload_max_bytes),
+            RouteLimit("POST", broker_routes.HOOK_PATHS, HOOK_BODY_MAX_BYTES),
+        ],
+        session_paths=_OWN_AUTHENTICATION,
     )
+    app.add_middleware(NotifyOnWrite, notify=hook.forget, paths=AUTHORIZATION_PATHS)
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
@@ -253,6 +273,7 @@ def create_app(settings: CloudSettings, *, services: CloudServices | None = None
         model_routes.router,
         drift_routes.router,
         model_routes.invoke_router,
+        broker_routes.router,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(check_query_parameters)])
     mount_console(app, api_prefix=API_PREFIX)

@@ -16,7 +16,9 @@ Data directory layout::
     DIR/admin-token          the first admin API token (0600)
     DIR/ca/ca.pem, ca.key    the certificate authority (key 0600)
     DIR/broker/              Mosquitto's config, ACL, CRL, log, persistence, server.pem and server.key (0600),
-                             and mosquitto.pid while it runs (a broker an earlier run left is stopped at start)
+                             and mosquitto.pid while it runs (a broker an earlier run left is stopped at start);
+                             with an external broker: server.pem, server.key and hook-token (0600), the secret
+                             the broker sends to the authorization hook
     DIR/dataplane/           the data plane's server.pem, server.key and URL signing.key (keys 0600)
     DIR/https-publish/       HTTPS publish's server.pem and server.key (0600), unless it is off
     DIR/artifacts/           the artifact store (unless --artifact-store s3://...); DIR/uploads/ stages uploads
@@ -50,6 +52,7 @@ from edgewise.cloud.broker import (
     WorkerListenerSettings,
     write_file_atomically,
 )
+from edgewise.cloud.broker.hook import ensure_hook_token
 from edgewise.cloud.dataplane import DataPlaneSettings
 from edgewise.cloud.errors import CloudStartError
 from edgewise.cloud.https_publish import HttpsPublishSettings
@@ -315,6 +318,7 @@ def prepare(options: ServerOptions) -> PreparedCloud:
         mqtt_endpoint, worker_connection = _external_broker(
             options, ca, ca_file, settings.data_dir / "broker"
         )
+        ensure_hook_token(settings.data_dir)
     data_plane = _data_plane(options, ca, settings.data_dir / "dataplane")
     https_publish = (
         _https_publish(

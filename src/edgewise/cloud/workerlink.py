@@ -9,6 +9,12 @@ Sizes are bounded both ways. A worker takes device payloads of at most ``max_pay
 broker drops larger messages instead of sending them, and drops any that still arrive before parsing them. It
 never sends a packet larger than the Maximum Packet Size the broker announced in its CONNACK: the broker would
 disconnect it, and paho would send the same message again on reconnecting, forever.
+
+When the cloud runs as several processes, a link given a :class:`~edgewise.cloud.partition.Partition` keeps only
+the messages of the things its process owns (``key`` names a message's thing; a message without one belongs to
+process 0). The others are dropped in paho's thread, before they cost the event loop anything. Every process's
+links subscribe to the same filters, so process ``i > 0`` appends ``-i`` to the client id: the broker would
+otherwise disconnect one of two clients with the same id.
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgewise.cloud.broker import BrokerConnection
+from edgewise.cloud.partition import Partition, thing_of_topic
 from edgewise.errors import EdgewiseError
 
 logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
+#: The thing a message's topic is about, or None.
+TopicKey = Callable[[str], str | None]
 #: The largest payload a worker takes from a device: AWS IoT Core's limit per message.
 DEVICE_PAYLOAD_MAX_BYTES = 128 * 1024
 #: What a PUBLISH packet holds besides its payload, at most: fixed header, topic (65,535 bytes at most in MQTT),
@@ -69,9 +78,15 @@ class WorkerLink:
         filters: Sequence[str],
         on_message: MessageHandler,
         max_payload: int = DEVICE_PAYLOAD_MAX_BYTES,
+        partition: Partition | None = None,
+        key: TopicKey = thing_of_topic,
     ) -> None:
+        if partition is not None and partition.index > 0:
+            client_id = f"{client_id}-{partition.index}"
         self._connection = connection
         self._client_id = client_id
+        self._partition = partition
+        self._key = key
         self._filters = list(filters)
         self._on_message = on_message
         self._max_payload = max_payload
@@ -204,6 +219,8 @@ class WorkerLink:
 
     def _thread_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         assert self._loop is not None
+        if self._partition is not None and not self._owns(message.topic):
+            return
         if len(message.payload) > self._max_payload:
             logger.warning(
                 "worker-message-too-large client=%s topic=%s size=%d limit=%d: dropped",
@@ -215,12 +232,18 @@ class WorkerLink:
             return
         self._loop.call_soon_threadsafe(self._dispatch, message.topic, bytes(message.payload))
 
+    def _owns(self, topic: str) -> bool:
+        assert self._partition is not None
+        thing = self._key(topic)
+        return self._partition.index == 0 if thing is None else self._partition.owns(thing)
+
     def _dispatch(self, topic: str, payload: bytes) -> None:
         task = asyncio.get_running_loop().create_task(self._handle(topic, payload))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _handle(self, topic: str, payload: bytes) -> None:
+        logger.debug("worker-message client=%s topic=%s", self._client_id, topic)
         try:
             await self._on_message(topic, payload)
         except Exception:

@@ -15,7 +15,7 @@ The file is YAML; every key is optional except the connection basics of ``cloud`
       keepAlive: 60
       spool: {maxBytes: 2621440, keepQos0WhenOffline: false}
       reconnect: {minDelay: 1, maxDelay: 120}
-      fleet: {enabled: true, statusIntervalSeconds: 86400}
+      fleet: {enabled: true, statusIntervalSeconds: 86400, confirmIntervalSeconds: 10}
     artifacts: {maxExpandedBytes: 1073741824, maxCompressionRatio: 100, minFreeBytes: 67108864}
 
 :func:`write_device_config` turns a :class:`DeviceConfig` into that text; :func:`parse_device_config` turns the
@@ -56,7 +56,7 @@ _CLOUD_KEYS = (
 )
 _SPOOL_KEYS = ("maxBytes", "keepQos0WhenOffline")
 _RECONNECT_KEYS = ("minDelay", "maxDelay")
-_FLEET_KEYS = ("enabled", "statusIntervalSeconds")
+_FLEET_KEYS = ("enabled", "statusIntervalSeconds", "confirmIntervalSeconds")
 _ARTIFACTS_KEYS = ("maxExpandedBytes", "maxCompressionRatio", "minFreeBytes")
 _MISSING = object()
 
@@ -92,6 +92,9 @@ class FleetSection:
 
     enabled: bool = True  #: off for a broker that is not an Edgewise cloud (AWS IoT Core, a plain broker)
     status_interval: int = 86_400  #: ``statusIntervalSeconds``: between the periodic COMPLETE status messages
+    #: ``confirmIntervalSeconds``: how long a jobs question or final report waits for its answer before it is
+    #: asked or checked again
+    confirm_interval: int = 10
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ def _write_cloud(cloud: CloudSection) -> dict[str, Any]:
         section["fleet"] = {
             "enabled": cloud.fleet.enabled,
             "statusIntervalSeconds": cloud.fleet.status_interval,
+            "confirmIntervalSeconds": cloud.fleet.confirm_interval,
         }
     return section
 
@@ -347,6 +351,9 @@ def _cloud(reader: _Reader, value: Any) -> CloudSection | None:
             enabled=reader.boolean(fleet, "enabled", "cloud.fleet", FleetSection.enabled),
             status_interval=reader.integer(
                 fleet, "statusIntervalSeconds", "cloud.fleet", 1, 31_536_000, FleetSection.status_interval
+            ),
+            confirm_interval=reader.integer(
+                fleet, "confirmIntervalSeconds", "cloud.fleet", 1, 3600, FleetSection.confirm_interval
             ),
         ),
     )

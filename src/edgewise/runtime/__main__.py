@@ -6,14 +6,15 @@ Kept free of the CLI's imports so that the long-running process stays small.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import logging.handlers
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from edgewise.names import THING_NAME
+from edgewise.runtime import eventloop
 from edgewise.runtime.cloudlink import CloudLinkError, ConfigFileError
 from edgewise.runtime.config_file import RuntimeFileSettings, load_config_file
 from edgewise.runtime.kernel import Kernel, RootBusyError, restart_in_place
@@ -107,10 +108,14 @@ def parse_args(argv: list[str]) -> RuntimeSettings:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        loop = eventloop.choose(os.environ)
+    except ValueError as exc:
+        sys.exit(f"edgewise runtime: {exc}")
     _configure_logging(settings)
     kernel = Kernel(settings)
     try:
-        asyncio.run(kernel.run())
+        eventloop.run(kernel.run(), loop=loop)
     except (RootBusyError, CloudLinkError) as exc:
         logging.getLogger("edgewise.runtime").error("%s", exc)
         sys.exit(2)

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgewise.protocol.device_config import (
-    ArtifactsSection,
-    CloudSection,
-    DeviceConfigError,
-    parse_device_config,
-)
-from edgewise.runtime.cloudlink import (
-    CloudLinkSettings,
-    ConfigFileError,
-    FleetSettings,
-    ReconnectSettings,
-    SpoolSettings,
-)
+from edgewise.runtime import cloudlink
+from edgewise.runtime.cloudlink import ConfigFileError
 from edgewise.runtime.settings import ArtifactLimits
+
+if TYPE_CHECKING:
+    from edgewise.protocol.device_config import ArtifactsSection, CloudSection
+    from edgewise.runtime.cloudlink import CloudLinkSettings
 
 
 @dataclass(frozen=True)
@@ -36,7 +30,7 @@ class RuntimeFileSettings:
 
 def cloud_settings(cloud: CloudSection) -> CloudLinkSettings:
     """The cloud link's settings from the file's ``cloud`` section."""
-    return CloudLinkSettings(
+    return cloudlink.CloudLinkSettings(
         endpoint=cloud.endpoint,
         certificate=cloud.certificate,
         private_key=cloud.private_key,
@@ -45,11 +39,17 @@ def cloud_settings(cloud: CloudSection) -> CloudLinkSettings:
         https_port=cloud.https_port,
         client_id=cloud.client_id,
         keep_alive=cloud.keep_alive,
-        spool=SpoolSettings(
+        spool=cloudlink.SpoolSettings(
             max_bytes=cloud.spool.max_bytes, keep_qos0_when_offline=cloud.spool.keep_qos0_when_offline
         ),
-        reconnect=ReconnectSettings(min_delay=cloud.reconnect.min_delay, max_delay=cloud.reconnect.max_delay),
-        fleet=FleetSettings(enabled=cloud.fleet.enabled, status_interval=cloud.fleet.status_interval),
+        reconnect=cloudlink.ReconnectSettings(
+            min_delay=cloud.reconnect.min_delay, max_delay=cloud.reconnect.max_delay
+        ),
+        fleet=cloudlink.FleetSettings(
+            enabled=cloud.fleet.enabled,
+            status_interval=cloud.fleet.status_interval,
+            confirm_interval=cloud.fleet.confirm_interval,
+        ),
     )
 
 
@@ -68,6 +68,9 @@ def load_config_file(path: Path) -> RuntimeFileSettings:
     Raises:
         ConfigFileError: the file cannot be read, is not YAML, or has invalid fields (all of them listed).
     """
+    # Imported here: a runtime started without a file does not load the parser.
+    from edgewise.protocol.device_config import DeviceConfigError, parse_device_config
+
     path = Path(path).expanduser().resolve()
     try:
         text = path.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from edgewise.runtime.files import write_atomically
+from edgewise.runtime.files import write_if_changed
 from edgewise.runtime.paths import RootPaths
 
 #: The module the script runs; kept as a string so that the runtime never imports the CLI.
@@ -31,16 +31,17 @@ def script_text(paths: RootPaths, *, python: str) -> str:
     command = shlex.join([python, "-m", CLI_MODULE, "--ggcRootPath", str(paths.root)])
     return (
         "#!/bin/sh\n"
-        "# greengrass-cli for the Edgewise runtime at this root; rewritten at every runtime start.\n"
+        "# greengrass-cli for the Edgewise runtime at this root; refreshed at every runtime start.\n"
         f'exec {command} "$@"\n'
     )
 
 
 def write_greengrass_cli(paths: RootPaths, *, python: str = sys.executable) -> Path:
-    """Write (or refresh) ``ROOT/bin/greengrass-cli``, executable by everyone. Blocks (file system)."""
+    """Write (or refresh) ``ROOT/bin/greengrass-cli``, executable by everyone; a script that is already as
+    it should be is not rewritten. Blocks (file system)."""
     path = script_path(paths)
     path.parent.mkdir(exist_ok=True)
-    write_atomically(path, script_text(paths, python=python).encode("utf-8"), mode=0o755)
+    write_if_changed(path, script_text(paths, python=python).encode("utf-8"), mode=0o755)
     # The temporary file's mode is filtered by the umask; the script must stay executable whatever it is.
     path.chmod(0o755)
     return path

@@ -40,6 +40,7 @@ from edgewise.runtime.ipc.server import IpcServer
 from edgewise.runtime.ipc.services import SERVICE_FACTORIES
 from edgewise.runtime.lifecycle import LifecycleSettings, LifecycleSupervisor
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction
+from edgewise.runtime.lifecycle.process import reaping_through_pidfds
 from edgewise.runtime.lifecycle.spec import ComponentSpec
 from edgewise.runtime.log_component import LogComponent
 from edgewise.runtime.orphans import kill_orphans
@@ -175,13 +176,18 @@ class Kernel:
 
         :meth:`stop` closes the stack, so the order of the pushes is the shutdown order reversed: fleet agent,
         deployment service, components, IPC server, stream server, services, cloud link, store, pid file, lock.
+
+        The file system work here (directories, the lock, the orphan scan, small files read and written) runs
+        on the loop's thread: nothing is served until the components are started, and a worker thread would
+        cost more than the work (starting it, handing each call over, and its malloc arena's memory for the
+        rest of the process's life).
         """
-        await asyncio.to_thread(self.paths.create)
-        self._lock = await asyncio.to_thread(_lock_root, self.paths)
+        self.paths.create()
+        self._lock = _lock_root(self.paths)
         stack.callback(os.close, self._lock)
         stack.callback(self.paths.pid_file.unlink, missing_ok=True)
-        await asyncio.to_thread(kill_orphans, self.paths.ipc_socket)
-        self.store = await asyncio.to_thread(ConfigStore.open, self.paths.config_dir)
+        kill_orphans(self.paths.ipc_socket)
+        self.store = ConfigStore.open(self.paths.config_dir)
         stack.push_async_callback(asyncio.to_thread, self.store.close)
         self.supervisor = LifecycleSupervisor(
             LifecycleSettings(
@@ -205,7 +211,7 @@ class Kernel:
             artifact_limits=self.settings.artifacts,
             restart=self.request_bootstrap_restart,
         )
-        secrets = await asyncio.to_thread(SecretStore.open, self.paths.root / "secrets")
+        secrets = SecretStore.open(self.paths.root / "secrets")
         deferral = ComponentUpdateDeferral()
         validation = ConfigurationValidation(self.configuration_of)
         # The pipeline stages that other parts of the runtime take part in, attached in the order a deployment
@@ -283,10 +289,10 @@ class Kernel:
         # On the loop's thread, as after a change: when the tree changed it imports PyYAML, which in a worker
         # thread would land in that thread's malloc arena and keep more memory resident.
         self.store.write_effective(self.paths.effective_config)
-        await asyncio.to_thread(self.paths.pid_file.write_text, f"{os.getpid()}\n")
-        await asyncio.to_thread(write_greengrass_cli, self.paths)
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        write_greengrass_cli(self.paths)
         # Written last: the CLI token is what tools and tests wait for before they talk to the runtime.
-        await asyncio.to_thread(self._write_cli_token)
+        self._write_cli_token()
         logger.info(
             "Runtime started at %s (thing %s, platform %s)",
             self.paths.root,
@@ -333,7 +339,9 @@ class Kernel:
             "cli_auth_token": self.tokens.issue(CLI_IDENTITY),
             "domain_socket_path": str(self.paths.ipc_socket),
         }
-        write_atomically(self.paths.cli_token_file, json.dumps(info).encode("utf-8"), mode=0o600)
+        # Not fsynced: the token is worthless once this process is gone, so only atomicity matters.
+        payload = json.dumps(info).encode("utf-8")
+        write_atomically(self.paths.cli_token_file, payload, mode=0o600, durable=False)
 
     async def stop(self) -> None:
         """Shut down in stages: no new deployments, components (dependents first), IPC, store."""
@@ -346,13 +354,14 @@ class Kernel:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        await self.start()
-        try:
-            await self._stop.wait()
-        finally:
-            await self.stop()
-        if self.bootstrap_action is BootstrapAction.REBOOT:
-            await self._reboot()
+        with reaping_through_pidfds(loop):
+            await self.start()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.stop()
+            if self.bootstrap_action is BootstrapAction.REBOOT:
+                await self._reboot()
 
     async def _reboot(self) -> None:
         """Run the reboot command (``RuntimeSettings.reboot_command``); the deployment goes on after the boot."""

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from edgewise.errors import EdgewiseError
 from edgewise.names import COMPONENT_NAME
-from edgewise.protocol import logs
-from edgewise.protocol.logs import LogLevel
 from edgewise.runtime.builtin_follower import BuiltinFollower
 
 if TYPE_CHECKING:
+    from edgewise.protocol.logs import LogLevel
     from edgewise.runtime.cloudlink import CloudLink
     from edgewise.runtime.config import ConfigStore
     from edgewise.runtime.log_upload import CloudLogChannel, UploadRule
@@ -147,6 +146,9 @@ def _component(name: Any, key: str) -> str:
 
 
 def _file_settings(body: Mapping[str, Any], key: str) -> FileSettings:
+    # Imported here: a runtime whose LogManager uploads nothing never loads the log protocol.
+    from edgewise.protocol import logs
+
     level = body.get("minimumLogLevel", "INFO")
     if not isinstance(level, str) or level.strip().upper() not in logs.LEVELS:
         raise LogConfigurationError(
@@ -250,6 +252,7 @@ class LogComponent:
         self._run(settings, self._cloud)
 
     def _rules(self, settings: LogSettings) -> list[UploadRule]:
+        from edgewise.protocol import logs
         from edgewise.runtime.log_upload import LogSource, UploadRule
 
         chosen = [(logs.SYSTEM, self._paths.runtime_log, settings.system)] if settings.system else []

@@ -21,16 +21,21 @@ def find_orphans(socket_path: Path, *, proc: Path = Path("/proc")) -> set[int]:
     marker = f"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH={socket_path}".encode()
     own_group = os.getpgrp()
     groups: set[int] = set()
-    if not proc.is_dir():
+    try:
+        entries = os.listdir(proc)
+    except OSError:
         return groups
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    # Every start reads the environment of every process on the machine: plain os calls, and the cheap
+    # substring test before the exact one, keep that to a few milliseconds.
+    for name in entries:
+        if not name.isdigit():
             continue
         try:
-            environment = (entry / "environ").read_bytes()
-            if marker not in environment.split(b"\0"):
+            with open(os.path.join(proc, name, "environ"), "rb") as file:
+                environment = file.read()
+            if marker not in environment or marker not in environment.split(b"\0"):
                 continue
-            group = os.getpgid(int(entry.name))
+            group = os.getpgid(int(name))
         except (OSError, ProcessLookupError):
             continue
         if group != own_group:

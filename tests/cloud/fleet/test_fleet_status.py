@@ -9,10 +9,13 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
+from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
 from edgewise.cloud.fleet import status
+from edgewise.cloud.fleet.worker import FleetStatusWorker, _Report
 from edgewise.cloud.registry import service as registry
 from edgewise.protocol import health
 
@@ -286,3 +289,45 @@ async def test_the_api_shows_the_requested_version_a_built_in_serves_at_another(
     assert installed["componentName"] == "aws.greengrass.Cli"
     assert installed["componentVersion"] == "2.12.0"
     assert installed["requestedVersion"] == "2.4.0"
+
+
+def test_a_batch_is_one_transaction_and_one_bad_message_costs_the_others_nothing(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("sensor-1", "sensor-2"):
+        registry.create_thing(session, name)
+    factory = sessionmaker(bind=session.get_bind(), expire_on_commit=False)
+    worker = FleetStatusWorker(factory, BrokerConnection("127.0.0.1", 1883))
+    reports = [
+        _Report("sensor-1", status.parse_health(_health(timestamp=7))),
+        _Report("ghost", health.PresenceMessage(connected=True, timestamp=1)),
+        _Report("sensor-2", health.PresenceMessage(connected=True, timestamp=3)),
+    ]
+    commits: list[object] = []
+    event.listen(session.get_bind(), "commit", commits.append)
+
+    stored = worker._store(reports)
+
+    assert [report.thing for report in stored] == ["sensor-1", "sensor-2"]
+    assert len(commits) == 1
+    first = status.get_core_device(session, "sensor-1").status
+    assert (first.status_timestamp, first.overall_status) == (7, "HEALTHY")
+    assert status.get_core_device(session, "sensor-2").status.connected is True
+
+    # A failure of the whole transaction: each message is stored on its own, the failing one alone is lost.
+    real = status.apply_presence
+
+    def failing(session: Session, thing: str, report: health.PresenceMessage) -> bool:
+        if thing == "sensor-1":
+            raise RuntimeError("the database went away")
+        return real(session, thing, report)
+
+    monkeypatch.setattr(status, "apply_presence", failing)
+    again = [
+        _Report("sensor-1", health.PresenceMessage(connected=True, timestamp=9)),
+        _Report("sensor-2", health.PresenceMessage(connected=False, timestamp=3)),
+    ]
+    assert [report.thing for report in worker._store(again)] == ["sensor-2"]
+    session.expire_all()
+    assert status.get_core_device(session, "sensor-2").status.connected is False
+    assert status.get_core_device(session, "sensor-1").status.connected is None

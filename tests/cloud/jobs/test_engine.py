@@ -4,11 +4,13 @@ in-progress and step timeouts, retries, continuous membership, completion."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.jobs import JobEngine, rollout, service
+from edgewise.cloud.jobs import engine as engine_module
 from edgewise.cloud.jobs.events import JobChange, JobStatusChange
 from edgewise.cloud.jobs.models import JobStatus
 from edgewise.cloud.jobs.schemas import RolloutConfig
@@ -339,3 +341,34 @@ async def test_the_engine_passes_at_start_and_when_woken(
     finally:
         await engine.close()
     assert latest(fleet) == {"t1": "TIMED_OUT", "t2": "TIMED_OUT"}
+
+
+async def test_membership_is_followed_after_a_wake_not_on_every_pass(
+    fleet: sessionmaker[Session], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    followed: list[bool] = []
+    real_pass = engine_module.run_pass
+
+    def counted(sessions: sessionmaker[Session], **options: Any) -> engine_module.PassReport:
+        followed.append(options["follow_membership"])
+        return real_pass(sessions, **options)
+
+    await asyncio.to_thread(create, fleet, clock, targets=["fleet"], targetSelection="CONTINUOUS")
+    monkeypatch.setattr(engine_module, "run_pass", counted)
+    engine = JobEngine(fleet, clock=clock, interval=0.05, membership_interval=3600, spacing=0)
+    await engine.start()
+    try:
+        await eventually(lambda: len(followed) >= 1, what="the first pass")
+        with fleet() as session:
+            registry.add_thing_to_group(session, "fleet", "t4")
+        # A thing that ends an execution wakes the engine, and the timer passes too: neither follows membership.
+        await asyncio.to_thread(report, fleet, clock, "t1", "SUCCEEDED")
+        seen = len(followed)
+        await eventually(lambda: len(followed) >= seen + 3, what="three more passes")
+        assert followed[0] is True
+        assert not any(followed[1:])
+        assert "t4" not in latest(fleet)
+        engine.wake()
+        await eventually(lambda: latest(fleet).get("t4") == "QUEUED", what="the pass after wake")
+    finally:
+        await engine.close()

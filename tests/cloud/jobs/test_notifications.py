@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.jobs import notifications
+from edgewise.cloud.jobs import executions, notifications
 from edgewise.cloud.jobs.events import JobChange
+from edgewise.protocol import jobs
 from tests.cloud.jobs.conftest import FakeClock, create, report, start_next
 
 NOTIFY = "$aws/things/t1/jobs/notify"
@@ -115,3 +116,27 @@ def test_a_list_notification_holds_at_most_15_executions(
     [(topic, lists)] = told(fleet, clock, changes)
     assert topic == NOTIFY
     assert lists["QUEUED"] == [f"job-{number:02}" for number in range(15)]
+
+
+def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
+    fleet: sessionmaker[Session], clock: FakeClock, changes: list[JobChange]
+) -> None:
+    create(fleet, clock, "d", targets=["t1"], namespaceId="aws-gg-deployment")
+    changes.clear()
+    with fleet() as session:
+        start = jobs.parse_request("start_next", b"{}")
+        executions.start_next(session, "t1", "aws-gg-deployment", start, now=clock())
+    reads: list[tuple[str, str | None]] = []
+
+    def pending(thing: str, namespace: str | None) -> list[Any]:
+        reads.append((thing, namespace))
+        return []
+
+    # QUEUED -> IN_PROGRESS: the pending set is the same, and a namespace has no notify-next.
+    assert notifications.plan(list(changes), pending, now=clock()) == []
+    assert reads == []
+    changes.clear()
+    with fleet() as session:
+        done = jobs.parse_request("update", b'{"status": "SUCCEEDED"}')
+        executions.update(session, "t1", "aws-gg-deployment", "d", done, now=clock())
+    assert told(fleet, clock, changes) == [("$aws/things/t1/jobs/notify-namespace-aws-gg-deployment", {})]

@@ -18,7 +18,9 @@ from edgewise.cloud.broker import BrokerConnection, MosquittoBroker
 from edgewise.cloud.db import create_database_engine, create_session_factory, upgrade_database
 from edgewise.cloud.jobs import executions
 from edgewise.cloud.jobs.worker import JobsWorker
+from edgewise.cloud.partition import Partition
 from edgewise.cloud.registry import service as registry
+from edgewise.protocol import jobs
 from tests.cloud.broker.clients import TestClient
 from tests.cloud.broker.conftest import (  # noqa: F401
     authority,
@@ -326,3 +328,12 @@ async def test_only_the_device_gets_the_secret_values_of_its_job_in_clear(
     assert (outcome, started["execution"]["jobDocument"]) == ("accepted", document)
     outcome, updated = await chat.ask("job-1/update", {"status": "SUCCEEDED", "includeJobDocument": True})
     assert (outcome, updated["jobDocument"]) == ("accepted", document)
+
+
+def test_beside_other_processes_the_worker_subscribes_to_request_topics_only() -> None:
+    connection = BrokerConnection("127.0.0.1", 1883)
+    alone = JobsWorker(sessionmaker(), connection, sealer=SEALER)
+    beside = JobsWorker(sessionmaker(), connection, sealer=SEALER, partition=Partition(1, 2))
+    # Alone it hears malformed topics too (answered InvalidTopic); beside others, never their replies.
+    assert alone._link._filters == [jobs.EVERY_THING_FILTER]
+    assert beside._link._filters == list(jobs.REQUEST_FILTERS)

@@ -17,7 +17,7 @@ def test_all_lists_every_public_name_of_the_package_in_order() -> None:
         if not name.startswith("_")
         and not isinstance(value, types.ModuleType)
         and name not in ("annotations", "Any", "TYPE_CHECKING")
-    } | cloudlink._LAZY
+    } | set(cloudlink._LAZY)
 
     assert set(cloudlink.__all__) == public
     assert cloudlink.__all__ == sorted(cloudlink.__all__)

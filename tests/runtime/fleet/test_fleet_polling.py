@@ -1,12 +1,12 @@
-"""A device whose ``describe $next`` got no answer asks again after ``confirm_interval`` seconds, so a lost answer
-does not leave a deployment waiting for the next notification or reconnection; an answered one is not repeated."""
+"""A device whose question about the next execution got no answer asks again after ``confirm_interval`` seconds,
+so a lost answer does not leave a deployment waiting for the next notification or reconnection; an answered one is
+not repeated."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.runtime.fleet.test_fleet_reports import JobsService, execution, start_device
@@ -26,11 +26,10 @@ async def test_an_idle_agent_asks_for_the_next_execution_again_when_an_answer_wa
     jobs = jobs_service
     device = await start_device(settings_for, tmp_path / "root", confirm_interval=0.2)
     try:
-        await jobs.wait(lambda: jobs.requests("$next", "get"), "the describe on connection")
+        await jobs.wait(lambda: jobs.starts(), "the start-next on connection")
         # Its answer is lost: no notification and no reconnection follow.
-        await jobs.wait(lambda: len(jobs.requests("$next", "get")) >= 2, "a describe asked again")
-        request: dict[str, Any] = jobs.requests("$next", "get")[-1]
-        jobs.answer("$next", "get", "accepted", request, execution=execution("QUEUED"))
+        await jobs.wait(lambda: len(jobs.starts()) >= 2, "a start-next asked again")
+        jobs.answer_start(jobs.starts()[-1], execution=execution("IN_PROGRESS", 2))
 
         await jobs.wait(lambda: jobs.reports(), "the report of the execution offered by the later answer")
     finally:
@@ -39,21 +38,21 @@ async def test_an_idle_agent_asks_for_the_next_execution_again_when_an_answer_wa
     assert [report["status"] for report in jobs.reports()] == ["FAILED"]
 
 
-async def test_an_answered_describe_is_not_asked_again(
+async def test_an_answered_start_next_is_not_asked_again(
     settings_for: SettingsFactory, tmp_path: Path, jobs_service: JobsService
 ) -> None:
     jobs = jobs_service
     device = await start_device(settings_for, tmp_path / "root", confirm_interval=0.1)
     try:
-        await jobs.wait(lambda: jobs.requests("$next", "get"), "the describe on connection")
-        jobs.answer("$next", "get", "accepted", jobs.requests("$next", "get")[-1])
+        await jobs.wait(lambda: jobs.starts(), "the start-next on connection")
+        jobs.answer_start(jobs.starts()[-1])
         # The answer may cross a repeat already due; once that one is answered too, nothing more is asked.
         await asyncio.sleep(0.3)
-        for request in jobs.requests("$next", "get")[1:]:
-            jobs.answer("$next", "get", "accepted", request)
-        asked = len(jobs.requests("$next", "get"))
+        for request in jobs.starts()[1:]:
+            jobs.answer_start(request)
+        asked = len(jobs.starts())
         # An absence is observed over a window: ten confirm intervals in which a poll would have asked ten times.
         await asyncio.sleep(1.0)
-        assert len(jobs.requests("$next", "get")) == asked
+        assert len(jobs.starts()) == asked
     finally:
         await device.close()

@@ -30,6 +30,7 @@ from edgewise.runtime.paths import RootPaths
 THING = "dev-1"
 JOBS = f"$aws/things/{THING}/jobs"
 NAMESPACE = "namespace-aws-gg-deployment"
+START_NEXT = f"{JOBS}/{NAMESPACE}/start-next"
 #: A document the agent refuses before doing anything: the job fails at once.
 BAD_DOCUMENT = {"deploymentId": "not a deployment document"}
 
@@ -38,13 +39,15 @@ def topic(job_id: str, operation: str) -> str:
     return f"{JOBS}/{job_id}/{NAMESPACE}/{operation}"
 
 
-def execution(status: str, version: int = 1) -> dict[str, Any]:
+def execution(
+    status: str, version: int = 1, *, job_id: str = "job-1", document: Any = BAD_DOCUMENT
+) -> dict[str, Any]:
     return {
-        "jobId": "job-1",
+        "jobId": job_id,
         "status": status,
         "versionNumber": version,
         "executionNumber": 1,
-        "jobDocument": BAD_DOCUMENT,
+        "jobDocument": document,
     }
 
 
@@ -53,19 +56,32 @@ class JobsService:
 
     def __init__(self, client: MqttClient) -> None:
         self.client = client
+        client.subscribe(START_NEXT)
         client.subscribe(topic("+", "get"))
         client.subscribe(topic("+", "update"))
 
     def requests(self, job_id: str, operation: str) -> list[dict[str, Any]]:
         return [json.loads(payload) for payload in self.client.payloads(topic(job_id, operation))]
 
-    def describes_after_report(self) -> list[dict[str, Any]]:
-        """The describes of the next job that arrived after the first FAILED report."""
-        arrived = [(message.topic, json.loads(message.payload)) for message in self.client.received(JOBS)]
-        reported = [index for index, (name, body) in enumerate(arrived) if body.get("status") == "FAILED"]
-        if not reported:
-            return []
-        return [body for name, body in arrived[reported[0] :] if name == topic("$next", "get")]
+    def starts(self) -> list[dict[str, Any]]:
+        """The start-next requests, in order."""
+        return [json.loads(m.payload) for m in self.client.received(START_NEXT) if m.topic == START_NEXT]
+
+    def arrived(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every request, in order: (its topic after ``J/``, its body)."""
+        return [
+            (message.topic.removeprefix(f"{JOBS}/"), json.loads(message.payload))
+            for message in self.client.received(JOBS)
+        ]
+
+    def answer_start(self, request: dict[str, Any], **body: Any) -> None:
+        reply = {"clientToken": request["clientToken"], "timestamp": 1, **body}
+        self.client.publish(f"{START_NEXT}/accepted", json.dumps(reply).encode())
+
+    def notify(self, *pending: str) -> None:
+        """A notification listing ``pending`` job ids as QUEUED (none: nothing is pending)."""
+        jobs = {"QUEUED": [{"jobId": job_id, "queuedAt": 1} for job_id in pending]} if pending else {}
+        self.client.publish(f"{JOBS}/notify-{NAMESPACE}", json.dumps({"jobs": jobs, "timestamp": 2}).encode())
 
     def reports(self, status: str = "FAILED") -> list[dict[str, Any]]:
         return [request for request in self.requests("job-1", "update") if request["status"] == status]
@@ -78,16 +94,15 @@ class JobsService:
         self.client.publish(f"{topic(job_id, operation)}/{outcome}", json.dumps(reply).encode())
 
     async def drained(self) -> None:
-        """Return once the agent has handled everything sent to it so far.
+        """Return once the agent, idle with every start-next answered, has handled everything sent to it so far.
 
-        The agent reads its messages in order and asks in order: the describe a notification makes comes after
-        whatever the earlier answers made it send.
+        The agent reads its messages in order and asks in order: the start-next a notification of a pending job
+        makes comes after whatever the earlier answers made it send. That job is gone when it asks.
         """
-        asked = len(self.requests("$next", "get"))
-        self.client.publish(f"{JOBS}/notify-{NAMESPACE}", json.dumps({"jobs": {}, "timestamp": 2}).encode())
-        await self.wait(
-            lambda: len(self.requests("$next", "get")) > asked, "the describe after a notification"
-        )
+        asked = len(self.starts())
+        self.notify("gone")
+        await self.wait(lambda: len(self.starts()) > asked, "the start-next after a notification")
+        self.answer_start(self.starts()[-1])
 
 
 @dataclass
@@ -111,7 +126,13 @@ def jobs(broker: Mosquitto) -> Any:
         yield JobsService(client)
 
 
-async def start_device(settings_for: SettingsFactory, root: Path, *, confirm_interval: float) -> Device:
+async def start_device(
+    settings_for: SettingsFactory,
+    root: Path,
+    *,
+    confirm_interval: float,
+    deployments: DeploymentService | None = None,
+) -> Device:
     paths = RootPaths.at(root)
     paths.deployments_dir.mkdir(parents=True, exist_ok=True)
     link = CloudLink(settings_for(), client_id=THING, spool_dir=root / "spool")
@@ -125,7 +146,7 @@ async def start_device(settings_for: SettingsFactory, root: Path, *, confirm_int
         paths=paths,
         store=await asyncio.to_thread(ConfigStore.open, paths.config_dir),
         supervisor=supervisor,
-        deployments=create_autospec(DeploymentService, instance=True),
+        deployments=deployments or create_autospec(DeploymentService, instance=True),
         platform={"os": "linux", "architecture": "amd64"},
         confirm_interval=confirm_interval,
     )
@@ -141,12 +162,11 @@ async def device(settings_for: SettingsFactory, tmp_path: Path, jobs: JobsServic
     await device.close()
 
 
-async def fail_the_first_job(jobs: JobsService) -> dict[str, Any]:
-    """Offer job-1; the agent reports it FAILED and, done with it, asks for the next job: that describe."""
-    await jobs.wait(lambda: jobs.requests("$next", "get"), "the first describe")
-    jobs.answer("$next", "get", "accepted", jobs.requests("$next", "get")[0], execution=execution("QUEUED"))
-    await jobs.wait(lambda: jobs.describes_after_report(), "the FAILED report and a describe after it")
-    return jobs.describes_after_report()[0]
+async def fail_the_first_job(jobs: JobsService) -> None:
+    """Start job-1 for the start-next the agent sends on connecting; the agent reports it FAILED."""
+    await jobs.wait(lambda: jobs.starts(), "the start-next on connection")
+    jobs.answer_start(jobs.starts()[0], execution=execution("IN_PROGRESS", 2))
+    await jobs.wait(lambda: jobs.reports(), "the FAILED report")
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -157,16 +177,19 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.parametrize("confirmation_first", [False, True])
-async def test_a_describe_answered_before_the_failed_report_arrived_does_not_make_it_again(
+async def test_an_answer_made_before_the_failed_report_arrived_does_not_make_it_again(
     device: Device, jobs: JobsService, caplog: pytest.LogCaptureFixture, confirmation_first: bool
 ) -> None:
-    stale_describe = await fail_the_first_job(jobs)
+    await fail_the_first_job(jobs)
     (report,) = jobs.reports()
+    # A notification made before the report was applied: still pending.
+    jobs.notify("job-1")
+    await jobs.wait(lambda: len(jobs.starts()) == 2, "the start-next the notification makes")
 
-    # The jobs service read the execution for the describe before it applied the report.
+    # The jobs service read the execution for the start-next before it applied the report.
     if confirmation_first:
         jobs.answer("job-1", "update", "accepted", report)
-    jobs.answer("$next", "get", "accepted", stale_describe, execution=execution("QUEUED"))
+    jobs.answer_start(jobs.starts()[1], execution=execution("IN_PROGRESS", 2))
     if not confirmation_first:
         jobs.answer("job-1", "update", "accepted", report)
     await jobs.drained()
@@ -208,7 +231,9 @@ async def test_a_report_the_cloud_refused_is_made_again_at_once_when_the_job_sho
 
     jobs.answer("job-1", "update", "rejected", report, code="RequestThrottled", message="Slow down")
     await jobs.wait(lambda: jobs.requests("job-1", "get"), "the agent asking about the refused report")
-    jobs.answer("job-1", "get", "accepted", jobs.requests("job-1", "get")[0], execution=execution("QUEUED"))
+    jobs.answer(
+        "job-1", "get", "accepted", jobs.requests("job-1", "get")[0], execution=execution("IN_PROGRESS", 2)
+    )
     await jobs.wait(lambda: len(jobs.reports()) == 2, "the report made again")
     jobs.answer("job-1", "update", "accepted", jobs.reports()[1])
     await jobs.drained()
@@ -228,7 +253,9 @@ async def test_a_report_the_cloud_never_answered_is_made_again_once_it_shows_the
     await fail_the_first_job(jobs)
 
     await jobs.wait(lambda: jobs.requests("job-1", "get"), "the agent asking about its report")
-    jobs.answer("job-1", "get", "accepted", jobs.requests("job-1", "get")[0], execution=execution("QUEUED"))
+    jobs.answer(
+        "job-1", "get", "accepted", jobs.requests("job-1", "get")[0], execution=execution("IN_PROGRESS", 2)
+    )
     await jobs.wait(lambda: len(jobs.reports()) == 2, "the report made again")
     jobs.answer("job-1", "update", "accepted", jobs.reports()[1])
     await jobs.drained()
@@ -246,18 +273,20 @@ async def test_a_report_unconfirmed_at_a_restart_is_made_again_by_the_next_run(
     await first.close()
     assert first.ledger()["job-1"]["confirmed"] is False
 
-    asked = len(jobs.requests("$next", "get"))
+    asked = len(jobs.starts())
     second = await start_device(settings_for, tmp_path / "root", confirm_interval=0.5)
-    await jobs.wait(lambda: len(jobs.requests("$next", "get")) > asked, "the describe of the new run")
-    jobs.answer(
-        "$next", "get", "accepted", jobs.requests("$next", "get")[asked], execution=execution("QUEUED")
-    )
+    await jobs.wait(lambda: len(jobs.starts()) > asked, "the start-next of the new run")
+    jobs.answer_start(jobs.starts()[asked], execution=execution("IN_PROGRESS", 2))
     await jobs.wait(
         lambda: jobs.requests("job-1", "get") or len(jobs.reports()) == 2, "a question or a report"
     )
     if len(jobs.reports()) == 1:  # the answer came within the interval: the agent asked again after it
         jobs.answer(
-            "job-1", "get", "accepted", jobs.requests("job-1", "get")[0], execution=execution("QUEUED")
+            "job-1",
+            "get",
+            "accepted",
+            jobs.requests("job-1", "get")[0],
+            execution=execution("IN_PROGRESS", 2),
         )
     await jobs.wait(lambda: len(jobs.reports()) == 2, "the report made again")
     jobs.answer("job-1", "update", "accepted", jobs.reports()[1])

@@ -131,6 +131,32 @@ async def test_two_requirements_on_one_name_are_both_asked() -> None:
     assert asked == [{"A": "1.0.0", "B": "1.0.0"}, {"C": "^1.0.0"}, {"C": "1.0.0"}]
 
 
+async def test_components_that_depend_only_on_each_other_take_one_request() -> None:
+    published = {
+        "App": [offer("App", "1.0.0", {"Lib": "^1.0.0", "aws.greengrass.Nucleus": ">=2.0.0"})],
+        "Lib": [offer("Lib", "1.0.0", {"Base": ">=1.0.0"})],
+        "Base": [offer("Base", "1.0.0")],
+    }
+    asked: list[dict[str, str]] = []
+
+    async def ask(requirements: dict[str, str]) -> dict[str, list[ComponentOffer]]:
+        asked.append(dict(requirements))
+        return {name: published[name] for name in requirements}
+
+    roots = {"App": "1.0.0", "Lib": "1.0.0", "Base": "1.0.0"}
+    offers = await fetch_closure(roots, ask, skip=BUILTIN_VERSIONS)
+
+    assert asked == [roots]
+    assert {name: sorted(versions) for name, versions in offers.items()} == {
+        "App": ["1.0.0"],
+        "Lib": ["1.0.0"],
+        "Base": ["1.0.0"],
+    }
+    # A root given as a range is no pin: what depends on it asks for its own range.
+    await fetch_closure({"App": "1.0.0", "Lib": "^1.0.0"}, ask, skip=BUILTIN_VERSIONS)
+    assert asked[1:] == [{"App": "1.0.0", "Lib": "^1.0.0"}, {"Base": ">=1.0.0"}]
+
+
 async def test_a_round_with_many_names_is_asked_in_requests_of_at_most_100() -> None:
     dependencies = {f"Dep{index:03}": "1.0.0" for index in range(250)}
     published = {"App": [offer("App", "1.0.0", dependencies)]}

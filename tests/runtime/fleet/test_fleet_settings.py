@@ -35,14 +35,15 @@ def test_the_agent_is_on_by_default_with_a_daily_status(tmp_path: Path) -> None:
     cloud = load_config_file(config(tmp_path)).cloud
 
     assert cloud is not None
-    assert cloud.fleet == FleetSettings(enabled=True, status_interval=86_400)
+    assert cloud.fleet == FleetSettings(enabled=True, status_interval=86_400, confirm_interval=10)
 
 
 def test_the_agent_can_be_turned_off_and_its_cadence_set(tmp_path: Path) -> None:
-    cloud = load_config_file(config(tmp_path, "{enabled: false, statusIntervalSeconds: 3600}")).cloud
+    fleet = "{enabled: false, statusIntervalSeconds: 3600, confirmIntervalSeconds: 2}"
+    cloud = load_config_file(config(tmp_path, fleet)).cloud
 
     assert cloud is not None
-    assert cloud.fleet == FleetSettings(enabled=False, status_interval=3600)
+    assert cloud.fleet == FleetSettings(enabled=False, status_interval=3600, confirm_interval=2)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,10 @@ def test_the_agent_can_be_turned_off_and_its_cadence_set(tmp_path: Path) -> None
         (
             "{statusIntervalSeconds: 0}",
             "cloud.fleet.statusIntervalSeconds: expected an integer 1-31536000, got 0",
+        ),
+        (
+            "{confirmIntervalSeconds: 3601}",
+            "cloud.fleet.confirmIntervalSeconds: expected an integer 1-3600, got 3601",
         ),
         ("{jobs: true}", "cloud.fleet.jobs: unknown key"),
         ("disabled", "cloud.fleet: expected a mapping, got 'disabled'"),

@@ -7,7 +7,7 @@ import uuid
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgewise.runtime.ipc.errors import FrameError
@@ -292,3 +292,59 @@ def test_arbitrary_header_bytes_in_a_well_checksummed_frame_decode_or_raise_fram
     except FrameError:
         return
     assert [m.payload for m in decoded] == [payload]
+
+
+# A decoder keeps the header blocks it decoded, keyed by everything but the stream id value: the same bytes
+# must decode to the same headers whether or not the block was seen before, whatever the values hold.
+
+STREAM_ID_ENTRY = b"\x0a:stream-id\x04"
+# Values that carry the stream id header's own bytes, so that the first match of its name is not the header.
+decoys = st.builds(lambda tail: STREAM_ID_ENTRY + tail, st.binary(min_size=0, max_size=6))
+decoy_texts = st.builds(lambda tail: ":stream-id" + tail, st.text(max_size=6))
+rpc_header_values = st.one_of(header_values, decoys, decoy_texts)
+
+
+@st.composite
+def rpc_templates(draw: st.DrawFn) -> dict[str, HeaderValue]:
+    """Headers like an RPC message's, the int32 ``:stream-id`` (or a decoy of another type) anywhere in them."""
+    headers = draw(st.dictionaries(header_names, rpc_header_values, max_size=5))
+    headers.pop(":stream-id", None)
+    stream_id = draw(st.one_of(st.integers(-(2**31), 2**31 - 1), st.builds(Int64, st.integers(0, 9)), decoys))
+    items = list(headers.items())
+    items.insert(draw(st.integers(0, len(items))), (":stream-id", stream_id))
+    return dict(items)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(rpc_templates(), min_size=1, max_size=4), st.data())
+def test_a_decoder_that_has_seen_a_header_block_decodes_it_as_a_fresh_one_does(
+    templates: list[dict[str, HeaderValue]], data: st.DataObject
+) -> None:
+    picks = data.draw(
+        st.lists(st.tuples(st.integers(0, len(templates) - 1), st.integers(0, 2**31 - 1)), max_size=12)
+    )
+    batch = []
+    for index, stream_id in picks:
+        headers = dict(templates[index])
+        if type(headers[":stream-id"]) is int:
+            headers[":stream-id"] = stream_id
+        batch.append(Message(headers, b"{}"))
+    decoder = MessageDecoder()
+
+    decoded = [m for message in batch for m in decoder.feed(encode_message(message))]
+
+    fresh = [MessageDecoder().feed(encode_message(message))[0] for message in batch]
+    assert [typed(m) for m in decoded] == [typed(m) for m in fresh] == [typed(m) for m in batch]
+
+
+def test_what_a_decoder_keeps_of_past_header_blocks_is_bounded() -> None:
+    decoder = MessageDecoder()
+    for n in range(200):
+        headers = {":message-type": 0, ":message-flags": 0, ":stream-id": n, "operation": f"op{n}"}
+        (decoded,) = decoder.feed(encode_message(Message(headers)))
+        assert decoded.headers == headers
+    big = {":stream-id": 1, "operation": "x" * 1000}
+
+    assert decoder.feed(encode_message(Message(big)))[0].headers == big
+    assert 0 < len(decoder._header_cache) <= 16
+    assert all(len(key) <= 512 for key in decoder._header_cache)

@@ -979,3 +979,78 @@ def test_an_operation_gets_one_handler(handlers: Handlers, socket_path: Path) ->
 def test_limits_must_be_positive(socket_path: Path) -> None:
     with pytest.raises(ValueError, match="max_calls_per_connection must be at least 1, got 0"):
         IpcServer(socket_path, authenticate=lambda token: None, max_calls_per_connection=0)
+
+
+# Handlers that never wait
+
+
+class NowaitHandlers:
+    """Plain-function handlers, with the task each ran in."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    def record(self, context: CallContext, request: dict[str, Any]) -> dict[str, Any]:
+        self.tasks.append(asyncio.current_task())
+        return {"n": request["n"]}
+
+    def refuse(self, context: CallContext, request: dict[str, Any]) -> dict[str, Any]:
+        raise InvalidArgumentsError("publishMessage: required")
+
+    def crash(self, context: CallContext, request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("a bug in a nowait handler")
+
+
+@pytest.fixture
+async def nowait_client(
+    socket_path: Path, tokens: TokenTable
+) -> AsyncIterator[tuple[RawClient, NowaitHandlers]]:
+    handlers = NowaitHandlers()
+    server = IpcServer(socket_path, authenticate=tokens.component_for)
+    server.register_unary_nowait(OP + "PublishToTopic", handlers.record)
+    server.register_unary_nowait(OP + "PublishToIoTCore", handlers.refuse)
+    server.register_unary_nowait(OP + "StopComponent", handlers.crash)
+    await server.start()
+    client = await RawClient.open(socket_path)
+    await client.connect(tokens.issue(COMPONENT))
+    yield client, handlers
+    await server.close()
+
+
+async def test_a_nowait_handler_answers_each_call_in_order_with_no_task_of_its_own(
+    nowait_client: tuple[RawClient, NowaitHandlers],
+) -> None:
+    client, handlers = nowait_client
+    for stream_id in range(1, 11):
+        client.call(stream_id, "PublishToTopic", {"n": stream_id})
+
+    replies = [await client.receive() for _ in range(10)]
+
+    assert [reply.headers[":stream-id"] for reply in replies] == list(range(1, 11))
+    assert [body(reply) for reply in replies] == [{"n": n} for n in range(1, 11)]
+    assert replies[0].headers["service-model-type"] == OP + "PublishToTopicResponse"
+    assert replies[0].headers[":message-flags"] == TERMINATE
+    assert handlers.tasks == [None] * 10
+
+
+async def test_a_nowait_handler_that_fails_gets_an_error_reply_and_the_connection_stays_usable(
+    nowait_client: tuple[RawClient, NowaitHandlers], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _handlers = nowait_client
+    client.call(1, "PublishToIoTCore")
+    client.call(2, "StopComponent")
+    client.call(3, "PublishToTopic", {"n": 3})
+
+    assert_error(await client.receive(), 1, "InvalidArgumentsError", "publishMessage: required")
+    assert_error(await client.receive(), 2, "ServiceError", "Edgewise failed to handle")
+    assert body(await client.receive()) == {"n": 3}
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert "aws.greengrass#StopComponent" in record.getMessage()
+
+
+def test_a_nowait_operation_gets_one_handler(handlers: Handlers, socket_path: Path) -> None:
+    server = IpcServer(socket_path, authenticate=lambda token: None)
+    server.register_unary(OP + "GetConfiguration", handlers.echo)
+
+    with pytest.raises(ValueError, match=r"'aws\.greengrass#GetConfiguration' already has a handler"):
+        server.register_unary_nowait(OP + "GetConfiguration", NowaitHandlers().record)

@@ -7,8 +7,8 @@ or rejects the request naming the field. The thing is the one the topic names: t
 publish only under its own ``$aws/things/<thing>/``, and the replies go back there.
 
 The subscription is a plain one, not a shared subscription: Mosquitto 2.0 does not deliver ``$``-topics
-to shared subscriptions. With several cloud processes each answers every request; the replies are alike (the
-URLs are signed with the same key), and a device takes the first one for its ``clientToken``.
+to shared subscriptions. With several cloud processes every process subscribes and answers only the things its
+``partition`` owns (:mod:`edgewise.cloud.partition`), so each request is answered once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.downloads import ArtifactUrlSigner
 from edgewise.cloud.components.models import ComponentVersion
+from edgewise.cloud.partition import Partition
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol import resolve
 
@@ -45,6 +46,7 @@ class ResolveWorker:
         connection: BrokerConnection,
         *,
         clock: Callable[[], float] = time.time,
+        partition: Partition | None = None,
     ) -> None:
         self._sessions = sessions
         self._signer = signer
@@ -54,6 +56,7 @@ class ResolveWorker:
             client_id=_CLIENT_ID,
             filters=[resolve.REQUEST_FILTER],
             on_message=self._answer,
+            partition=partition,
         )
 
     async def start(self) -> None:

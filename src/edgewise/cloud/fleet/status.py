@@ -50,10 +50,14 @@ def parse_presence(payload: bytes) -> PresenceMessage:
 
 
 def _row(session: Session, thing_name: str) -> DeviceStatus:
-    thing_id = session.scalar(sa.select(Thing.id).where(Thing.name == thing_name))
-    if thing_id is None:
+    found = session.execute(
+        sa.select(Thing.id, DeviceStatus)
+        .outerjoin(DeviceStatus, DeviceStatus.thing_id == Thing.id)
+        .where(Thing.name == thing_name)
+    ).one_or_none()
+    if found is None:
         raise NotFoundError("thing", thing_name)
-    row = session.get(DeviceStatus, thing_id)
+    thing_id, row = found
     if row is not None:
         return row
     try:
@@ -82,9 +86,19 @@ def record_health(session: Session, thing_name: str, report: HealthMessage) -> b
     Raises:
         NotFoundError: no such thing.
     """
+    stored = apply_health(session, thing_name, report)
+    session.commit()
+    return stored
+
+
+def apply_health(session: Session, thing_name: str, report: HealthMessage) -> bool:
+    """:func:`record_health` without the commit, so that a batch of messages shares one transaction.
+
+    Raises:
+        NotFoundError: no such thing (nothing changed).
+    """
     row = _row(session, thing_name)
     if report.timestamp < row.status_timestamp:
-        session.rollback()
         return False
     # A COMPLETE message split by size replaces the list with its first chunk and adds the others to it.
     first_chunk = report.chunk is None or report.chunk.chunk_id == 1
@@ -100,7 +114,6 @@ def record_health(session: Session, thing_name: str, report: HealthMessage) -> b
     row.architecture = report.architecture or row.architecture
     if report.deployment is not None:
         row.deployment = dict(report.deployment)
-    session.commit()
     return True
 
 
@@ -110,15 +123,24 @@ def record_presence(session: Session, thing_name: str, report: PresenceMessage) 
     Raises:
         NotFoundError: no such thing.
     """
+    stored = apply_presence(session, thing_name, report)
+    session.commit()
+    return stored
+
+
+def apply_presence(session: Session, thing_name: str, report: PresenceMessage) -> bool:
+    """:func:`record_presence` without the commit.
+
+    Raises:
+        NotFoundError: no such thing (nothing changed).
+    """
     row = _row(session, thing_name)
     same_connection = report.timestamp == row.connectivity_timestamp
     if report.timestamp < row.connectivity_timestamp or (same_connection and row.connected is False):
-        session.rollback()
         return False
     row.connected = report.connected
     row.connectivity_timestamp = report.timestamp
     row.connectivity_updated_at = utcnow()
-    session.commit()
     return True
 
 

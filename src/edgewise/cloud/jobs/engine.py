@@ -15,8 +15,13 @@ and at least ``thresholdPercentage`` % of them had an execution end with the fai
 REJECTED or TIMED_OUT), at least one.
 
 :class:`JobEngine` runs a pass every ``interval`` seconds and whenever :meth:`JobEngine.wake` is called (after
-an API write, so a change of group membership reaches continuous jobs at once). Tests call :func:`run_pass`
-with their own ``now`` instead of waiting.
+an API write or a thing's registration, so a change of group membership reaches continuous jobs at once), and
+when an execution reaches a terminal status, in this process or, through the
+:class:`~edgewise.cloud.jobs.relay.JobEventRelay`, in another one (so a job completes and a rollout advances at
+once); passes are at least ``spacing`` seconds apart, however many executions end. Following membership reads
+every target thing and every execution of a continuous job, so a pass does it only after :meth:`JobEngine.wake`
+or once every ``membership_interval`` seconds, not on every timer or execution. Tests call :func:`run_pass` with
+their own ``now`` instead of waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import contextlib
 import datetime
 import decimal
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -34,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.jobs import rollout, transitions
+from edgewise.cloud.jobs.events import ExecutionChange, JobChange, JobEvents
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus, TargetSelection
 from edgewise.cloud.jobs.schemas import AbortConfig
 
@@ -115,8 +121,15 @@ def _finished(session: Session, job: Job) -> bool:
     return pending is None
 
 
-def advance_job(session: Session, job_pk: int, *, now: datetime.datetime, report: PassReport) -> None:
-    """Abort, roll out, follow membership and complete one job. Commits."""
+def advance_job(
+    session: Session,
+    job_pk: int,
+    *,
+    now: datetime.datetime,
+    report: PassReport,
+    follow_membership: bool = True,
+) -> None:
+    """Abort, roll out, follow membership (when asked) and complete one job. Commits."""
     job = session.scalar(sa.select(Job).where(Job.id == job_pk).with_for_update())
     if job is None or not job.status.is_active:
         return
@@ -130,9 +143,10 @@ def advance_job(session: Session, job_pk: int, *, now: datetime.datetime, report
         logger.info("job-aborted", extra={"job": job.job_id, "reason": reason})
     else:
         report.queued += rollout.advance(session, job, now=now)
-        joined, left = rollout.follow_membership(session, job, now=now)
-        report.queued += joined
-        report.removed += left
+        if follow_membership:
+            joined, left = rollout.follow_membership(session, job, now=now)
+            report.queued += joined
+            report.removed += left
         session.flush()
         if _finished(session, job):
             transitions.change_job_status(session, job, JobStatus.COMPLETED, now=now)
@@ -155,8 +169,11 @@ def purge_deleted(session: Session) -> list[str]:
     return removed
 
 
-def run_pass(sessions: sessionmaker[Session], *, now: datetime.datetime) -> PassReport:
-    """One pass over every job (see the module docstring). Blocks."""
+def run_pass(
+    sessions: sessionmaker[Session], *, now: datetime.datetime, follow_membership: bool = True
+) -> PassReport:
+    """One pass over every job (see the module docstring); continuous jobs follow their targets' membership
+    only when ``follow_membership``. Blocks."""
     report = PassReport()
     with sessions() as session:
         report.timed_out = time_out(session, now=now)
@@ -167,7 +184,7 @@ def run_pass(sessions: sessionmaker[Session], *, now: datetime.datetime) -> Pass
     for pk in active:
         with sessions() as session:
             try:
-                advance_job(session, pk, now=now, report=report)
+                advance_job(session, pk, now=now, report=report, follow_membership=follow_membership)
             except Exception:
                 session.rollback()
                 logger.exception("job-pass-failed job_pk=%d", pk)
@@ -183,24 +200,41 @@ class JobEngine:
     name = "jobs-engine"
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, clock: Clock = utcnow, interval: float = 1.0
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = utcnow,
+        interval: float = 1.0,
+        membership_interval: float = 30.0,
+        spacing: float = 0.25,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._interval = interval
+        self._membership_interval = membership_interval
+        self._spacing = spacing
+        #: Set by :meth:`wake`: the next pass follows membership (an API write may have changed it).
+        self._membership_due = True
         self._woken = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._unsubscribe: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Start passing, the first pass at once."""
         self._loop = asyncio.get_running_loop()
+        self._unsubscribe = JobEvents.for_sessions(self._sessions).subscribe(
+            self._on_changes, loop=self._loop, remote=True
+        )
         self._task = asyncio.create_task(self._run(), name="jobs-engine")
         logger.info("jobs-engine-started interval_s=%.1f", self._interval)
 
     async def close(self) -> None:
         """Stop once the pass under way, if any, has finished (a pass is never cut off half done)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task is None:
             return
         self._stopping = True
@@ -209,16 +243,33 @@ class JobEngine:
         self._task = None
 
     def wake(self) -> None:
-        """Ask for a pass soon; safe to call from any thread."""
+        """Ask for a pass soon that follows group membership too (a thing, group or attribute may have changed);
+        safe to call from any thread."""
         if self._loop is None or self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._woken.set)
+        self._loop.call_soon_threadsafe(self._wake_for_membership)
+
+    def _wake_for_membership(self) -> None:
+        self._membership_due = True
+        self._woken.set()
+
+    def _on_changes(self, changes: Sequence[JobChange]) -> None:
+        if any(isinstance(change, ExecutionChange) and change.status.is_terminal for change in changes):
+            self._woken.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        followed_at = -self._membership_interval
         while not self._stopping:
             self._woken.clear()
+            started = loop.time()
+            follow = self._membership_due or started - followed_at >= self._membership_interval
+            if follow:
+                self._membership_due, followed_at = False, started
             try:
-                report = await asyncio.to_thread(run_pass, self._sessions, now=self._clock())
+                report = await asyncio.to_thread(
+                    run_pass, self._sessions, now=self._clock(), follow_membership=follow
+                )
             except Exception:
                 logger.exception("jobs-engine-pass-failed")
             else:
@@ -226,3 +277,5 @@ class JobEngine:
                     logger.info("jobs-engine-pass %s", report)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._interval)
+            # A fleet reporting at once wakes the engine with every execution it ends: one pass per spacing.
+            await asyncio.sleep(max(0.0, started + self._spacing - loop.time()))

@@ -18,7 +18,11 @@ follow its jobs. Usage::
 A listener without ``loop`` runs in the committing thread (an API worker thread, the engine's or the MQTT
 worker's), so it must be quick and thread-safe; with ``loop`` it runs on that event loop. An exception in a
 listener is logged and does not reach the committer. Only changes committed through sessions of the same
-factory in this process are seen.
+factory in this process are seen, unless a :class:`~edgewise.cloud.jobs.relay.JobEventRelay` runs: with several
+cloud processes on PostgreSQL, it sends each committed batch to the others (:meth:`JobEvents.forward_commits`,
+inside the committing transaction) and hands theirs to the listeners subscribed with ``remote=True``
+(:meth:`JobEvents.publish_remote`). Other listeners hear only their own process's changes: the jobs worker's
+notifications must go out once, from the process that made the change.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class JobStatusChange:
 
 JobChange = ExecutionChange | JobStatusChange
 JobListener = Callable[[Sequence[JobChange]], None]
+#: Called in ``before_commit`` with the session and the changes its transaction recorded (none are dropped yet).
+CommitForwarder = Callable[[Session, Sequence[JobChange]], None]
 
 
 def record(session: Session, change: JobChange) -> None:
@@ -87,7 +93,8 @@ class JobEvents:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listeners: list[tuple[JobListener, asyncio.AbstractEventLoop | None]] = []
+        self._listeners: list[tuple[JobListener, asyncio.AbstractEventLoop | None, bool]] = []
+        self._forwarder: CommitForwarder | None = None
 
     @classmethod
     def for_sessions(cls, sessions: sessionmaker[Session]) -> JobEvents:
@@ -96,16 +103,17 @@ class JobEvents:
             events = _REGISTRIES.get(sessions)
             if events is None:
                 events = _REGISTRIES[sessions] = cls()
+                sa.event.listen(sessions, "before_commit", events._committing)
                 sa.event.listen(sessions, "after_commit", events._committed)
                 sa.event.listen(sessions, "after_transaction_end", _forget_uncommitted)
             return events
 
     def subscribe(
-        self, listener: JobListener, *, loop: asyncio.AbstractEventLoop | None = None
+        self, listener: JobListener, *, loop: asyncio.AbstractEventLoop | None = None, remote: bool = False
     ) -> Callable[[], None]:
-        """Call ``listener`` with each committed batch of changes (on ``loop`` if given); returns the function
-        that unsubscribes it."""
-        entry = (listener, loop)
+        """Call ``listener`` with each committed batch of changes (on ``loop`` if given), those other processes
+        committed too when ``remote``; returns the function that unsubscribes it."""
+        entry = (listener, loop, remote)
         with self._lock:
             self._listeners.append(entry)
 
@@ -117,11 +125,24 @@ class JobEvents:
         return unsubscribe
 
     def publish(self, changes: Sequence[JobChange]) -> None:
-        """Hand ``changes`` to every listener."""
+        """Hand ``changes`` (committed in this process) to every listener."""
+        self._hand_over(changes, remote_only=False)
+
+    def publish_remote(self, changes: Sequence[JobChange]) -> None:
+        """Hand ``changes`` another process committed to the listeners subscribed with ``remote=True``."""
+        self._hand_over(changes, remote_only=True)
+
+    def forward_commits(self, forwarder: CommitForwarder | None) -> None:
+        """Have ``forwarder`` (None: nobody) called in every committing transaction that recorded changes."""
+        self._forwarder = forwarder
+
+    def _hand_over(self, changes: Sequence[JobChange], *, remote_only: bool) -> None:
         if not changes:
             return
         with self._lock:
-            listeners = list(self._listeners)
+            listeners = [
+                (listener, loop) for listener, loop, remote in self._listeners if remote or not remote_only
+            ]
         for listener, loop in listeners:
             if loop is None:
                 _call(listener, changes)
@@ -130,6 +151,12 @@ class JobEvents:
                 loop.call_soon_threadsafe(_call, listener, changes)
             except RuntimeError:
                 logger.debug("job-listener-loop-closed")
+
+    def _committing(self, session: Session) -> None:
+        forwarder = self._forwarder
+        changes: list[JobChange] = session.info.get(_CHANGES_KEY, [])
+        if forwarder is not None and changes:
+            forwarder(session, changes)
 
     def _committed(self, session: Session) -> None:
         changes: list[JobChange] = session.info.pop(_CHANGES_KEY, [])

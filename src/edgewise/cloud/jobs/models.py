@@ -72,7 +72,7 @@ class Job(Base):
     reason_code: Mapped[str | None] = mapped_column(sa.String(128), default=None)
     comment: Mapped[str | None] = mapped_column(sa.String(2028), default=None)
     #: The things the rollout notifies at its rate, in order (the targets' things when the job was created).
-    planned_things: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    planned_things: Mapped[list[str]] = mapped_column(sa.JSON, default=list, deferred=True)
     #: How many of ``planned_things`` the rollout has gone through.
     rollout_position: Mapped[int] = mapped_column(default=0)
     #: The current one-minute rollout window and how many executions it created.

@@ -62,6 +62,12 @@ def _pending_before(
     return entries
 
 
+def _enters_or_leaves(change: ExecutionChange) -> bool:
+    """Whether ``change`` adds its execution to its thing's pending list or takes it off."""
+    was_pending = change.old_status is not None and change.old_status.is_pending
+    return was_pending != change.status.is_pending
+
+
 def plan(changes: Iterable[JobChange], pending: Pending, *, now: datetime.datetime) -> list[Message]:
     """The notifications ``changes`` call for; ``pending(thing, namespace)`` reads a pending list now."""
     by_pair: dict[tuple[str, str | None], list[ExecutionChange]] = {}
@@ -71,6 +77,8 @@ def plan(changes: Iterable[JobChange], pending: Pending, *, now: datetime.dateti
     stamp = protocol.timestamp(now)
     messages: list[Message] = []
     for (thing, namespace), pair_changes in by_pair.items():
+        if namespace is not None and not any(_enters_or_leaves(change) for change in pair_changes):
+            continue  # the same pending set (QUEUED -> IN_PROGRESS, say), and no notify-next in a namespace
         current = pending(thing, namespace)
         identities = [(job.job_id, execution.execution_number) for execution, job in current]
         before = _pending_before(current, pair_changes)

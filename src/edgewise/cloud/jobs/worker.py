@@ -3,7 +3,9 @@ notifications that committed execution changes call for.
 
 The worker connects to the broker through a :class:`WorkerLink` (subscribed without receiving its own
 publishes, MQTT 5 no-local) and ignores reply and notification topics, so no worker answers another's
-replies. The thing is the one in the topic: the broker lets a device publish only under its own
+replies. With several cloud processes it subscribes to the request topics only
+(:data:`edgewise.protocol.jobs.REQUEST_FILTERS`), so that none receives the replies the others publish; a topic
+that names no operation then goes unanswered instead of being answered ``InvalidTopic``. The thing is the one in the topic: the broker lets a device publish only under its own
 ``$aws/things/<thing>/``. The store work runs in a thread. Replies go to the request topic plus ``/accepted`` or ``/rejected``, with the request's
 ``clientToken`` echoed. Each thing may send ``burst`` requests at once and ``requests_per_second`` after that;
 beyond, requests are answered ``RequestThrottled``.
@@ -11,7 +13,8 @@ beyond, requests are answered ``RequestThrottled``.
 One thing's requests are answered one at a time, in the order they arrived (MQTT delivers one client's messages
 in order): a device that reports IN_PROGRESS then SUCCEEDED, or reports and then asks what is next, must see
 the first request applied before the second is read, and no update may overwrite another read at the same
-version. Different things are answered concurrently.
+version. Different things are answered concurrently. With several cloud processes, each answers the things its
+``partition`` owns (:mod:`edgewise.cloud.partition`), so a thing's requests still go through one process, in order.
 
 Notifications: the worker listens to :class:`JobEvents` of its session factory and, for every batch of
 committed execution changes (from the API, the engine or its own answers), publishes what
@@ -37,6 +40,7 @@ from edgewise.cloud.jobs import executions, notifications, protocol
 from edgewise.cloud.jobs.engine import Clock
 from edgewise.cloud.jobs.events import JobChange, JobEvents
 from edgewise.cloud.jobs.secrets import SecretSealer
+from edgewise.cloud.partition import Partition
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol import jobs
 from edgewise.protocol.jobs import JobsRejection, Operation, Request
@@ -98,6 +102,7 @@ class JobsWorker:
         clock: Clock = utcnow,
         requests_per_second: float = 20.0,
         burst: int = 40,
+        partition: Partition | None = None,
     ) -> None:
         self._sessions = sessions
         self._sealer = sealer
@@ -109,7 +114,13 @@ class JobsWorker:
         self._notifying: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._link = WorkerLink(
-            connection, client_id=_CLIENT_ID, filters=(jobs.EVERY_THING_FILTER,), on_message=self._answer
+            connection,
+            client_id=_CLIENT_ID,
+            # Alone, every jobs topic (a malformed one is answered InvalidTopic); beside other processes, request
+            # topics only, or each would receive every reply the others publish.
+            filters=(jobs.EVERY_THING_FILTER,) if partition is None else jobs.REQUEST_FILTERS,
+            on_message=self._answer,
+            partition=partition,
         )
 
     async def start(self) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.logs.service import LogLine, StoreResult, store_line_groups, store_lines
+from edgewise.cloud.partition import Partition
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.names import THING_NAME
 from edgewise.protocol import logs
@@ -61,7 +62,13 @@ class LogsWorker:
     #: What the cloud's logs call this worker.
     name = "logs"
 
-    def __init__(self, sessions: sessionmaker[Session], connection: BrokerConnection) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: BrokerConnection,
+        *,
+        partition: Partition | None = None,
+    ) -> None:
         self._sessions = sessions
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
@@ -70,7 +77,11 @@ class LogsWorker:
         self._counts = dict.fromkeys(("stored", "duplicates", "accepted_batches", "rejected_batches"), 0)
         self._writer: asyncio.Task[None] | None = None
         self._link = WorkerLink(
-            connection, client_id=_CLIENT_ID, filters=(logs.LOGS_BATCH_FILTER,), on_message=self._receive
+            connection,
+            client_id=_CLIENT_ID,
+            filters=(logs.LOGS_BATCH_FILTER,),
+            on_message=self._receive,
+            partition=partition,
         )
 
     async def start(self) -> None:

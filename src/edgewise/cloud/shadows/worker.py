@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgewise.cloud.broker import BrokerConnection
+from edgewise.cloud.partition import Partition
 from edgewise.cloud.shadows import service
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol.shadow.document import (
@@ -54,14 +55,22 @@ class ShadowWorker:
         *,
         poll_interval: float = 10.0,
         clock: Callable[[], int] = service.now_seconds,
+        partition: Partition | None = None,
     ) -> None:
         self._sessions = sessions
+        #: With several cloud processes only process 0 publishes REST changes (the API runs there), so no
+        #: message is taken and sent twice.
+        self._publishes_api_changes = partition is None or partition.index == 0
         self._clock = clock
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self._link = WorkerLink(
-            connection, client_id=_CLIENT_ID, filters=REQUEST_FILTERS, on_message=self._answer
+            connection,
+            client_id=_CLIENT_ID,
+            filters=REQUEST_FILTERS,
+            on_message=self._answer,
+            partition=partition,
         )
 
     async def start(self) -> None:
@@ -72,7 +81,8 @@ class ShadowWorker:
             ConnectionError: the broker refused or did not answer.
         """
         await self._link.start()
-        self._publisher = asyncio.create_task(self._publish_api_changes(), name="shadows-publisher")
+        if self._publishes_api_changes:
+            self._publisher = asyncio.create_task(self._publish_api_changes(), name="shadows-publisher")
 
     async def close(self) -> None:
         """Stop publishing and disconnect."""

@@ -10,10 +10,11 @@ candidates are kept, the best). Its stderr goes to ``DATA_DIR/training/<job id>/
 :data:`LOG_MAX_BYTES`), which stays there when the job fails; a job that succeeds leaves no files.
 
 When the process exits 0 the ``model`` directory is registered in the model registry
-(:func:`edgewise.cloud.models.registry.open_registry`) and the job SUCCEEDS with the new version; otherwise it
-FAILS with the job's own reason (its last ``failed`` event), else the end of its stderr. A job that proposes an
-alias (``propose_alias``: a drift retraining's ``challenger``) has it pointed at the new version before it
-SUCCEEDS (:func:`edgewise.cloud.drift.retraining.propose`). A job cancelled through
+(:func:`edgewise.cloud.models.registry.open_registry`, opened while the job runs: the first opening imports
+MLflow and creates its tables, seconds that would otherwise come after the job) and the job SUCCEEDS with the new
+version; otherwise it FAILS with the job's own reason (its last ``failed`` event), else the end of its stderr.
+A job that proposes an alias (``propose_alias``: a drift retraining's ``challenger``) has it pointed at the new
+version before it SUCCEEDS (:func:`edgewise.cloud.drift.retraining.propose`). A job cancelled through
 the API, one running past twice its time budget plus :data:`DEADLINE_SLACK_S`, and every job still running when
 the worker closes are stopped with SIGTERM, then SIGKILL after :data:`KILL_AFTER_S` seconds. Jobs a crashed cloud
 left RUNNING are failed when the worker starts.
@@ -293,22 +294,37 @@ class TrainingWorker:
                 job, progress, TrainingStatus.FAILED, error=f"the job could not be prepared: {exc}"
             )
             return
+        opening = asyncio.create_task(asyncio.to_thread(self._open_registry))
         try:
-            returncode, tail = await self._run_process(running, progress, job_dir, model_dir)
+            try:
+                returncode, tail = await self._run_process(running, progress, job_dir, model_dir)
+            finally:
+                await asyncio.to_thread((job_dir / DATASET_FILE).unlink, missing_ok=True)
+            if running.stop_reason == CANCELLED:
+                logger.info("training-job-cancelled job=%s", job.id)
+                return
+            if running.stop_reason is not None:
+                await self._finish(job, progress, TrainingStatus.FAILED, error=running.stop_reason)
+                return
+            if returncode != 0:
+                reason = progress.failure or _stderr_reason(tail, returncode)
+                logger.info("training-job-failed job=%s reason=%.300s", job.id, reason)
+                await self._finish(job, progress, TrainingStatus.FAILED, error=reason)
+                return
+            await self._register(job, progress, job_dir, model_dir)
         finally:
-            await asyncio.to_thread((job_dir / DATASET_FILE).unlink, missing_ok=True)
-        if running.stop_reason == CANCELLED:
-            logger.info("training-job-cancelled job=%s", job.id)
-            return
-        if running.stop_reason is not None:
-            await self._finish(job, progress, TrainingStatus.FAILED, error=running.stop_reason)
-            return
-        if returncode != 0:
-            reason = progress.failure or _stderr_reason(tail, returncode)
-            logger.info("training-job-failed job=%s reason=%.300s", job.id, reason)
-            await self._finish(job, progress, TrainingStatus.FAILED, error=reason)
-            return
-        await self._register(job, progress, job_dir, model_dir)
+            # A job that failed or was stopped need not wait for the opening (its thread finishes by itself).
+            opening.cancel()
+            await asyncio.wait([opening])
+
+    def _open_registry(self) -> None:
+        """Open the model registry ahead of registering: a failure here is reported by the registering."""
+        from edgewise.cloud.models.registry import open_registry
+
+        try:
+            open_registry(self._settings)
+        except Exception as exc:
+            logger.info("training-registry-not-open error=%s", exc)
 
     def _prepare(self, job: TrainingJob, job_dir: Path, model_dir: Path) -> None:
         """Write the dataset's bytes and the request where the job reads them."""

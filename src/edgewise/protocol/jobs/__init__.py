@@ -4,7 +4,8 @@ the replies and notifications the cloud sends back, as AWS IoT and the AWS IoT D
 Requests (:class:`Request`, built by :func:`request_payload`, read by :func:`parse_request`): ``J/get``
 (GetPendingJobExecutions), ``J/start-next`` (StartNextPendingJobExecution), ``J/<jobId>/get``
 (DescribeJobExecution; ``$next`` is the next pending execution) and ``J/<jobId>/update``
-(UpdateJobExecution); describe and update also as ``J/<jobId>/namespace-<ns>/get|update`` for a namespaced job.
+(UpdateJobExecution); describe and update also as ``J/<jobId>/namespace-<ns>/get|update`` for a namespaced job,
+start-next as ``J/namespace-<ns>/start-next`` (Edgewise's own topic).
 Each is answered on its topic plus ``/accepted`` (:class:`PendingExecutions`, :class:`ExecutionReply`,
 :class:`UpdateReply`, each with :func:`accepted_payload`'s ``timestamp`` and ``clientToken``) or ``/rejected``
 (:class:`Rejected`). Notifications: ``J/notify`` (``J/notify-namespace-<ns>``) carries
@@ -72,6 +73,7 @@ from edgewise.protocol.jobs._rules import (
 )
 from edgewise.protocol.jobs._topics import (
     EVERY_THING_FILTER,
+    REQUEST_FILTERS,
     Notification,
     Operation,
     Reply,
@@ -99,6 +101,7 @@ __all__ = [
     "NEXT",
     "PENDING_STATUSES",
     "REQUEST_FIELDS",
+    "REQUEST_FILTERS",
     "STATUS_DETAIL_KEY_MAX_LENGTH",
     "STATUS_DETAIL_KEY_PATTERN",
     "STATUS_DETAIL_VALUE_MAX_LENGTH",

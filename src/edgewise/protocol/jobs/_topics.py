@@ -18,8 +18,15 @@ from edgewise.protocol.jobs._rules import (
 )
 from edgewise.protocol.jobs.errors import JobsRejection
 
-#: What the cloud subscribes to: every jobs topic of every thing.
+#: Every jobs topic of every thing: what a single cloud process subscribes to, so that a request on a topic that
+#: names no operation is answered ``InvalidTopic``, as AWS IoT does.
 EVERY_THING_FILTER: Final = "$aws/things/+/jobs/#"
+#: Every request topic of every thing, and no reply or notification: what each of several cloud processes
+#: subscribes to, so that none receives what another publishes (see :func:`request_topic` for the shapes).
+REQUEST_FILTERS: Final = tuple(
+    f"$aws/things/+/jobs/{rest}"
+    for rest in ("get", "start-next", "+/start-next", "+/get", "+/update", "+/+/get", "+/+/update")
+)
 
 _NAMESPACE_PREFIX = "namespace-"
 _NOTIFY = "notify"
@@ -36,7 +43,11 @@ _VERBS: Final[Mapping[OperationKind, str]] = {
 @dataclass(frozen=True)
 class Operation:
     """The request a topic names: the operation, the thing, the namespace (None: plain topics) and the job
-    (describe and update only; ``+`` in a subscription filter)."""
+    (describe and update only; ``+`` in a subscription filter).
+
+    A namespaced start-next, ``J/namespace-<ns>/start-next``, is Edgewise's: AWS IoT documents no MQTT topic for
+    it (its HTTPS StartNextPendingJobExecution takes a ``namespaceId``). GetPendingJobExecutions has no namespaced
+    topic (``J/namespace-<ns>/get`` describes the job of that id)."""
 
     kind: OperationKind
     thing_name: str
@@ -74,9 +85,11 @@ def _prefix(thing_name: str) -> str:
 def request_topic(operation: Operation) -> str:
     """Where a device sends ``operation``."""
     prefix = _prefix(operation.thing_name)
-    if operation.kind in ("get_pending", "start_next"):
-        return f"{prefix}/{operation.verb}"
     namespace = "" if operation.namespace_id is None else f"/{_NAMESPACE_PREFIX}{operation.namespace_id}"
+    if operation.kind == "get_pending":
+        return f"{prefix}/{operation.verb}"
+    if operation.kind == "start_next":
+        return f"{prefix}{namespace}/{operation.verb}"
     return f"{prefix}/{operation.job_id}{namespace}/{operation.verb}"
 
 
@@ -124,6 +137,11 @@ def _operation(levels: list[str], topic: str) -> Operation:
         return Operation("get_pending", thing)
     if rest == ["start-next"]:
         return Operation("start_next", thing)
+    if len(rest) == 2 and rest[1] == "start-next" and rest[0].startswith(_NAMESPACE_PREFIX):
+        namespace_id = rest[0].removeprefix(_NAMESPACE_PREFIX)
+        if not is_namespace(namespace_id):
+            raise JobsRejection("InvalidTopic", f"{rest[0]!r} in {topic!r} does not name a valid namespace")
+        return Operation("start_next", thing, namespace_id)
     namespace: str | None = None
     if len(rest) == 3 and rest[1].startswith(_NAMESPACE_PREFIX):
         namespace = rest[1].removeprefix(_NAMESPACE_PREFIX)

@@ -10,15 +10,9 @@ Usage::
         subscription = await link.subscribe("commands/#", on_message, qos=1)
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
-from edgewise.runtime.cloudlink._settings import (
-    CloudLinkSettings,
-    FleetSettings,
-    ReconnectSettings,
-    SpoolSettings,
-)
 from edgewise.runtime.cloudlink.errors import (
     CloudLinkClosedError,
     CloudLinkError,
@@ -37,26 +31,40 @@ if TYPE_CHECKING:
         MessageCallback,
         StatusListener,
     )
+    from edgewise.runtime.cloudlink._message import CloudMessage, ConnectionMessages, MessageProperties
+    from edgewise.runtime.cloudlink._settings import (
+        CloudLinkSettings,
+        FleetSettings,
+        ReconnectSettings,
+        SpoolSettings,
+    )
 
-#: Names from ``_link``, which imports paho-mqtt: loaded on first use, so a runtime without a cloud section
-#: never imports the MQTT client (and its HTTP and e-mail dependencies).
+#: Names loaded on first use, with the module that defines them, so that a runtime without a cloud section
+#: imports only the errors: ``_link`` imports paho-mqtt (and its HTTP and e-mail dependencies), ``_settings``
+#: the ``ssl`` module and the configuration file's parser, ``_message`` three dataclasses.
 _LAZY = {
-    "CloudLink",
-    "CloudLinkStatistics",
-    "CloudSubscription",
-    "ConnectionMessagesFactory",
-    "MessageCallback",
-    "StatusListener",
+    "CloudLink": "_link",
+    "CloudLinkStatistics": "_link",
+    "CloudSubscription": "_link",
+    "ConnectionMessagesFactory": "_link",
+    "MessageCallback": "_link",
+    "StatusListener": "_link",
+    "CloudLinkSettings": "_settings",
+    "FleetSettings": "_settings",
+    "ReconnectSettings": "_settings",
+    "SpoolSettings": "_settings",
+    "CloudMessage": "_message",
+    "ConnectionMessages": "_message",
+    "MessageProperties": "_message",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from edgewise.runtime.cloudlink import _link
-
-        return getattr(_link, name)
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [

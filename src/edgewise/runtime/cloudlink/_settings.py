@@ -6,11 +6,14 @@ tests and benchmarks build them directly. The defaults are the file's, taken fro
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgewise.protocol.device_config import CloudSection, FleetSection, ReconnectSection, SpoolSection
+
+if TYPE_CHECKING:
+    import ssl
 
 #: ALPN protocol that lets AWS IoT Core accept MQTT with client certificates on port 443.
 _ALPN_MQTT_443 = "x-amzn-mqtt-ca"
@@ -41,6 +44,8 @@ class FleetSettings:
     enabled: bool = FleetSection.enabled
     #: Seconds between the periodic COMPLETE fleet status messages.
     status_interval: int = FleetSection.status_interval
+    #: Seconds a jobs question or final report waits for its answer before it is asked or checked again.
+    confirm_interval: int = FleetSection.confirm_interval
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ class CloudLinkSettings:
 
         Blocks (reads the files). Raises ``ssl.SSLError`` or ``OSError`` for files that cannot be used.
         """
+        # Imported here: the ssl module (with OpenSSL) costs the runtime memory only once it connects.
+        import ssl
+
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.root_ca))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(self.certificate), str(self.private_key))

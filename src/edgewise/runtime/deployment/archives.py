@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from edgewise.runtime.deployment.errors import PackageError
 from edgewise.runtime.settings import ArtifactLimits
+
+if TYPE_CHECKING:
+    import zipfile
 
 #: How much free space the file system holding a path has, in bytes; injectable so tests need no full disk.
 FreeSpace = Callable[[Path], int]
@@ -157,6 +160,9 @@ def extract_zip(
 def _extract_into(
     archive: Path, staging: Path, *, file_mode: int, limits: ArtifactLimits, free_space: FreeSpace, what: str
 ) -> None:
+    # Imported here: zipfile keeps about 1 MiB resident, and only a deployment with a ZIP artifact needs it.
+    import zipfile
+
     try:
         staging.mkdir(parents=True)
         with zipfile.ZipFile(archive) as bundle:

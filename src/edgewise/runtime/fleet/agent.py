@@ -1,12 +1,20 @@
 """The device agent: fleet deployments from the cloud's jobs, applied by the runtime's own deployment service.
 
-For each deployment job execution the cloud offers (``describe $next`` on every connection and every notification,
-asked again every ``confirm_interval`` seconds while unanswered): check the document, report IN_PROGRESS, submit the
-deployment to the :class:`DeploymentService`, wait for it to end, then report SUCCEEDED or FAILED with
-Greengrass's ``statusDetails``. One execution at a time. The deployment service takes a fleet deployment
-through the same stages as a local one (resolution over every group, preparation, validation, notification,
-activation, rollback); its recipes and artifacts come from the cloud through the agent's :class:`CloudSource`,
-which the agent attaches to the service when it is created.
+One execution at a time, each in as few requests as the protocol allows. While idle the agent asks the cloud to
+start the next pending execution (``start-next``: the execution with its document, moved to IN_PROGRESS in the
+same request) when it connects and when a notification lists pending executions; it checks the document, submits
+the deployment to the :class:`DeploymentService`, waits for it to end, then reports SUCCEEDED or FAILED with
+Greengrass's ``statusDetails``. It does not ask again after reporting: the notification the cloud sends when the
+execution leaves the pending list says whether another one is pending. While it handles one (or finishes one
+interrupted by a restart) it never starts another, so it asks ``describe $next`` instead on a (re)connection
+(start-next would move a second execution to IN_PROGRESS should the current one have been cancelled), and a
+notification that arrives meanwhile is remembered and acted on when the current one ends. A question about the
+next execution left unanswered is asked again every ``confirm_interval`` seconds (the device configuration's
+``cloud.fleet.confirmIntervalSeconds``).
+
+The deployment service takes a fleet deployment through the same stages as a local one (resolution over every
+group, preparation, validation, notification, activation, rollback); its recipes and artifacts come from the cloud
+through the agent's :class:`CloudSource`, which the agent attaches to the service when it is created.
 
 What happens to an execution is kept in the :class:`JobLedger`, so that a runtime killed mid-deployment finishes
 it (the deployment service recovers it) and reports it after the restart, and a report made offline waits in
@@ -80,6 +88,13 @@ class _Resend:
     details: dict[str, str]
 
 
+@dataclass(frozen=True)
+class _StartNext:
+    """The request for the cloud to start the next pending execution (a describe of ``$next`` while busy)."""
+
+
+_START_NEXT = _StartNext()
+
 #: Statuses with which the cloud takes an execution away from the device.
 _WITHDRAWN = ("CANCELED", "REMOVED")
 _GONE = ("ResourceNotFound", "TerminalStateReached")
@@ -122,7 +137,7 @@ class FleetAgent:
         download_settings: DownloadSettings | None = None,
         artifact_limits: ArtifactLimits | None = None,
         resolve_timeout: float = 30.0,
-        confirm_interval: float = 10.0,
+        confirm_interval: float | None = None,
     ) -> None:
         self._link = link
         self._settings = settings
@@ -133,6 +148,7 @@ class FleetAgent:
             link,
             thing,
             on_notify=self._notified,
+            on_started=self._started,
             on_execution=self._described,
             on_rejected=self._rejected,
             on_updated=self._confirmed,
@@ -152,14 +168,25 @@ class FleetAgent:
         self._downloader: ArtifactDownloader | None = None
         self._offered: JobExecution | None = None
         self._wake = asyncio.Event()
-        #: Job ids to describe (or NEXT), and final reports to send again, in order.
-        self._requests: asyncio.Queue[str | _Resend] = asyncio.Queue()
+        #: Job ids to describe (or NEXT), start-next, and final reports to send again, in order.
+        self._requests: asyncio.Queue[str | _StartNext | _Resend] = asyncio.Queue()
         #: Final reports the cloud has not confirmed yet, by job id.
         self._reports: dict[str, _Report] = {}
-        self._confirm_interval = confirm_interval
-        #: When ``describe $next`` was last sent and not answered yet (a rejection is no answer: asked again).
+        #: None: the device configuration's ``cloud.fleet.confirmIntervalSeconds``.
+        self._confirm_interval = (
+            settings.fleet.confirm_interval if confirm_interval is None else confirm_interval
+        )
+        #: When the next execution was last asked for (start-next or ``describe $next``) and not answered yet (a
+        #: rejection is no answer: asked again).
         self._next_asked_at: float | None = None
+        #: The job ids of the latest notification that arrived while busy or while the next execution was being
+        #: asked for: acted on when the current execution ends (or the question is answered).
+        self._notified_pending: frozenset[str] | None = None
+        #: Executions submitted before a restart, finished (and reported) before any other.
+        self._recovered: list[JobEntry] = []
         self._current: JobEntry | None = None
+        #: The current execution's final report is being sent: a notification without it is no cancellation.
+        self._reporting = False
         self._cancel_requested = False
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
@@ -169,6 +196,13 @@ class FleetAgent:
     async def start(self) -> None:
         """Read the ledger, subscribe, and start working; returns without waiting for the cloud."""
         await asyncio.to_thread(self._ledger.load)
+        for entry in self._ledger.unfinished():
+            submitted = entry.deployment_id and self._deployments.get(entry.deployment_id) is not None
+            if entry.stage is JobStage.APPLYING and submitted:
+                self._recovered.append(entry)
+            else:
+                # Not submitted before the restart: the cloud offers the execution again, and it starts over.
+                self._ledger.forget(entry.key)
         now = asyncio.get_running_loop().time()
         for entry in self._ledger.unconfirmed():
             # Perhaps still in the cloud link's spool: it gets the usual time to be answered.
@@ -189,7 +223,7 @@ class FleetAgent:
         self._tasks.append(loop.create_task(self._ask_loop(), name="fleet-agent-requests"))
         self._tasks.append(loop.create_task(self._confirm_loop(), name="fleet-agent-confirmations"))
         if self._link.connected:
-            self._ask(NEXT)
+            self._ask_next()
         logger.info("Fleet agent started")
 
     async def close(self) -> None:
@@ -211,6 +245,22 @@ class FleetAgent:
     def _ask(self, job_id: str) -> None:
         self._requests.put_nowait(job_id)
 
+    def _applying(self) -> JobEntry | None:
+        """The current execution while it can still be cancelled: not reported, nor being reported."""
+        current = self._current
+        if current is None or current.stage is JobStage.REPORTED or self._reporting:
+            return None
+        return current
+
+    def _busy(self) -> bool:
+        """An execution is being handled, or offered and about to be."""
+        return self._current is not None or self._offered is not None or bool(self._recovered)
+
+    def _ask_next(self) -> None:
+        """Ask for the next pending execution: start-next while idle, ``describe $next`` while busy."""
+        self._next_asked_at = asyncio.get_running_loop().time()
+        self._requests.put_nowait(NEXT if self._busy() else _START_NEXT)
+
     async def _ask_loop(self) -> None:
         while True:
             request = await self._requests.get()
@@ -226,9 +276,13 @@ class FleetAgent:
                     )
                     token = await self._jobs.update(request.execution, request.status, request.details)
                     report.tokens.add(token)
+                elif isinstance(request, _StartNext):
+                    # Busy since it was asked (an earlier answer offered an execution): never start a second one.
+                    if self._busy():
+                        await self._jobs.describe(NEXT)
+                    else:
+                        await self._jobs.start_next()
                 else:
-                    if request == NEXT:
-                        self._next_asked_at = asyncio.get_running_loop().time()
                     await self._jobs.describe(request)
             except CloudLinkError as exc:
                 logger.warning("Cannot ask the jobs service about %s: %s", request, exc)
@@ -332,22 +386,58 @@ class FleetAgent:
                 now = loop.time()
                 asked = self._next_asked_at
                 if asked is not None and now - asked >= self._confirm_interval:
-                    # A lost answer to ``$next`` would leave a pending execution waiting for the next
-                    # notification or reconnection. Asked only while unanswered: an idle fleet sends nothing.
-                    self._ask(NEXT)
+                    # A lost answer would leave a pending execution waiting for the next notification or
+                    # reconnection. Asked only while unanswered: an idle fleet sends nothing.
+                    self._ask_next()
                 for job_id in sorted(self._reports):
                     if now - self._reports[job_id].sent_at >= self._confirm_interval:
                         self._ask(job_id)
 
     def _connection_changed(self, connected: bool) -> None:
         if connected:
-            self._ask(NEXT)  # a device back from offline gets the latest deployment
+            self._ask_next()  # a device back from offline gets the latest deployment
 
     def _notified(self, pending: dict[str, list[str]]) -> None:
-        current = self._current
-        if current is not None and not any(current.job_id in ids for ids in pending.values()):
-            self._ask(current.job_id)  # gone from the pending list: cancelled, or just finished?
-        self._ask(NEXT)
+        listed = frozenset(job_id for ids in pending.values() for job_id in ids)
+        applying = self._applying()
+        if applying is not None and applying.job_id not in listed:
+            self._ask(applying.job_id)  # gone from the pending list while being applied: cancelled?
+        if self._busy() or self._next_asked_at is not None:
+            # The latest list is the one that counts once the current execution ends or the question is answered.
+            self._notified_pending = listed
+        elif listed:
+            self._ask_next()
+
+    def _started(self, execution: JobExecution | None) -> None:
+        """The answer to start-next: the execution to handle now, already IN_PROGRESS in the cloud."""
+        self._next_asked_at = None
+        notified, self._notified_pending = self._notified_pending, None
+        if execution is None or execution.status not in PENDING:
+            if notified:
+                self._ask_next()  # listed after the question: the answer may have been made before
+            return
+        if notified is not None and notified - {execution.job_id}:
+            self._notified_pending = notified - {execution.job_id}
+        self._offer(execution)
+
+    def _is_new(self, execution: JobExecution) -> bool:
+        """Whether ``execution`` is still to be handled: not the current one, nor one reported already (whose
+        report is checked against it instead). Asks about the execution being applied, which it is ahead of."""
+        current, applying = self._current, self._applying()
+        if current is not None and execution.key == current.key:
+            return False
+        entry = self._ledger.get(execution.key)
+        if entry is not None and entry.stage.is_finished:
+            self._check_reported(execution)
+            return False
+        if applying is not None:
+            self._ask(applying.job_id)  # another execution is first now: is ours still wanted?
+        return True
+
+    def _offer(self, execution: JobExecution) -> None:
+        if self._is_new(execution):
+            self._offered = execution
+            self._wake.set()
 
     def _described(self, requested: str, execution: JobExecution | None) -> None:
         current = self._current
@@ -360,20 +450,21 @@ class FleetAgent:
             if current is not None and requested == current.job_id and withdrawn:
                 self._cancel(f"the cloud says it is {withdrawn}")
             return
+        # ``describe $next`` is asked only while busy: it never offers an execution, which start-next starts.
+        applying = self._applying()
         if execution is None or execution.status not in PENDING:
-            if current is not None:
-                self._ask(current.job_id)
+            if applying is not None:
+                self._ask(applying.job_id)  # ours is not pending: cancelled?
+            elif not self._busy() and self._notified_pending:
+                self._notified_pending = None
+                self._ask_next()
             return
-        if current is not None and execution.key == current.key:
+        if not self._is_new(execution):
             return
-        entry = self._ledger.get(execution.key)
-        if entry is not None and entry.stage.is_finished:
-            self._check_reported(execution)
-            return
-        if current is not None:
-            self._ask(current.job_id)  # another execution is first now: is ours still wanted?
-        self._offered = execution
-        self._wake.set()
+        if self._busy():
+            self._notified_pending = (self._notified_pending or frozenset()) | {execution.job_id}
+        else:
+            self._ask_next()  # idle since it was asked
 
     def _rejected(self, rejection: RejectedRequest) -> None:
         if self._report_rejected(rejection):
@@ -402,24 +493,21 @@ class FleetAgent:
         if current.stage is JobStage.APPLYING and current.deployment_id:
             # Stops its preparation too: the downloads and the requests to the cloud end.
             logger.info("%s", self._deployments.cancel(current.deployment_id))
-        # Otherwise not submitted yet: _handle sees the request and does not submit it.
+        # Otherwise never submitted: its document was refused, and its failure is being reported.
 
     # -- the work -------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        for entry in self._ledger.unfinished():
-            submitted = entry.deployment_id and self._deployments.get(entry.deployment_id) is not None
-            if entry.stage is JobStage.APPLYING and submitted:
-                self._current = entry
-                try:
-                    await self._finish(entry, _execution_of(entry), held=False)
-                except Exception:
-                    logger.exception("The interrupted deployment job %s could not be reported", entry.job_id)
-                finally:
-                    self._current = None
-                continue
-            # Not submitted before the restart: the cloud offers the execution again, and it starts over.
-            self._ledger.forget(entry.key)
+        while self._recovered:
+            entry = self._current = self._recovered.pop(0)
+            try:
+                await self._finish(entry, _execution_of(entry), held=False)
+            except Exception:
+                logger.exception("The interrupted deployment job %s could not be reported", entry.job_id)
+            finally:
+                self._current = None
+                self._reporting = False
+            self._ended(entry.job_id)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -433,7 +521,17 @@ class FleetAgent:
                 await self._abandon(execution)
             finally:
                 self._current = None
-            self._ask(NEXT)
+                self._reporting = False
+            self._ended(execution.job_id)
+
+    def _ended(self, job_id: str) -> None:
+        """The execution of ``job_id`` is handled. Ask for the next one only if a notification that came
+        meanwhile listed another: otherwise the one the cloud sends when ours leaves the pending list says."""
+        notified, self._notified_pending = self._notified_pending, None
+        if self._busy():
+            self._notified_pending = notified  # an offered execution comes first
+        elif notified is not None and notified - {job_id}:
+            self._ask_next()
 
     async def _handle(self, execution: JobExecution) -> None:
         """Apply and report one execution; ``_current`` is it until the caller clears it."""
@@ -459,20 +557,16 @@ class FleetAgent:
         except DeploymentError as exc:
             await self._report_failure(entry, execution, exc)
             return
+        # IN_PROGRESS already: start-next moved it there. No await from here to the submission, so nothing
+        # can cancel it in between.
         entry = self._current = self._ledger.update(
             entry,
+            stage=JobStage.APPLYING,
             deployment_id=document.deployment_id,
             group=document.group,
             configuration_arn=document.configuration_arn,
         )
-        await self._jobs.update(execution, "IN_PROGRESS", expected_version=execution.version)
         self.status.hold()
-        if self._cancel_requested:
-            self._ledger.update(entry, stage=JobStage.CANCELED)
-            self.status.deployment_finished(entry.group, None)
-            logger.info("Deployment job %s cancelled before activation", execution.job_id)
-            return
-        entry = self._current = self._ledger.update(entry, stage=JobStage.APPLYING)
         # Recorded before submitting: a restart in between finds the deployment, never loses it.
         self._deployments.submit(document)
         await self._finish(entry, execution, held=True)
@@ -540,6 +634,7 @@ class FleetAgent:
         details: dict[str, str],
         record: DeploymentRecord | None,
     ) -> None:
+        self._reporting = True
         token = await self._jobs.update(execution, status, details)
         now = asyncio.get_running_loop().time()
         self._reports[execution.job_id] = _Report(entry.key, status, {token}, now)

@@ -1,9 +1,10 @@
 """The AWS IoT Jobs protocol over the cloud link, in the namespace Greengrass deployments use.
 
 The device subscribes to ``J/notify-namespace-aws-gg-deployment`` (pending executions changed) and to the answers
-of ``J/<jobId>/namespace-aws-gg-deployment/get`` (describe; ``$next`` is the next pending one) and ``.../update``
-(``J`` = ``$aws/things/<thing>/jobs``), with the topics and payloads of :mod:`edgewise.protocol.jobs`. Anything
-malformed that arrives is logged and ignored, as a device SDK would.
+of ``J/namespace-aws-gg-deployment/start-next`` (the next pending execution, with its document, moved to
+IN_PROGRESS if it was QUEUED), ``J/<jobId>/namespace-aws-gg-deployment/get`` (describe; ``$next`` is the next
+pending one, left as it is) and ``.../update`` (``J`` = ``$aws/things/<thing>/jobs``), with the topics and payloads
+of :mod:`edgewise.protocol.jobs`. Anything malformed that arrives is logged and ignored, as a device SDK would.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class JobExecution:
 class RejectedRequest:
     """A ``/rejected`` answer to one of the agent's requests."""
 
-    job_id: str  #: the job id of the request topic (``$next`` for a describe of the next one)
-    operation: str  #: the request topic's last level: ``get`` or ``update``
+    job_id: (
+        str  #: the job id of the request topic (``$next`` for a describe of the next one and for start-next)
+    )
+    operation: str  #: the request topic's last level: ``get``, ``update`` or ``start-next``
     code: str
     message: str
     client_token: str | None = None  #: the request's, echoed
@@ -124,6 +127,7 @@ class JobsClient:
         thing: str,
         *,
         on_notify: Callable[[dict[str, list[str]]], None],
+        on_started: Callable[[JobExecution | None], None],
         on_execution: Callable[[str, JobExecution | None], None],
         on_rejected: Callable[[RejectedRequest], None],
         on_updated: Callable[[str, str], None] | None = None,
@@ -132,17 +136,19 @@ class JobsClient:
         self._thing = thing
         self._on_updated = on_updated
         self._on_notify = on_notify
+        self._on_started = on_started
         self._on_execution = on_execution
         self._on_rejected = on_rejected
         self._subscriptions: list[CloudSubscription] = []
 
-    def _operation(self, kind: jobs.OperationKind, job_id: str) -> jobs.Operation:
+    def _operation(self, kind: jobs.OperationKind, job_id: str | None = None) -> jobs.Operation:
         return jobs.Operation(kind, self._thing, NAMESPACE, job_id)
 
     async def start(self) -> None:
         """Subscribe to the namespace's notifications and answers (made again on every reconnect)."""
         filters = (
             jobs.notify_topic(self._thing, NAMESPACE),
+            jobs.reply_filter(self._operation("start_next")),
             jobs.reply_filter(self._operation("describe", "+")),
             jobs.reply_filter(self._operation("update", "+")),
         )
@@ -153,6 +159,17 @@ class JobsClient:
         for subscription in self._subscriptions:
             subscription.unsubscribe()
         self._subscriptions.clear()
+
+    async def start_next(self) -> bool:
+        """Ask for the next pending execution (with its document), which the cloud moves to IN_PROGRESS if it was
+        QUEUED; the answer comes to ``on_started``. Only while connected: returns False offline, where the agent
+        asks again on the next connection."""
+        if not self._link.connected:
+            return False
+        request = jobs.Request(client_token=uuid.uuid4().hex)
+        topic = jobs.request_topic(self._operation("start_next"))
+        await self._link.publish(topic, jobs.request_payload("start_next", request), qos=1)
+        return True
 
     async def describe(self, job_id: str = NEXT) -> bool:
         """Ask for an execution (with its document); the answer comes to ``on_execution``. Only while
@@ -169,8 +186,6 @@ class JobsClient:
         execution: JobExecution,
         status: str,
         details: Mapping[str, str] | None = None,
-        *,
-        expected_version: int | None = None,
     ) -> str:
         """Report a status; returns the request's client token, which the ``update/accepted`` answer echoes.
         Committed to the cloud link's spool before returning: it reaches the cloud after a disconnect or a
@@ -180,7 +195,6 @@ class JobsClient:
             client_token=token,
             status=jobs.ExecutionStatus(status),
             status_details=dict(details) if details else None,
-            expected_version=expected_version,
             execution_number=execution.execution_number,
         )
         topic = jobs.request_topic(self._operation("update", execution.job_id))
@@ -207,13 +221,13 @@ class JobsClient:
             logger.warning("Ignoring a jobs answer on %s: %s", message.topic, exc)
 
     def _answered(self, operation: jobs.Operation, outcome: jobs.Outcome, payload: bytes) -> None:
-        assert operation.job_id is not None
+        job_id = NEXT if operation.job_id is None else operation.job_id
         if outcome == "rejected":
             rejected = jobs.parse_rejected(payload)
             state = rejected.execution_state
             self._on_rejected(
                 RejectedRequest(
-                    operation.job_id,
+                    job_id,
                     operation.verb,
                     rejected.code,
                     rejected.message,
@@ -221,19 +235,30 @@ class JobsClient:
                     execution_status=None if state is None else state.status,
                 )
             )
-        elif operation.kind == "describe":
-            try:
-                reply = jobs.parse_execution_reply(payload)
-            except JobsPayloadError as exc:
-                if exc.field is None or not exc.field.startswith("execution"):
-                    raise
-                # Read as "no execution": the agent moves on instead of waiting for an answer.
-                logger.warning("Ignoring a malformed job execution: %s", exc)
-                self._on_execution(operation.job_id, None)
-                return
-            execution = None if reply.execution is None else JobExecution.of(reply.execution)
-            self._on_execution(operation.job_id, execution)
+        elif operation.kind in ("describe", "start_next"):
+            execution = _execution_of(payload)
+            if operation.kind == "start_next":
+                self._on_started(execution)
+            else:
+                self._on_execution(job_id, execution)
         elif self._on_updated is not None:
             updated = jobs.parse_update_reply(payload)
             if updated.client_token is not None:
-                self._on_updated(operation.job_id, updated.client_token)
+                self._on_updated(job_id, updated.client_token)
+
+
+def _execution_of(payload: bytes) -> JobExecution | None:
+    """The execution a describe or start-next answer carries; None for none, or for a malformed one (logged:
+    read as "no execution", the agent moves on instead of waiting for an answer).
+
+    Raises:
+        JobsPayloadError: the answer itself (not its execution) is malformed.
+    """
+    try:
+        reply = jobs.parse_execution_reply(payload)
+    except JobsPayloadError as exc:
+        if exc.field is None or not exc.field.startswith("execution"):
+            raise
+        logger.warning("Ignoring a malformed job execution: %s", exc)
+        return None
+    return None if reply.execution is None else JobExecution.of(reply.execution)

@@ -28,7 +28,8 @@ FINISHED_LIMIT = 100
 class JobStage(StrEnum):
     """How far the agent got with one job execution."""
 
-    PREPARING = "PREPARING"  #: document checked, IN_PROGRESS being reported; nothing submitted yet
+    #: received (IN_PROGRESS in the cloud), its document being checked; nothing submitted yet
+    PREPARING = "PREPARING"
     APPLYING = "APPLYING"  #: submitted to the deployment service
     REPORTED = "REPORTED"  #: its final status is in the cloud link's spool (or delivered; see ``confirmed``)
     CANCELED = "CANCELED"  #: cancelled in the cloud; nothing to report

@@ -2,8 +2,9 @@
 :mod:`edgewise.protocol.resolve`), and the dependency closure it is asked for round by round.
 
 The cloud answers, for each component name and version requirement, the published versions that satisfy it
-(recipe, and a signed download URL per artifact). The device asks for its new root components, then for the
-dependencies of every recipe it received, until nothing new is needed; the deployment service then chooses
+(recipe, and a signed download URL per artifact). The device asks for its new root components, all in one
+request, then for the dependencies of every recipe it received, until nothing new is needed: a deployment whose
+components depend only on each other and on built-ins takes one request. The deployment service then chooses
 versions over every group, from the union of the cloud's recipes and the installed ones
 (:mod:`edgewise.runtime.deployment.resolving`).
 """
@@ -23,7 +24,7 @@ from edgewise.protocol import resolve as protocol
 from edgewise.protocol.resolve import ArtifactSource
 from edgewise.recipe import Recipe, RecipeError
 from edgewise.runtime.fleet.errors import ComponentResolveError
-from edgewise.versions import Requirement
+from edgewise.versions import Requirement, Version, VersionError
 
 if TYPE_CHECKING:
     from edgewise.runtime.cloudlink import CloudLink, CloudMessage, CloudSubscription
@@ -157,7 +158,8 @@ async def fetch_closure(
 ) -> dict[str, dict[str, ComponentOffer]]:
     """Every offer needed to resolve ``roots``: asked round by round, the roots first, then the dependencies
     of every version received, until no (name, requirement) is new. Names in ``skip`` (built-ins) are not
-    asked for. Returns offers by name and version.
+    asked for, nor a dependency on a root pinned to one version (a deployment's are): no other version of it
+    can be chosen, and its offer is asked for already. Returns offers by name and version.
 
     Raises:
         ComponentResolveError: from ``ask``, or when the closure grows past the bounds.
@@ -165,6 +167,7 @@ async def fetch_closure(
     asked: set[tuple[str, str]] = set()
     offers: dict[str, dict[str, ComponentOffer]] = {}
     wanted = [(name, requirement) for name, requirement in roots.items() if name not in skip]
+    pinned = {name for name, requirement in roots.items() if _is_version(requirement)}
     started = time.monotonic()
     for _ in range(MAX_ROUNDS):
         batch: dict[str, str] = {}
@@ -198,10 +201,19 @@ async def fetch_closure(
                 wanted += [
                     (dependency.name, dependency.version_requirement)
                     for dependency in offer.recipe.dependencies.values()
-                    if dependency.name not in skip
+                    if dependency.name not in skip and dependency.name not in pinned
                 ]
         if sum(map(len, offers.values())) > MAX_OFFERS:
             raise ComponentResolveError(
                 f"The dependency closure has more than {MAX_OFFERS} component versions"
             )
     raise ComponentResolveError(f"The dependency closure is deeper than {MAX_ROUNDS} levels")
+
+
+def _is_version(requirement: str) -> bool:
+    """Whether ``requirement`` is one exact version."""
+    try:
+        Version.parse(requirement)
+    except VersionError:
+        return False
+    return True

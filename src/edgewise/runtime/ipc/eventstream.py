@@ -145,11 +145,16 @@ _INT32 = int(HeaderType.INT32)
 _STRING = int(HeaderType.STRING)
 _BYTES = int(HeaderType.BYTES)
 _I32 = struct.Struct(">i")
+_STREAM_ID_ENTRY = bytes((len(STREAM_ID),)) + STREAM_ID.encode() + bytes((HeaderType.INT32,))
 _TRUE = bytes((HeaderType.BOOL_TRUE,))
 _FALSE = bytes((HeaderType.BOOL_FALSE,))
 # Encoded names are reused on every message (a handful of reserved names dominate), so keep them.
 _encoded_names: dict[str, bytes] = {}
 _ENCODED_NAMES_LIMIT = 512
+# A decoder keeps the decoded header blocks of the last few kinds of message it saw (a client's calls of one
+# operation differ only in their stream id), small ones only, so that what it keeps stays a few KB.
+_HEADER_CACHE_ENTRIES = 16
+_HEADER_CACHE_MAX_BYTES = 512
 
 
 def encode_message(message: Message) -> bytes:
@@ -247,6 +252,11 @@ class MessageDecoder:
         self._max_headers = max_headers
         self._buffer = bytearray()
         self._failure: FrameError | None = None
+        # Header blocks with their int32 stream id value cut out, and what they decode to.
+        self._header_cache: dict[bytes, dict[str, HeaderValue]] = {}
+        self._stream_id_entry = (
+            -1
+        )  # where _decode_headers found the int32 stream id entry, from the block start
 
     @property
     def buffered(self) -> int:
@@ -312,7 +322,7 @@ class MessageDecoder:
                     msg = f"Message CRC is {message_crc:#010x} but the message hashes to {computed:#010x}"
                     raise FrameError(msg)
                 headers_end = offset + PRELUDE_LENGTH + headers_length
-                headers = self._decode_headers(view, offset + PRELUDE_LENGTH, headers_end)
+                headers = self._headers(view, offset + PRELUDE_LENGTH, headers_end)
                 messages.append(Message(headers, bytes(view[headers_end:body_end])))
                 offset += total
         return messages, offset
@@ -327,9 +337,40 @@ class MessageDecoder:
             msg = f"Headers length {headers_length} does not fit in a message of {total} bytes"
             raise FrameError(msg)
 
+    def _headers(self, view: memoryview, pos: int, end: int) -> dict[str, HeaderValue]:
+        """The decoded header block ``view[pos:end]``, from the cache when only the stream id is new.
+
+        The block minus the four bytes of its stream id value is the key. A block is cached only when its
+        first occurrence of the encoded ``:stream-id`` name and int32 type is where decoding found that
+        header: then any block with the same key has the same bytes up to there, so the same headers before
+        it, the header there, and the same bytes after it, and decodes to the same headers but the stream id.
+        """
+        if end - pos > _HEADER_CACHE_MAX_BYTES:
+            return self._decode_headers(view, pos, end)
+        block = bytes(view[pos:end])
+        entry = block.find(_STREAM_ID_ENTRY)
+        value_at = entry + len(_STREAM_ID_ENTRY)
+        if entry < 0 or value_at + 4 > len(block):
+            return self._decode_headers(view, pos, end)
+        key = block[:value_at] + block[value_at + 4 :]
+        cached = self._header_cache.get(key)
+        if cached is not None:
+            headers = cached.copy()
+            headers[STREAM_ID] = _I32.unpack_from(block, value_at)[0]
+            return headers
+        self._stream_id_entry = -1
+        headers = self._decode_headers(view, pos, end)
+        if self._stream_id_entry == entry:
+            if len(self._header_cache) >= _HEADER_CACHE_ENTRIES:
+                self._header_cache.clear()
+            self._header_cache[key] = headers.copy()
+        return headers
+
     def _decode_headers(self, view: memoryview, pos: int, end: int) -> dict[str, HeaderValue]:
         headers: dict[str, HeaderValue] = {}
+        start = pos
         while pos < end:
+            entry = pos
             if len(headers) == self._max_headers:
                 msg = f"Message has more than {self._max_headers} headers"
                 raise FrameError(msg)
@@ -352,12 +393,14 @@ class MessageDecoder:
             if kind == _INT32 and pos + 5 <= end:
                 (value,) = _I32.unpack_from(view, pos + 1)
                 pos += 5
+                if name == STREAM_ID:
+                    self._stream_id_entry = entry - start
             elif kind == _STRING and pos + 3 <= end:
                 (length,) = _U16.unpack_from(view, pos + 1)
                 if length > MAX_HEADER_VALUE_BYTES or pos + 3 + length > end:
                     value, pos = _decode_value(name, view, pos, end)
                 else:
-                    value = _utf8(view[pos + 3 : pos + 3 + length], f"Header {name!r} value")
+                    value = _utf8(view[pos + 3 : pos + 3 + length], name)
                     pos += 3 + length
             else:
                 value, pos = _decode_value(name, view, pos, end)
@@ -384,7 +427,7 @@ def _decode_value(name: str, view: memoryview, pos: int, end: int) -> tuple[Head
             msg = f"Header {name!r} value of {length} bytes runs past the end of the headers"
             raise FrameError(msg)
         raw = view[pos : pos + length]
-        value: HeaderValue = _utf8(raw, f"Header {name!r} value") if kind == _STRING else bytes(raw)
+        value: HeaderValue = _utf8(raw, name) if kind == _STRING else bytes(raw)
         return value, pos + length
     if kind == HeaderType.BOOL_TRUE:
         return True, pos
@@ -407,9 +450,10 @@ def _decode_value(name: str, view: memoryview, pos: int, end: int) -> tuple[Head
     return (number if cls is int else cls(number)), pos + unpacker.size
 
 
-def _utf8(raw: memoryview, what: str) -> str:
+def _utf8(raw: memoryview, name: str) -> str:
+    """Header ``name``'s string value."""
     try:
         return str(raw, "utf-8")
     except UnicodeDecodeError as exc:
-        msg = f"{what} is not valid UTF-8: {exc.reason} at byte {exc.start}"
+        msg = f"Header {name!r} value is not valid UTF-8: {exc.reason} at byte {exc.start}"
         raise FrameError(msg) from None

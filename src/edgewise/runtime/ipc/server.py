@@ -4,9 +4,11 @@ Services register one handler per operation (``aws.greengrass#X``). A unary hand
 object; a streaming handler returns the initial response and pushes events through its
 :class:`EventStream`, which the server holds back until the initial response is on the wire.
 
-Each connection is an asyncio protocol with its own decoder. Every call runs in its own task so a slow
-handler does not hold up pings or other calls; at most ``max_calls_per_connection`` run at once, beyond
-that the server stops reading from that client. Output goes to the transport's buffer, the frames written
+Each connection is an asyncio protocol with its own decoder. Every call of an ``async`` handler runs in its
+own task so a slow handler does not hold up pings or other calls; at most ``max_calls_per_connection`` run at
+once, beyond that the server stops reading from that client. A handler registered with
+:meth:`IpcServer.register_unary_nowait` never waits, so it runs at once as its request is decoded, with no
+task (PublishToTopic: a task per message was a tenth of the runtime's time in a flat-out publish). Output goes to the transport's buffer, the frames written
 during one turn of the event loop in one send (at once when they reach the high-water mark): above that
 mark the server stops reading the client's requests and queues stream events per stream (a full queue drops
 events, see :meth:`EventStream.send_nowait`), and a reply that would push the buffer past
@@ -28,7 +30,6 @@ import asyncio
 import collections
 import contextlib
 import itertools
-import json
 import logging
 import os
 import stat
@@ -37,8 +38,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
+from edgewise.runtime.ipc import jsoncodec
 from edgewise.runtime.ipc.catalog import OPERATIONS, response_shape
 from edgewise.runtime.ipc.errors import (
     FrameError,
@@ -92,7 +94,6 @@ _rpc_header_prefixes: dict[tuple[int, int, str], bytes] = {}
 _RPC_HEADER_PREFIXES_LIMIT = 1024
 _STREAM_ID_HEADER = encode_headers({STREAM_ID: 0})[:-4]  # name and type, without the int32 value
 _INT32 = struct.Struct(">i")
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _EMPTY_OBJECT = b"{}"
 
 
@@ -296,6 +297,8 @@ class EventStream:
 
 JsonObject: TypeAlias = dict[str, Any]
 UnaryHandler: TypeAlias = Callable[[CallContext, JsonObject], Awaitable[Mapping[str, Any]]]
+#: A unary handler that never waits: it runs as soon as its request is decoded, in the connection's callback.
+NowaitHandler: TypeAlias = Callable[[CallContext, JsonObject], Mapping[str, Any]]
 StreamHandler: TypeAlias = Callable[[CallContext, JsonObject, EventStream], Awaitable[Mapping[str, Any]]]
 
 
@@ -364,6 +367,7 @@ class IpcServer:
         self._refused_unlogged = 0
         self._refusal_logged_at = -_REFUSAL_LOG_INTERVAL_S
         self._unary: dict[str, UnaryHandler] = {}
+        self._unary_nowait: dict[str, NowaitHandler] = {}
         self._streaming: dict[str, _StreamOperation] = {}
         self._connections: dict[int, _Connection] = {}
         self._ids = itertools.count(1)
@@ -374,6 +378,16 @@ class IpcServer:
         self._check_free(operation)
         self._unary[operation] = handler
 
+    def register_unary_nowait(self, operation: str, handler: NowaitHandler) -> None:
+        """Answer ``operation`` with the result of ``handler``, a plain function that must not block.
+
+        It is called as soon as the request is decoded, from the event loop thread, with no task of its own:
+        the calls of one connection run in the order the client sent them, and each reply is written before
+        the next request is read.
+        """
+        self._check_free(operation)
+        self._unary_nowait[operation] = handler
+
     def register_stream(self, operation: str, handler: StreamHandler, *, event_shape: str) -> None:
         """Answer ``operation`` with ``handler``'s initial response, then events of ``event_shape``."""
         self._check_free(operation)
@@ -383,7 +397,7 @@ class IpcServer:
         if not operation:
             msg = "Operation name must not be empty"
             raise ValueError(msg)
-        if operation in self._unary or operation in self._streaming:
+        if operation in self._unary or operation in self._unary_nowait or operation in self._streaming:
             msg = f"Operation {operation!r} already has a handler"
             raise ValueError(msg)
 
@@ -517,7 +531,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, though not always an asyncio.Transport subclass (uvloop's are not).
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         high = min(1024 * 1024, max(self.server.max_buffered_bytes // 2, 1))
         transport.set_write_buffer_limits(high=high, low=high // 4)
@@ -775,7 +790,7 @@ class _Connection(asyncio.Protocol):
             self._reject(f"{VERSION} is {version!r}, expected {PROTOCOL_VERSION!r}")
             return
         try:
-            body = json.loads(message.payload)
+            body = jsoncodec.loads(message.payload)
         except (ValueError, RecursionError):
             self._reject("the CONNECT payload is not JSON")
             return
@@ -833,9 +848,10 @@ class _Connection(asyncio.Protocol):
         self._last_stream_id = stream_id
         assert self.component is not None
         server = self.server
-        unary = server._unary.get(operation)
-        streaming = server._streaming.get(operation) if unary is None else None
-        if unary is None and streaming is None:
+        nowait = server._unary_nowait.get(operation)
+        unary = server._unary.get(operation) if nowait is None else None
+        streaming = server._streaming.get(operation) if nowait is None and unary is None else None
+        if nowait is None and unary is None and streaming is None:
             text = (
                 "is not supported by Edgewise yet" if operation in OPERATIONS else "is not a known operation"
             )
@@ -851,7 +867,9 @@ class _Connection(asyncio.Protocol):
             self._reply_error(stream_id, exc)
             return
         context = CallContext(self.component, operation, self.id, stream_id)
-        if unary is not None:
+        if nowait is not None:
+            self._call_unary_nowait(context, nowait, request)
+        elif unary is not None:
             self._active[stream_id] = None
             self._spawn(self._call_unary(context, unary, request))
         else:
@@ -893,6 +911,21 @@ class _Connection(asyncio.Protocol):
             shape = response_shape(context.operation)
             flags = MessageFlag.TERMINATE_STREAM
             self._reply(MessageType.APPLICATION_MESSAGE, context.stream_id, flags, shape, body)
+
+    def _call_unary_nowait(self, context: CallContext, handler: NowaitHandler, request: JsonObject) -> None:
+        try:
+            body = _json_bytes(handler(context, request))
+        except ModeledError as exc:
+            self._reply_error(context.stream_id, exc)
+            return
+        except Exception:
+            logger.exception("IPC operation %s for %s failed", context.operation, context.component)
+            self._reply_error(context.stream_id, _internal_error(context))
+            return
+        shape = response_shape(context.operation)
+        self._reply(
+            MessageType.APPLICATION_MESSAGE, context.stream_id, MessageFlag.TERMINATE_STREAM, shape, body
+        )
 
     async def _call_stream(
         self, context: CallContext, handler: StreamHandler, request: JsonObject, stream: EventStream
@@ -951,7 +984,7 @@ def _parse_request(operation: str, payload: bytes) -> JsonObject:
     if not payload:
         return {}
     try:
-        request = json.loads(payload)
+        request = jsoncodec.loads(payload)
     except (ValueError, RecursionError) as exc:
         msg = f"Request of {operation} is not valid JSON: {exc}"
         raise InvalidArgumentsError(msg) from None
@@ -970,7 +1003,7 @@ def _json_bytes(body: Mapping[str, Any]) -> bytes:
             msg = f"IPC responses and events must be mappings, got {type(body).__name__}"
             raise TypeError(msg)
         body = dict(body)
-    return _encode_json(body).encode()
+    return jsoncodec.dumps(body)
 
 
 def _internal_error(context: CallContext) -> ServiceError:

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,56 @@ KILL_WAIT = 2.0
 
 #: Called with (is_stderr, text) for every output line.
 LineSink = Callable[[bool, str], None]
+
+
+@contextlib.contextmanager
+def reaping_through_pidfds(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """While inside, asyncio's subprocesses on ``loop`` are reaped through pidfds, not a thread each.
+
+    Python 3.11's default child watcher starts a thread per child process and waits for it to start: with
+    20 components that is 20 more threads (each with its stack and, often, its own malloc arena) and a
+    slower start. From 3.12 asyncio uses pidfds itself where the kernel has them (Linux 5.3+), and other
+    loops (uvloop) reap children their own way, so this does something only for 3.11's own loop on such a
+    kernel. On the way out 3.11's default watcher comes back, for whatever runs on a later loop.
+    """
+    if sys.version_info >= (3, 12) or not isinstance(loop, asyncio.SelectorEventLoop) or not _has_pidfds():
+        yield
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.set_child_watcher(watcher)
+    try:
+        yield
+    finally:
+        asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())
+
+
+def _has_pidfds() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def _switch_user(loop: asyncio.AbstractEventLoop, identity: Identity) -> dict[str, Any]:
+    """The ``subprocess_exec`` options that start a child as ``identity``.
+
+    asyncio's own loop takes subprocess's ``user``, ``group`` and ``extra_groups``. uvloop has none of them
+    (it refuses even ``user=None``), so on it the child switches in ``preexec_fn``: three system calls, in
+    subprocess's order, that take no lock a thread of ours could hold at the fork. uvloop runs it before it
+    changes to ``cwd``, so the user must be able to enter ``cwd``, as a step's work directory (its own) is.
+    """
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.groups)}
+    groups, gid, uid = list(identity.groups), identity.gid, identity.uid
+
+    def switch() -> None:
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return {"preexec_fn": switch}
 
 
 @dataclass(frozen=True)
@@ -126,9 +178,7 @@ class StepProcess:
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
-            user=None if identity is None else identity.uid,
-            group=None if identity is None else identity.gid,
-            extra_groups=None if identity is None else list(identity.groups),
+            **({} if identity is None else _switch_user(loop, identity)),
         )
         return cls(step, transport, protocol)
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from edgewise.runtime.files import write_atomically
+from edgewise.runtime.files import write_atomically, write_if_changed
 from edgewise.runtime.metrics._registry import MetricSummary
 from edgewise.runtime.metrics.errors import MetricError
 
@@ -22,8 +22,17 @@ def metrics_file(root: Path) -> Path:
 def save_metrics(path: Path, summaries: Iterable[MetricSummary]) -> None:
     """Replace ``path`` with ``summaries`` so that a reader sees either the old file or the new one. Blocks."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"metrics": [summary.to_json() for summary in summaries]}, indent=1)
-    write_atomically(path, text.encode("utf-8"))
+    write_atomically(path, _metrics_text(summaries))
+
+
+def clear_metrics(path: Path) -> None:
+    """Make ``path`` hold no metrics; a file that already holds none is left alone. Blocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_if_changed(path, _metrics_text([]))
+
+
+def _metrics_text(summaries: Iterable[MetricSummary]) -> bytes:
+    return json.dumps({"metrics": [summary.to_json() for summary in summaries]}, indent=1).encode("utf-8")
 
 
 def load_metrics(path: Path) -> list[MetricSummary]:

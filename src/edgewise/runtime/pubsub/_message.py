@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import enum
-import json
 
+from edgewise.runtime.ipc import jsoncodec
 from edgewise.topics import has_wildcards
-
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class ReceiveMode(enum.StrEnum):
@@ -105,7 +103,7 @@ class PubSubMessage:
             else:
                 event = {"jsonMessage": {"message": self._payload, "context": context}}
             try:
-                self._event = _encode_json(event).encode()
+                self._event = jsoncodec.dumps(event)
             except (TypeError, ValueError) as exc:
                 msg = f"Message published on {self.topic!r} is neither bytes nor a JSON value: {exc}"
                 raise TypeError(msg) from None
