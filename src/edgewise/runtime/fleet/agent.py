@@ -416,8 +416,8 @@ class FleetAgent:
             if notified:
                 self._ask_next()  # listed after the question: the answer may have been made before
             return
-        if notified is not None and notified - {execution.job_id}:
-            self._notified_pending = notified - {execution.job_id}
+        # What was listed before is forgotten: it may list executions handled since (a notification sent before
+        # their report), and the cloud lists what is still pending when this one leaves the pending list.
         self._offer(execution)
 
     def _is_new(self, execution: JobExecution) -> bool:
