@@ -53,44 +53,28 @@ async def create_rule(
 ) -> Response:
     """Create a rule from the form; a refusal (bad SQL, a read-only token) re-shows it with the API's message."""
     entered = {"name": name, "sql": sql, "actions": actions, "description": description, "disabled": disabled}
+
+    async def refused(problem: str, status_code: int) -> Response:
+        return await listing(
+            request,
+            api,
+            "rules",
+            "rules/index.html",
+            title="Rules",
+            error=problem,
+            status_code=status_code,
+            entered=entered,
+        )
+
     try:
         parsed = json.loads(actions or "[]")
     except ValueError as exc:
-        problem = f"Field 'actions' is not valid JSON: {exc}"
-        return await listing(
-            request,
-            api,
-            "rules",
-            "rules/index.html",
-            title="Rules",
-            error=problem,
-            status_code=422,
-            entered=entered,
-        )
+        return await refused(f"Field 'actions' is not valid JSON: {exc}", 422)
     if not isinstance(parsed, list):
-        problem = "Field 'actions' must be a JSON array of action objects"
-        return await listing(
-            request,
-            api,
-            "rules",
-            "rules/index.html",
-            title="Rules",
-            error=problem,
-            status_code=422,
-            entered=entered,
-        )
+        return await refused("Field 'actions' must be a JSON array of action objects", 422)
     payload = {"sql": sql, "description": description, "actions": parsed, "ruleDisabled": disabled}
     try:
         created = await api.post("/rules", {"ruleName": name, "topicRulePayload": payload})
     except ConsoleApiError as exc:
-        return await listing(
-            request,
-            api,
-            "rules",
-            "rules/index.html",
-            title="Rules",
-            error=exc.message,
-            status_code=exc.status,
-            entered=entered,
-        )
+        return await refused(exc.message, exc.status)
     return RedirectResponse(f"/console/rules/{quote(created['ruleName'], safe='')}", status_code=303)
