@@ -22,13 +22,16 @@ INDEPENDENT_TESTS = ("tests/test_benchmarks.py",)
 #: The longest files (half a minute to a minute on two cores), handed out first: the last file a worker takes bounds the run, and xdist
 #: otherwise hands out files with many (short) tests first, leaving these long ones with few tests for the end.
 LONG_FILES = (
+    "tests/integration/test_fleet_e2e.py",
+    "tests/cloud/test_api_schema.py",
     "tests/integration/test_demo.py",
     "tests/integration/test_data_path.py",
-    "tests/integration/test_fleet_e2e.py",
-    "tests/integration/test_ml_loop.py",
-    "tests/cloud/test_cloud_up.py",
     "tests/integration/test_fleet_agent.py",
+    "tests/cloud/test_device_bootstrap_claim.py",
+    "tests/cloud/test_authorization_sync.py",
     "tests/integration/test_local_deployments.py",
+    "tests/cloud/test_cloud_up.py",
+    "tests/integration/test_ml_loop.py",
 )
 
 

@@ -73,8 +73,9 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case[Any]) -> None:
     excluded: list[CheckFunction] = (
         [positive_data_acceptance] if f"{case.method} {case.path}" in SEMANTIC_BODIES else []
     )
-    if any(value is None or value == [] for value in (case.query or {}).values()):
-        # requests drops such query parameters, so the request that goes out is not the negative one generated.
+    if any(value is None or isinstance(value, list) for value in (case.query or {}).values()):
+        # requests drops None and [] and sends a list as the parameter repeated: ``namePrefix=["a"]`` goes out as
+        # ``namePrefix=a``, a valid string, so the request that goes out is not the negative one generated.
         excluded.append(negative_data_rejection)
     case.call_and_validate(
         headers={"Authorization": f"Bearer {_FIRST_START.admin_token}"}, excluded_checks=excluded

@@ -859,7 +859,9 @@ class HookServer:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self._http.serve_forever, name="hook-server")
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="hook-server"
+        )
         self._thread.start()
 
     def close(self) -> None:

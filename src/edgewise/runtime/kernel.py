@@ -210,6 +210,7 @@ class Kernel:
             thing_name=self.settings.thing_name,
             artifact_limits=self.settings.artifacts,
             restart=self.request_bootstrap_restart,
+            run_stability=self.settings.run_stability,
         )
         secrets = SecretStore.open(self.paths.root / "secrets")
         deferral = ComponentUpdateDeferral()

@@ -39,6 +39,9 @@ class RuntimeSettings:
     error_threshold: int = 3
     error_window: float = 3600.0
     grace_period: float = 5.0
+    #: Seconds a started component must stay RUNNING before a deployment counts it as up (the default is
+    #: deployment.activation.RUN_STABILITY_SECONDS, not imported here: the CLI reads settings without deployments)
+    run_stability: float = 1.0
     platform_overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     ipc_handshake_timeout: float = 5.0  #: seconds an IPC connection has to authenticate before it is closed

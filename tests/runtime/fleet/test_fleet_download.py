@@ -171,7 +171,7 @@ def test_cancel_stops_a_download_in_progress(tmp_path: Path, ca: CertificateAuth
     context.load_cert_chain(str(credentials.certificate), str(credentials.private_key))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     downloader = ArtifactDownloader(artifact_context(ca.certificate), DownloadSettings(timeout=30))
     failure: list[BaseException] = []
 

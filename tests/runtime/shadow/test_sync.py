@@ -269,3 +269,12 @@ async def test_a_shadow_the_cloud_never_answers_for_does_not_hold_up_the_others(
     async with device(link_settings, tmp_path, synchronize, timeout=0.5) as dev:
         assert dev.sync.keys == (ShadowKey("another-thing", ""), ShadowKey(THING, "allowed"))
         await on_device(dev, "allowed", {"desired": {"ok": True}})
+        # The unanswered shadow is asked again later, without waiting for a change or a reconnection.
+        connects = dev.sync.statistics().full_syncs
+        misses = dev.sync.statistics().unanswered
+
+        async def asked_again() -> bool:
+            return dev.sync.statistics().unanswered > misses
+
+        await until(asked_again, "another-thing's shadow to be asked again")
+        assert dev.sync.statistics().full_syncs == connects

@@ -29,8 +29,8 @@ from edgewise.runtime.specs import build_specs
 
 logger = logging.getLogger(__name__)
 
-#: How long a started component must stay RUNNING before a deployment counts it as up: Greengrass checks the
-#: states once a second, so a Run process that dies within about a second fails the deployment there too.
+#: How long a started component must stay RUNNING before a deployment counts it as up, by default: Greengrass
+#: checks the states once a second, so a Run process that dies within about a second fails the deployment there too.
 RUN_STABILITY_SECONDS = 1.0
 
 #: Store keys: the running components, and the root components each group asked for.
@@ -99,8 +99,10 @@ class DeploymentActivator:
         reconcile: Reconcile,
         thing_name: str,
         restart: RestartRequest | None,
+        run_stability: float = RUN_STABILITY_SECONDS,
     ) -> None:
         self._paths = paths
+        self._run_stability = run_stability
         self._store = store
         self._supervisor = supervisor
         self._reconcile = reconcile
@@ -258,7 +260,7 @@ class DeploymentActivator:
     ) -> str | None:
         """Wait for the components to settle; return a failure reason, or None when all are up."""
         names = [name for name in services if name not in ignore]
-        states = await self._supervisor.wait_settled(names, timeout=timeout, stable_for=RUN_STABILITY_SECONDS)
+        states = await self._supervisor.wait_settled(names, timeout=timeout, stable_for=self._run_stability)
         broken = sorted(name for name, state in states.items() if state is ComponentState.BROKEN)
         unsettled = sorted(name for name, state in states.items() if not state.is_settled)
         reasons = []

@@ -28,6 +28,7 @@ from typing import Any
 
 from edgewise.runtime.config import ConfigStore
 from edgewise.runtime.deployment.activation import (
+    RUN_STABILITY_SECONDS,
     Activation,
     DeploymentActivator,
     Outcome,
@@ -71,6 +72,7 @@ class DeploymentService:
         thing_name: str = "edgewise-device",
         artifact_limits: ArtifactLimits | None = None,
         restart: RestartRequest | None = None,
+        run_stability: float = RUN_STABILITY_SECONDS,
     ) -> None:
         self._paths = paths
         self._thing_name = thing_name
@@ -85,6 +87,7 @@ class DeploymentService:
             reconcile=reconcile,
             thing_name=thing_name,
             restart=restart,
+            run_stability=run_stability,
         )
         self._history = DeploymentHistory(paths.deployments_dir / "history")
         self._queue: asyncio.Queue[DeploymentDocument] = asyncio.Queue()

@@ -11,6 +11,8 @@ One task works through a queue of shadows to sync, one shadow at a time. A shado
 - when a component changes it locally (IPC ``UpdateThingShadow``/``DeleteThingShadow``);
 - when another client changes it in the cloud (``update/documents`` or ``delete/accepted``; the document comes
   with the message, so no ``get`` is needed).
+- again after a delay (1 s, doubling to 60 s) when the cloud did not answer for it while the link was up, so a
+  slow answer or a shadow the cloud does not serve never holds up the others nor waits for the next change.
 
 Syncing a shadow reads the local shadow and its sync state, takes the freshest view of the cloud's that it has
 (the last message or answer, else the last synced document, else a ``get``), decides with
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: Decisions tried on one shadow before it goes back to the end of the queue (each retry follows a conflict).
 _ATTEMPTS = 3
+#: Seconds before a shadow the cloud did not answer for is tried again: doubled after each miss up to the last.
+_RETRY_DELAYS = (1.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class ShadowSyncStatistics:
     conflicts: int  #: cloud updates refused for a stale version (then fetched and decided again)
     full_syncs: int  #: times every shadow was queued with a fresh ``get`` (start and reconnections)
     queued: int  #: shadows waiting now
+    unanswered: int  #: requests the cloud did not answer while connected (each shadow is tried again later)
 
 
 class ShadowSync:
@@ -104,7 +109,10 @@ class ShadowSync:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._removers: list[Callable[[], None]] = []
-        self._pushed = self._pulled = self._conflicts = self._full_syncs = 0
+        #: Shadows the cloud did not answer for: the delay before the next try, and the timer that queues it.
+        self._retry_delays: dict[ShadowKey, float] = {}
+        self._retries: dict[ShadowKey, asyncio.TimerHandle] = {}
+        self._pushed = self._pulled = self._conflicts = self._full_syncs = self._unanswered = 0
 
     async def start(self) -> None:
         """Listen to both sides, then start syncing (at once if connected). A shadow whose topics the broker
@@ -138,6 +146,9 @@ class ShadowSync:
         for remove in self._removers:
             remove()
         self._removers.clear()
+        for retry in self._retries.values():
+            retry.cancel()
+        self._retries.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -148,7 +159,7 @@ class ShadowSync:
 
     def statistics(self) -> ShadowSyncStatistics:
         return ShadowSyncStatistics(
-            self._pushed, self._pulled, self._conflicts, self._full_syncs, len(self._queue)
+            self._pushed, self._pulled, self._conflicts, self._full_syncs, len(self._queue), self._unanswered
         )
 
     # -- what queues a shadow ------------------------------------------------------------------------------
@@ -207,14 +218,34 @@ class ShadowSync:
                         self._queue[key] = True
                         break
                     # Connected, yet no answer: the cloud is slow or does not serve this shadow. The others go
-                    # on; this one is tried again when it changes or the link reconnects.
-                    logger.warning("%s; it is synced again on its next change", exc)
+                    # on; this one is tried again later (sooner if it changes or the link reconnects).
+                    self._unanswered += 1
+                    delay = self._retry_later(key)
+                    logger.warning("%s; it is tried again in %g s", exc, delay)
                     continue
                 except Exception:
                     logger.exception("Could not sync %s's %s shadow", key.thing, key.shadow or "classic")
                     continue
-                if not done:
+                if done:
+                    self._retry_delays.pop(key, None)
+                else:
                     self._queue[key] = True
+
+    def _retry_later(self, key: ShadowKey) -> float:
+        """Queue ``key`` with a fresh ``get`` after a delay that doubles with each miss in a row; returns it."""
+        first, most = _RETRY_DELAYS
+        delay = self._retry_delays.get(key, first)
+        self._retry_delays[key] = min(delay * 2, most)
+        previous = self._retries.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+        return delay
+
+    def _retry(self, key: ShadowKey) -> None:
+        del self._retries[key]
+        self._queue[key] = True
+        self._wake.set()
 
     def _cloud_view(self, key: ShadowKey, record: SyncRecord | None) -> SideView | None:
         known = self._known.get(key)

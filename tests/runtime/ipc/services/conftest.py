@@ -23,7 +23,9 @@ def short_root() -> Iterator[Path]:
 
 @pytest.fixture
 async def kernel(short_root: Path) -> AsyncIterator[Kernel]:
-    kernel = Kernel(RuntimeSettings(root=short_root, grace_period=2.0, error_window=60.0))
+    # These tests are about the IPC services: a deployment need not watch its components for the default second.
+    settings = RuntimeSettings(root=short_root, grace_period=2.0, error_window=60.0, run_stability=0.05)
+    kernel = Kernel(settings)
     await kernel.start()
     yield kernel
     await kernel.stop()
