@@ -548,7 +548,7 @@ async def test_the_device_client_reads_the_clouds_answers() -> None:
     link.deliver(f"{J}/d-1/namespace-aws-gg-deployment/get/accepted", b'{"execution": {"jobId": "d-1"}}')
     link.deliver(f"{J}/d-1/namespace-aws-gg-deployment/update/accepted", b"not json")
 
-    assert received.notified == [{"QUEUED": ["d-1"]}]
+    assert received.notified == [{"QUEUED": ["d-1#1"]}]
     assert received.executions == [
         ("$next", JobExecution("d-1", "QUEUED", 1, 1, {"deploymentId": "x"})),
         ("d-1", None),

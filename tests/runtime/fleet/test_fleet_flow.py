@@ -109,6 +109,21 @@ async def test_a_notification_while_busy_starts_the_next_execution_only_when_the
     assert deployments.submitted() == ["deployment-job-1", "deployment-job-2"]
 
 
+async def test_a_retry_of_the_job_being_handled_is_started_when_the_first_execution_ends(
+    device: Device, jobs: JobsService, deployments: Deployments
+) -> None:
+    await start_job_1(jobs, deployments)
+
+    # The cloud lists job-1 again, its second execution: the first one, no longer listed, is asked about
+    # (cancelled?), and the retry is remembered while the first execution is applied.
+    jobs.notify("job-1", execution_number=2)
+    await jobs.wait(lambda: jobs.requests("job-1", "get"), "the question about job-1's first execution")
+    deployments.finish.set()
+    await jobs.wait(lambda: len(jobs.starts()) == 2, "the start-next after job-1's first execution ended")
+
+    assert sent(jobs) == ["start-next", "job-1 get", "job-1 SUCCEEDED", "start-next"]
+
+
 async def test_nothing_is_asked_after_a_report_until_a_notification_lists_a_pending_execution(
     device: Device, jobs: JobsService, deployments: Deployments
 ) -> None:

@@ -47,12 +47,14 @@ def test_a_malformed_execution_is_refused(value: object) -> None:
         jobs.parse_execution(value)
 
 
-def test_a_notification_lists_the_pending_job_ids_by_status() -> None:
+def test_a_notification_lists_the_pending_executions_by_status() -> None:
+    queued = [{"jobId": "b"}, {"jobId": "a", "executionNumber": 2}]
     payload = json.dumps(
-        {"timestamp": 1, "jobs": {"QUEUED": [{"jobId": "b"}], "IN_PROGRESS": [{"jobId": "a"}]}}
+        {"timestamp": 1, "jobs": {"QUEUED": queued, "IN_PROGRESS": [{"jobId": "a"}]}}
     ).encode()
 
-    assert parse_notify(payload) == {"QUEUED": ["b"], "IN_PROGRESS": ["a"]}
+    # A retry of job a (its second execution) is not the first one, which is in progress.
+    assert parse_notify(payload) == {"QUEUED": ["b#1", "a#2"], "IN_PROGRESS": ["a#1"]}
     assert parse_notify(b'{"timestamp": 1, "jobs": {}}') == {}
 
 

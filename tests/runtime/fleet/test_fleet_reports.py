@@ -78,9 +78,13 @@ class JobsService:
         reply = {"clientToken": request["clientToken"], "timestamp": 1, **body}
         self.client.publish(f"{START_NEXT}/accepted", json.dumps(reply).encode())
 
-    def notify(self, *pending: str) -> None:
-        """A notification listing ``pending`` job ids as QUEUED (none: nothing is pending)."""
-        jobs = {"QUEUED": [{"jobId": job_id, "queuedAt": 1} for job_id in pending]} if pending else {}
+    def notify(self, *pending: str, execution_number: int = 1) -> None:
+        """A notification listing ``pending`` job ids as QUEUED (none: nothing is pending), each with
+        ``execution_number``."""
+        summaries = [
+            {"jobId": job_id, "queuedAt": 1, "executionNumber": execution_number} for job_id in pending
+        ]
+        jobs = {"QUEUED": summaries} if pending else {}
         self.client.publish(f"{JOBS}/notify-{NAMESPACE}", json.dumps({"jobs": jobs, "timestamp": 2}).encode())
 
     def reports(self, status: str = "FAILED") -> list[dict[str, Any]]:

@@ -179,8 +179,9 @@ class FleetAgent:
         #: When the next execution was last asked for (start-next or ``describe $next``) and not answered yet (a
         #: rejection is no answer: asked again).
         self._next_asked_at: float | None = None
-        #: The job ids of the latest notification that arrived while busy or while the next execution was being
-        #: asked for: acted on when the current execution ends (or the question is answered).
+        #: The executions (``JobExecution.key``) of the latest notification that arrived while busy or while the
+        #: next execution was being asked for: acted on when the current execution ends (or the question is
+        #: answered). Keys rather than job ids: a retry of the job being handled is another execution.
         self._notified_pending: frozenset[str] | None = None
         #: Executions submitted before a restart, finished (and reported) before any other.
         self._recovered: list[JobEntry] = []
@@ -398,9 +399,9 @@ class FleetAgent:
             self._ask_next()  # a device back from offline gets the latest deployment
 
     def _notified(self, pending: dict[str, list[str]]) -> None:
-        listed = frozenset(job_id for ids in pending.values() for job_id in ids)
+        listed = frozenset(key for keys in pending.values() for key in keys)
         applying = self._applying()
-        if applying is not None and applying.job_id not in listed:
+        if applying is not None and applying.key not in listed:
             self._ask(applying.job_id)  # gone from the pending list while being applied: cancelled?
         if self._busy() or self._next_asked_at is not None:
             # The latest list is the one that counts once the current execution ends or the question is answered.
@@ -462,7 +463,7 @@ class FleetAgent:
         if not self._is_new(execution):
             return
         if self._busy():
-            self._notified_pending = (self._notified_pending or frozenset()) | {execution.job_id}
+            self._notified_pending = (self._notified_pending or frozenset()) | {execution.key}
         else:
             self._ask_next()  # idle since it was asked
 
@@ -507,7 +508,7 @@ class FleetAgent:
             finally:
                 self._current = None
                 self._reporting = False
-            self._ended(entry.job_id)
+            self._ended(entry.key)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -522,15 +523,16 @@ class FleetAgent:
             finally:
                 self._current = None
                 self._reporting = False
-            self._ended(execution.job_id)
+            self._ended(execution.key)
 
-    def _ended(self, job_id: str) -> None:
-        """The execution of ``job_id`` is handled. Ask for the next one only if a notification that came
-        meanwhile listed another: otherwise the one the cloud sends when ours leaves the pending list says."""
+    def _ended(self, key: str) -> None:
+        """The execution ``key`` is handled. Ask for the next one only if a notification that came meanwhile
+        listed another (a retry of the same job included): otherwise the one the cloud sends when ours leaves
+        the pending list says."""
         notified, self._notified_pending = self._notified_pending, None
         if self._busy():
             self._notified_pending = notified  # an offered execution comes first
-        elif notified is not None and notified - {job_id}:
+        elif notified is not None and notified - {key}:
             self._ask_next()
 
     async def _handle(self, execution: JobExecution) -> None:

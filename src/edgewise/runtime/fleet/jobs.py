@@ -53,7 +53,12 @@ class JobExecution:
     @property
     def key(self) -> str:
         """Identifies one run of a job on this thing (a retried job gets a new execution number)."""
-        return f"{self.job_id}#{self.execution_number if self.execution_number is not None else 1}"
+        return execution_key(self.job_id, self.execution_number)
+
+
+def execution_key(job_id: str, execution_number: int | None) -> str:
+    """``<jobId>#<executionNumber>``: one run of a job on this thing (the first when the number is not given)."""
+    return f"{job_id}#{execution_number if execution_number is not None else 1}"
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,19 @@ class RejectedRequest:
 
 
 def parse_notify(payload: bytes) -> dict[str, list[str]] | None:
-    """The job ids of a JobExecutionsChanged event by pending status; None when malformed (logged)."""
+    """The executions of a JobExecutionsChanged event by pending status, as :func:`execution_key` names them
+    (a job retried on this thing is listed again under a new execution number); None when malformed (logged)."""
     try:
         changed = jobs.parse_executions_changed(payload)
     except JobsPayloadError as exc:
         logger.warning("Ignoring a malformed jobs notification (%s): %.300r", exc, payload)
         return None
     return {
-        status.value: changed.job_ids(status) for status in jobs.PENDING_STATUSES if status in changed.jobs
+        status.value: [
+            execution_key(summary.job_id, summary.execution_number) for summary in changed.jobs[status]
+        ]
+        for status in jobs.PENDING_STATUSES
+        if status in changed.jobs
     }
 
 
