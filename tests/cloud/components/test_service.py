@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from edgewise.cloud.components import service
 from edgewise.cloud.components.models import ComponentArtifact, ComponentVersion
+from edgewise.cloud.components.published import PublishedArtifact, PublishedVersions
 from edgewise.cloud.components.service import PublishRejectedError
 from edgewise.cloud.components.store import LocalArtifactStore
 from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
@@ -269,7 +270,8 @@ def test_resolve_returns_matching_versions_newest_first_at_most_the_limit(
     sha = upload(store, APP)
     for version in ("0.9.0", "1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0"):
         publish(session, store, recipe(version=version), {"app.zip": sha})
-    found = service.resolve(
+    published = PublishedVersions()
+    found = published.matching(
         session,
         {
             "com.example.Hello": Requirement.parse(">=1.0.0 <2.0.0"),
@@ -278,5 +280,36 @@ def test_resolve_returns_matching_versions_newest_first_at_most_the_limit(
     )
     assert [v.version for v in found["com.example.Hello"]] == ["1.1.0", "1.0.0"]
     assert found["com.example.Missing"] == []
-    limited = service.resolve(session, {"com.example.Hello": Requirement.parse("*")}, limit=2)
+    assert found["com.example.Hello"][0].artifacts == (
+        PublishedArtifact("s3://bucket/hello/app.zip", sha, len(APP)),
+    )
+    limited = published.matching(session, {"com.example.Hello": Requirement.parse("*")}, limit=2)
     assert [v.version for v in limited["com.example.Hello"]] == ["2.0.0", "1.1.0"]
+
+
+def test_resolve_reads_a_components_versions_again_only_once_they_changed(
+    session: Session, store: LocalArtifactStore
+) -> None:
+    sha = upload(store, APP)
+    publish(session, store, recipe(version="1.0.0"), {"app.zip": sha})
+    published, any_version = PublishedVersions(), {"com.example.Hello": Requirement.parse("*")}
+
+    def answer() -> list[tuple[str, object]]:
+        found = published.matching(session, any_version)["com.example.Hello"]
+        return [(v.version, v.recipe["ComponentDescription"]) for v in found]
+
+    assert answer() == [("1.0.0", "com.example.Hello for tests")]
+    assert answer() == [("1.0.0", "com.example.Hello for tests")]
+    assert published.reads == 1
+
+    publish(session, store, recipe(version="1.1.0"), {"app.zip": sha})
+    assert answer() == [("1.1.0", "com.example.Hello for tests"), ("1.0.0", "com.example.Hello for tests")]
+    assert published.reads == 2
+
+    # The same version deleted and published again with another recipe: the new recipe is answered.
+    service.delete_component_version(session, store, "com.example.Hello", "1.1.0")
+    publish(session, store, recipe(version="1.1.0", ComponentDescription="second take"), {"app.zip": sha})
+    assert answer() == [("1.1.0", "second take"), ("1.0.0", "com.example.Hello for tests")]
+    service.delete_component_version(session, store, "com.example.Hello", "1.0.0")
+    assert answer() == [("1.1.0", "second take")]
+    assert published.reads == 4

@@ -1,4 +1,5 @@
-"""Component registry behaviour: publish, list, describe, resolve and delete component versions.
+"""Component registry behaviour: publish, list, describe and delete component versions (resolve requests are
+answered from :mod:`.published`).
 
 Publishing validates the recipe with :mod:`edgewise.recipe`, finds every artifact ``Uri`` by file name among
 the uploaded artifacts (file name -> SHA-256, already in the store), and writes each artifact's ``Digest``
@@ -30,14 +31,13 @@ from edgewise.cloud.components.store import ArtifactStore
 from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFoundError
 from edgewise.names import COMPONENT_NAME_MAX_LENGTH, COMPONENT_NAME_PATTERN
 from edgewise.recipe import Recipe, RecipeError, parse_recipe
-from edgewise.versions import Requirement, Version, VersionError
+from edgewise.versions import Version, VersionError
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "Component"
 COMPONENT_VERSION = "Component version"
 ALGORITHM = "SHA-256"
-RESOLVE_LIMIT = 20
 NAME_PATTERN = COMPONENT_NAME_PATTERN
 NAME_MAX_LENGTH = COMPONENT_NAME_MAX_LENGTH
 _NUMBER = "(0|[1-9][0-9]{0,5})"
@@ -224,7 +224,7 @@ def _check_artifacts(
     return digests, sizes, problems
 
 
-def _versions_of(session: Session, name: str) -> list[ComponentVersion]:
+def versions_of(session: Session, name: str) -> list[ComponentVersion]:
     """Every version of ``name``, newest first by semantic version."""
     rows = session.scalars(
         sa.select(ComponentVersion)
@@ -314,7 +314,7 @@ def publish_component(
 
 def _same_precedence(session: Session, name: str, version: str) -> ComponentVersion | None:
     wanted = Version.parse(version)
-    return next((row for row in _versions_of(session, name) if Version.parse(row.version) == wanted), None)
+    return next((row for row in versions_of(session, name) if Version.parse(row.version) == wanted), None)
 
 
 def _republished(
@@ -355,7 +355,7 @@ def list_versions(session: Session, name: str) -> list[ComponentVersion]:
         NotFoundError: no version of ``name`` is published.
     """
     _check_name(name)
-    versions = _versions_of(session, name)
+    versions = versions_of(session, name)
     if not versions:
         raise NotFoundError(COMPONENT, name)
     return versions
@@ -370,7 +370,7 @@ def get_component_version(session: Session, name: str, version: str) -> Componen
     """
     _check_name(name)
     wanted = _parse_version(version)
-    for row in _versions_of(session, name):
+    for row in versions_of(session, name):
         if Version.parse(row.version) == wanted:
             return row
     raise NotFoundError(COMPONENT_VERSION, f"{name}@{version}")
@@ -393,7 +393,7 @@ def list_components(session: Session, *, limit: int, offset: int, name_prefix: s
     ).all()
     items = []
     for name in names:
-        versions = _versions_of(session, name)
+        versions = versions_of(session, name)
         items.append(ComponentSummary(name, versions[0], len(versions)))
     return Page(items, total)
 
@@ -427,13 +427,3 @@ def delete_component_version(session: Session, store: ArtifactStore, name: str, 
             # The version is gone already; an unreachable store leaves a file no version references.
             logger.exception("artifact-delete-failed sha256=%s store=%s", sha256, store.location)
     logger.info("component-version-deleted name=%s version=%s", row.name, row.version)
-
-
-def resolve(
-    session: Session, requirements: Mapping[str, Requirement], *, limit: int = RESOLVE_LIMIT
-) -> dict[str, list[ComponentVersion]]:
-    """For each name, the published versions that satisfy its requirement, newest first (at most ``limit``)."""
-    return {
-        name: [row for row in _versions_of(session, name) if requirement.allows(row.version)][:limit]
-        for name, requirement in requirements.items()
-    }

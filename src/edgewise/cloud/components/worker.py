@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.downloads import ArtifactUrlSigner
-from edgewise.cloud.components.models import ComponentVersion
+from edgewise.cloud.components.published import PublishedVersion, PublishedVersions
 from edgewise.cloud.partition import Partition
 from edgewise.cloud.workerlink import PacketTooLargeError, WorkerLink
 from edgewise.protocol import resolve
@@ -51,6 +51,7 @@ class ResolveWorker:
         self._sessions = sessions
         self._signer = signer
         self._clock = clock
+        self._published = PublishedVersions()
         self._link = WorkerLink(
             connection,
             client_id=_CLIENT_ID,
@@ -111,7 +112,7 @@ class ResolveWorker:
     def _resolve(self, request: resolve.ResolveRequest) -> bytes:
         """The accepted reply. Blocks (database)."""
         with self._sessions() as session:
-            found = service.resolve(session, request.requirements)
+            found = self._published.matching(session, request.requirements)
             components = {
                 name: [self._candidate(version) for version in versions] for name, versions in found.items()
             }
@@ -120,10 +121,10 @@ class ResolveWorker:
         )
         return resolve.build_accepted(answer)
 
-    def _candidate(self, version: ComponentVersion) -> resolve.Candidate:
+    def _candidate(self, version: PublishedVersion) -> resolve.Candidate:
         return resolve.Candidate(
             version=version.version,
-            recipe=service.recipe_document(version),
+            recipe=version.recipe,
             artifacts={
                 artifact.uri: resolve.ArtifactSource(
                     url=self._signer.sign(artifact.sha256),

@@ -26,6 +26,7 @@ from edgewise.aws_components import (
 )
 from edgewise.cloud.components import service as components
 from edgewise.cloud.components.models import ComponentVersion
+from edgewise.cloud.components.published import RESOLVE_LIMIT
 from edgewise.cloud.deployments.schemas import ComponentDeploymentSpecification
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
 from edgewise.recipe import Recipe, RecipeError, parse_recipe
@@ -120,7 +121,12 @@ class _Walk:
                     requirement = Requirement.parse(text)
                 except VersionError:
                     continue
-                offered = components.resolve(self._session, {name: requirement})[name]
+                # What a device resolving this dependency would be offered.
+                offered = [
+                    row
+                    for row in components.versions_of(self._session, name)
+                    if requirement.allows(row.version)
+                ][:RESOLVE_LIMIT]
                 reasons = [self._blocker(row, visiting) for row in offered]
                 if offered and all(reasons):
                     return f"{who} needs {name} {text}, and {reasons[0]}"
