@@ -305,11 +305,20 @@ def test_a_batch_is_one_transaction_and_one_bad_message_costs_the_others_nothing
     ]
     commits: list[object] = []
     event.listen(session.get_bind(), "commit", commits.append)
+    selects: list[str] = []
+
+    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", executed)
 
     stored = worker._store(reports)
 
     assert [report.thing for report in stored] == ["sensor-1", "sensor-2"]
     assert len(commits) == 1
+    assert len(selects) == 1, selects  # the batch's things and their rows, read at once
+    event.remove(session.get_bind(), "before_cursor_execute", executed)
     first = status.get_core_device(session, "sensor-1").status
     assert (first.status_timestamp, first.overall_status) == (7, "HEALTHY")
     assert status.get_core_device(session, "sensor-2").status.connected is True
@@ -317,10 +326,12 @@ def test_a_batch_is_one_transaction_and_one_bad_message_costs_the_others_nothing
     # A failure of the whole transaction: each message is stored on its own, the failing one alone is lost.
     real = status.apply_presence
 
-    def failing(session: Session, thing: str, report: health.PresenceMessage) -> bool:
+    def failing(
+        session: Session, thing: str, report: health.PresenceMessage, rows: status.StatusRows | None = None
+    ) -> bool:
         if thing == "sensor-1":
             raise RuntimeError("the database went away")
-        return real(session, thing, report)
+        return real(session, thing, report, rows)
 
     monkeypatch.setattr(status, "apply_presence", failing)
     again = [

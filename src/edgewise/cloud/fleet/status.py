@@ -11,6 +11,7 @@ offline message is final whichever order the two arrive in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -49,17 +50,35 @@ def parse_presence(payload: bytes) -> PresenceMessage:
         raise InvalidRequestError(exc.field, exc.problem) from exc
 
 
-def _row(session: Session, thing_name: str) -> DeviceStatus:
+#: A thing's id and its status row (None before its first message), by thing name.
+StatusRows = dict[str, tuple[int, DeviceStatus | None]]
+
+
+def status_rows(session: Session, thing_names: Iterable[str]) -> StatusRows:
+    """The status rows of ``thing_names`` in one query, for a batch of messages (unknown names are left out)."""
     found = session.execute(
-        sa.select(Thing.id, DeviceStatus)
+        sa.select(Thing.name, Thing.id, DeviceStatus)
         .outerjoin(DeviceStatus, DeviceStatus.thing_id == Thing.id)
-        .where(Thing.name == thing_name)
-    ).one_or_none()
+        .where(Thing.name.in_(set(thing_names)))
+    )
+    return {name: (thing_id, row) for name, thing_id, row in found}
+
+
+def _row(session: Session, thing_name: str, rows: StatusRows | None) -> DeviceStatus:
+    if rows is None:
+        rows = status_rows(session, [thing_name])
+    found = rows.get(thing_name)
     if found is None:
         raise NotFoundError("thing", thing_name)
     thing_id, row = found
     if row is not None:
         return row
+    row = _insert_row(session, thing_id)
+    rows[thing_name] = (thing_id, row)
+    return row
+
+
+def _insert_row(session: Session, thing_id: int) -> DeviceStatus:
     try:
         # A device's first health and presence messages arrive together: one of the two inserts the row.
         with session.begin_nested():
@@ -75,8 +94,9 @@ def _row(session: Session, thing_name: str) -> DeviceStatus:
             )
             session.add(row)
     except IntegrityError:
-        row = session.get(DeviceStatus, thing_id)
-        assert row is not None, "the row another writer inserted"
+        inserted = session.get(DeviceStatus, thing_id)
+        assert inserted is not None, "the row another writer inserted"
+        return inserted
     return row
 
 
@@ -91,13 +111,16 @@ def record_health(session: Session, thing_name: str, report: HealthMessage) -> b
     return stored
 
 
-def apply_health(session: Session, thing_name: str, report: HealthMessage) -> bool:
-    """:func:`record_health` without the commit, so that a batch of messages shares one transaction.
+def apply_health(
+    session: Session, thing_name: str, report: HealthMessage, rows: StatusRows | None = None
+) -> bool:
+    """:func:`record_health` without the commit, so that a batch of messages shares one transaction (whose
+    things' rows ``rows`` holds, from :func:`status_rows`).
 
     Raises:
         NotFoundError: no such thing (nothing changed).
     """
-    row = _row(session, thing_name)
+    row = _row(session, thing_name, rows)
     if report.timestamp < row.status_timestamp:
         return False
     # A COMPLETE message split by size replaces the list with its first chunk and adds the others to it.
@@ -128,13 +151,15 @@ def record_presence(session: Session, thing_name: str, report: PresenceMessage) 
     return stored
 
 
-def apply_presence(session: Session, thing_name: str, report: PresenceMessage) -> bool:
-    """:func:`record_presence` without the commit.
+def apply_presence(
+    session: Session, thing_name: str, report: PresenceMessage, rows: StatusRows | None = None
+) -> bool:
+    """:func:`record_presence` without the commit (``rows`` as in :func:`apply_health`).
 
     Raises:
         NotFoundError: no such thing (nothing changed).
     """
-    row = _row(session, thing_name)
+    row = _row(session, thing_name, rows)
     same_connection = report.timestamp == row.connectivity_timestamp
     if report.timestamp < row.connectivity_timestamp or (same_connection and row.connected is False):
         return False

@@ -123,7 +123,8 @@ class FleetStatusWorker:
         """Store ``batch`` in one transaction, or one by one should that fail; the reports stored. Blocks."""
         try:
             with self._sessions() as session:
-                stored = [report for report in batch if self._apply(session, report)]
+                rows = status.status_rows(session, (report.thing for report in batch))
+                stored = [report for report in batch if self._apply(session, report, rows)]
                 session.commit()
             return stored
         except Exception:
@@ -139,11 +140,11 @@ class FleetStatusWorker:
         return stored
 
     @staticmethod
-    def _apply(session: Session, report: _Report) -> bool:
+    def _apply(session: Session, report: _Report, rows: status.StatusRows) -> bool:
         try:
             if isinstance(report.message, PresenceMessage):
-                return status.apply_presence(session, report.thing, report.message)
-            return status.apply_health(session, report.thing, report.message)
+                return status.apply_presence(session, report.thing, report.message, rows)
+            return status.apply_health(session, report.thing, report.message, rows)
         except CloudError as exc:
             logger.warning("fleet-status-dropped thing=%s: %s", report.thing, exc)
             return False
