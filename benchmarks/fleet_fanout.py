@@ -48,6 +48,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import signal
@@ -132,6 +133,11 @@ class Cloud:
     def ca_file(self) -> Path:
         return self.data_dir / "ca" / "ca.pem"
 
+    @property
+    def log(self) -> Path:
+        """Its standard error (every process of every start: the file is appended to)."""
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.Client(base_url=f"{self.api_url}/api/v1", headers=headers, timeout=60)
@@ -177,7 +183,7 @@ def cloud_up(
         command += ["--database-url", database_url]
     if workers is not None:
         command += ["--workers", str(workers)]
-    log = data_dir.parent / f"{data_dir.name}.log"
+    log = data_dir.parent / f"{data_dir.name}.log"  # where Cloud.log finds it
     with log.open("a") as stderr:
         process = subprocess.Popen(
             command,
@@ -292,6 +298,20 @@ def enroll_group(
         parts = [names[start::threads] for start in range(threads)]
         enrolled = [identity for part in pool.map(enroll, parts) for identity in part]
     return sorted(enrolled, key=lambda identity: identity.thing)
+
+
+def wait_authorized(cloud: Cloud, devices: int) -> None:
+    """Until the managed Mosquitto's ACL has ``devices`` devices (the cloud logs each authorization sync with
+    their number): Mosquitto 2.0 grants a SUBSCRIBE its ACL does not allow yet and then delivers nothing on it,
+    which left a baseline subscriber enrolled last waiting for its message."""
+    synced = re.compile(r"authorization-synced devices=(\d+)")
+
+    def covered() -> bool:
+        return any(int(count) >= devices for count in synced.findall(cloud.log.read_text(errors="replace")))
+
+    wait_for(
+        covered, timeout=SETUP_TIMEOUT_S, what=f"the broker's ACL to cover {devices} devices", interval=0.2
+    )
 
 
 def publish_versions(cloud: Cloud, count: int) -> list[str]:
@@ -1396,6 +1416,7 @@ def main(argv: list[str] | None = None) -> None:
                         identities[n] = enroll_group(
                             cloud, f"fanout-{n}", n, folder / "pki", threads=args.enroll_threads
                         )
+                        wait_authorized(cloud, sum(map(len, identities.values())) + 1)
                         print(
                             f"  N={n}: {n} things with certificates in a new group in "
                             f"{time.monotonic() - started:.1f} s",
