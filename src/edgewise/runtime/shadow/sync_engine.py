@@ -227,7 +227,7 @@ class ShadowSync:
                     logger.exception("Could not sync %s's %s shadow", key.thing, key.shadow or "classic")
                     continue
                 if done:
-                    self._retry_delays.pop(key, None)
+                    self._answered(key)
                 else:
                     self._queue[key] = True
 
@@ -241,6 +241,13 @@ class ShadowSync:
             previous.cancel()
         self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
         return delay
+
+    def _answered(self, key: ShadowKey) -> None:
+        """``key`` synced: a try planned after an earlier miss is no longer needed, nor its longer delay."""
+        self._retry_delays.pop(key, None)
+        retry = self._retries.pop(key, None)
+        if retry is not None:
+            retry.cancel()
 
     def _retry(self, key: ShadowKey) -> None:
         del self._retries[key]
