@@ -135,8 +135,7 @@ class Cloud:
 
     @property
     def log(self) -> Path:
-        """Its standard error (every process of every start: the file is appended to)."""
-        return self.data_dir.parent / f"{self.data_dir.name}.log"
+        return cloud_log(self.data_dir)
 
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -183,7 +182,7 @@ def cloud_up(
         command += ["--database-url", database_url]
     if workers is not None:
         command += ["--workers", str(workers)]
-    log = data_dir.parent / f"{data_dir.name}.log"  # where Cloud.log finds it
+    log = cloud_log(data_dir)
     with log.open("a") as stderr:
         process = subprocess.Popen(
             command,
@@ -298,6 +297,11 @@ def enroll_group(
         parts = [names[start::threads] for start in range(threads)]
         enrolled = [identity for part in pool.map(enroll, parts) for identity in part]
     return sorted(enrolled, key=lambda identity: identity.thing)
+
+
+def cloud_log(data_dir: Path) -> Path:
+    """The standard error of the cloud on ``data_dir``: every process of every start (the file is appended to)."""
+    return data_dir.parent / f"{data_dir.name}.log"
 
 
 def wait_authorized(cloud: Cloud, devices: int) -> None:

@@ -88,9 +88,7 @@ class PartitionSettings:
         database_url = _text(body, "databaseUrl")
         if not database_url.startswith("postgresql"):
             raise ValueError("worker setting 'databaseUrl' must be a postgresql+psycopg:// URL")
-        data_plane_url = body.get("dataPlaneUrl")
-        if data_plane_url is not None and not isinstance(data_plane_url, str):
-            raise ValueError("worker setting 'dataPlaneUrl' must be a string or null")
+        data_plane_url = _optional_text(body, "dataPlaneUrl")
         broker = body.get("broker")
         if not isinstance(broker, dict):
             raise ValueError("worker setting 'broker' must be an object")

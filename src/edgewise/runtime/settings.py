@@ -28,6 +28,11 @@ class ArtifactLimits:
     min_free_bytes: int = 64 << 20
 
 
+#: How long a started component must stay RUNNING before a deployment counts it as up, by default: Greengrass
+#: checks the states once a second, so a Run process that dies within about a second fails the deployment there too.
+RUN_STABILITY_SECONDS = 1.0
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     """How one runtime runs."""
@@ -39,9 +44,8 @@ class RuntimeSettings:
     error_threshold: int = 3
     error_window: float = 3600.0
     grace_period: float = 5.0
-    #: Seconds a started component must stay RUNNING before a deployment counts it as up (the default is
-    #: deployment.activation.RUN_STABILITY_SECONDS, not imported here: the CLI reads settings without deployments)
-    run_stability: float = 1.0
+    #: Seconds a started component must stay RUNNING before a deployment counts it as up
+    run_stability: float = RUN_STABILITY_SECONDS
     platform_overrides: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     ipc_handshake_timeout: float = 5.0  #: seconds an IPC connection has to authenticate before it is closed

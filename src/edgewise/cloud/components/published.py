@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -54,6 +54,20 @@ class PublishedVersion:
     artifacts: tuple[PublishedArtifact, ...]
 
 
+class _Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+def offered(versions: Sequence[V], requirement: Requirement, *, limit: int = RESOLVE_LIMIT) -> list[V]:
+    """What a device asking for ``requirement`` is offered of ``versions`` (newest first): those the requirement
+    allows, at most ``limit``."""
+    return [found for found in versions if requirement.allows(found.version)][:limit]
+
+
 class PublishedVersions:
     """Each component's published versions, newest first, read from the store when they changed."""
 
@@ -70,9 +84,7 @@ class PublishedVersions:
         """For each name, the published versions that satisfy its requirement, newest first (at most
         ``limit``). Blocks (database)."""
         return {
-            name: [found for found in self._versions(session, name) if requirement.allows(found.version)][
-                :limit
-            ]
+            name: offered(self._versions(session, name), requirement, limit=limit)
             for name, requirement in requirements.items()
         }
 

@@ -26,7 +26,7 @@ from edgewise.aws_components import (
 )
 from edgewise.cloud.components import service as components
 from edgewise.cloud.components.models import ComponentVersion
-from edgewise.cloud.components.published import RESOLVE_LIMIT
+from edgewise.cloud.components.published import offered
 from edgewise.cloud.deployments.schemas import ComponentDeploymentSpecification
 from edgewise.cloud.errors import InvalidRequestError, NotFoundError
 from edgewise.recipe import Recipe, RecipeError, parse_recipe
@@ -121,13 +121,8 @@ class _Walk:
                     requirement = Requirement.parse(text)
                 except VersionError:
                     continue
-                # What a device resolving this dependency would be offered.
-                offered = [
-                    row
-                    for row in components.versions_of(self._session, name)
-                    if requirement.allows(row.version)
-                ][:RESOLVE_LIMIT]
-                reasons = [self._blocker(row, visiting) for row in offered]
-                if offered and all(reasons):
+                rows = offered(components.versions_of(self._session, name), requirement)
+                reasons = [self._blocker(row, visiting) for row in rows]
+                if rows and all(reasons):
                     return f"{who} needs {name} {text}, and {reasons[0]}"
         return None

@@ -25,13 +25,10 @@ from edgewise.runtime.lifecycle import ComponentSpec, ComponentStatus
 from edgewise.runtime.lifecycle.bootstrap import BootstrapAction, BootstrapOutcome
 from edgewise.runtime.lifecycle.states import ComponentState
 from edgewise.runtime.paths import RootPaths
+from edgewise.runtime.settings import RUN_STABILITY_SECONDS
 from edgewise.runtime.specs import build_specs
 
 logger = logging.getLogger(__name__)
-
-#: How long a started component must stay RUNNING before a deployment counts it as up, by default: Greengrass
-#: checks the states once a second, so a Run process that dies within about a second fails the deployment there too.
-RUN_STABILITY_SECONDS = 1.0
 
 #: Store keys: the running components, and the root components each group asked for.
 SERVICES = ("services",)

@@ -28,7 +28,6 @@ from typing import Any
 
 from edgewise.runtime.config import ConfigStore
 from edgewise.runtime.deployment.activation import (
-    RUN_STABILITY_SECONDS,
     Activation,
     DeploymentActivator,
     Outcome,
@@ -48,7 +47,7 @@ from edgewise.runtime.deployment.hooks import DeploymentHook
 from edgewise.runtime.deployment.packages import ComponentStore
 from edgewise.runtime.deployment.sources import ComponentSource, LocalSource, run_to_completion
 from edgewise.runtime.paths import RootPaths
-from edgewise.runtime.settings import ArtifactLimits
+from edgewise.runtime.settings import RUN_STABILITY_SECONDS, ArtifactLimits
 from edgewise.runtime.specs import configuration_context
 
 logger = logging.getLogger(__name__)
