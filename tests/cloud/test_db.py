@@ -1,4 +1,5 @@
-"""The store: migrations match the models, SQLite gets WAL and foreign keys, timestamps come back aware."""
+"""The store: migrations match the models, SQLite gets WAL and foreign keys, timestamps come back aware, a
+PostgreSQL connection closed while it sat in the pool is replaced."""
 
 from __future__ import annotations
 
@@ -56,6 +57,48 @@ def test_sqlite_connections_use_wal_and_enforce_foreign_keys(tmp_path: object) -
         with engine.connect() as connection:
             assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
             assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def _backend_of(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        pid: int = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    return pid
+
+
+def _terminate(url: str, pid: int) -> None:
+    """End PostgreSQL's backend ``pid`` as a database restart would, and wait until it is gone."""
+    admin = create_database_engine(url)
+    try:
+        with admin.connect() as connection:
+            ended = connection.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+            assert ended.scalar_one() is True
+    finally:
+        admin.dispose()
+
+
+def test_a_postgresql_connection_closed_while_idle_in_the_pool_is_replaced_before_use(
+    postgres_url: str,
+) -> None:
+    engine = create_database_engine(postgres_url, idle_ping_seconds=0.0)
+    try:
+        closed = _backend_of(engine)
+        _terminate(postgres_url, closed)
+        assert _backend_of(engine) != closed
+    finally:
+        engine.dispose()
+
+
+def test_a_postgresql_connection_handed_out_again_soon_is_not_pinged(postgres_url: str) -> None:
+    engine = create_database_engine(postgres_url, idle_ping_seconds=3600.0)
+    try:
+        closed = _backend_of(engine)
+        _terminate(postgres_url, closed)
+        # Unpinged, the dead connection is used and the statement fails; SQLAlchemy then replaces it.
+        with pytest.raises(sa.exc.OperationalError):
+            _backend_of(engine)
+        assert _backend_of(engine) != closed
     finally:
         engine.dispose()
 

@@ -24,6 +24,7 @@ from edgewise.cloud.errors import CloudConflictError, InvalidRequestError, NotFo
 from edgewise.recipe import parse_recipe
 from edgewise.versions import Requirement
 from tests.cloud.components.conftest import recipe, sha256_of
+from tests.cloud.statements import selects_sent
 
 APP = b"print('hello')\n"
 
@@ -313,3 +314,27 @@ def test_resolve_reads_a_components_versions_again_only_once_they_changed(
     service.delete_component_version(session, store, "com.example.Hello", "1.0.0")
     assert answer() == [("1.1.0", "second take")]
     assert published.reads == 4
+
+
+def test_resolve_of_several_kept_components_reads_their_versions_in_one_query(
+    session: Session, store: LocalArtifactStore
+) -> None:
+    sha = upload(store, APP)
+    publish(session, store, recipe(version="1.0.0"), {"app.zip": sha})
+    publish(session, store, recipe(name="com.example.Other", version="2.0.0"), {"app.zip": sha})
+    published = PublishedVersions()
+    asked = {
+        "com.example.Hello": Requirement.parse("*"),
+        "com.example.Other": Requirement.parse("^2"),
+        "com.example.Missing": Requirement.parse("*"),
+    }
+    first = published.matching(session, asked)
+    with selects_sent(session.get_bind()) as selects:
+        again = published.matching(session, asked)
+    assert len(selects) == 1, selects
+    assert again == first
+    assert {name: [v.version for v in found] for name, found in again.items()} == {
+        "com.example.Hello": ["1.0.0"],
+        "com.example.Other": ["2.0.0"],
+        "com.example.Missing": [],
+    }

@@ -18,6 +18,7 @@ from edgewise.cloud.fleet import status
 from edgewise.cloud.fleet.worker import FleetStatusWorker, _Report
 from edgewise.cloud.registry import service as registry
 from edgewise.protocol import health
+from tests.cloud.statements import selects_sent
 
 
 def _health(**fields: Any) -> bytes:
@@ -305,20 +306,12 @@ def test_a_batch_is_one_transaction_and_one_bad_message_costs_the_others_nothing
     ]
     commits: list[object] = []
     event.listen(session.get_bind(), "commit", commits.append)
-    selects: list[str] = []
-
-    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    event.listen(session.get_bind(), "before_cursor_execute", executed)
-
-    stored = worker._store(reports)
+    with selects_sent(session.get_bind()) as selects:
+        stored = worker._store(reports)
 
     assert [report.thing for report in stored] == ["sensor-1", "sensor-2"]
     assert len(commits) == 1
     assert len(selects) == 1, selects  # the batch's things and their rows, read at once
-    event.remove(session.get_bind(), "before_cursor_execute", executed)
     first = status.get_core_device(session, "sensor-1").status
     assert (first.status_timestamp, first.overall_status) == (7, "HEALTHY")
     assert status.get_core_device(session, "sensor-2").status.connected is True

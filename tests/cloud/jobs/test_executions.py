@@ -18,6 +18,7 @@ from edgewise.protocol import jobs
 from edgewise.protocol.jobs import JobsRejection
 from tests.cloud.jobs.conftest import FakeClock, create, latest, report, start_next
 from tests.cloud.jobs.test_protocol import request_fields
+from tests.cloud.statements import selects_sent
 
 
 def describe(
@@ -141,7 +142,23 @@ def test_update_checks_the_expected_version_and_leaves_terminal_executions_alone
     }
     assert latest(fleet) == {"t1": "SUCCEEDED", "t2": "QUEUED"}
     assert report(fleet, clock, "t2", "REJECTED", statusDetails={"reason": "low battery"}) == {}
-    assert rejection(lambda: report(fleet, clock, "t3", "SUCCEEDED")).code == "ResourceNotFound"
+    no_execution = rejection(lambda: report(fleet, clock, "t3", "SUCCEEDED"))
+    assert (no_execution.code, str(no_execution)) == (
+        "ResourceNotFound",
+        "Job 'job-1' has no execution on thing 't3'",
+    )
+    no_job = rejection(lambda: report(fleet, clock, "t3", "SUCCEEDED", "job-9"))
+    assert (no_job.code, str(no_job)) == ("ResourceNotFound", "Job 'job-9' does not exist")
+
+
+def test_an_update_reads_its_execution_and_job_in_one_query(
+    fleet: sessionmaker[Session], clock: FakeClock
+) -> None:
+    create(fleet, clock)
+    with selects_sent(fleet.kw["bind"]) as selects:
+        report(fleet, clock, "t1", "IN_PROGRESS", statusDetails={"step": "1"})
+    assert len(selects) == 1, selects
+    assert latest(fleet) == {"t1": "IN_PROGRESS", "t2": "QUEUED"}
 
 
 def test_namespaced_jobs_are_only_seen_in_their_namespace(

@@ -3,6 +3,7 @@ namespaced notify), worked out from the store on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,7 @@ from edgewise.cloud.jobs import executions, notifications
 from edgewise.cloud.jobs.events import JobChange
 from edgewise.protocol import jobs
 from tests.cloud.jobs.conftest import FakeClock, create, report, start_next
+from tests.cloud.statements import selects_sent
 
 NOTIFY = "$aws/things/t1/jobs/notify"
 NEXT = "$aws/things/t1/jobs/notify-next"
@@ -126,11 +128,11 @@ def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
     with fleet() as session:
         start = jobs.parse_request("start_next", b"{}")
         executions.start_next(session, "t1", "aws-gg-deployment", start, now=clock())
-    reads: list[tuple[str, str | None]] = []
+    reads: list[notifications.Pair] = []
 
-    def pending(thing: str, namespace: str | None) -> list[Any]:
-        reads.append((thing, namespace))
-        return []
+    def pending(pairs: Collection[notifications.Pair]) -> dict[notifications.Pair, list[Any]]:
+        reads.extend(pairs)
+        return {pair: [] for pair in pairs}
 
     # QUEUED -> IN_PROGRESS: the pending set is the same, and a namespace has no notify-next.
     assert notifications.plan(list(changes), pending, now=clock()) == []
@@ -140,3 +142,26 @@ def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
         done = jobs.parse_request("update", b'{"status": "SUCCEEDED"}')
         executions.update(session, "t1", "aws-gg-deployment", "d", done, now=clock())
     assert told(fleet, clock, changes) == [("$aws/things/t1/jobs/notify-namespace-aws-gg-deployment", {})]
+
+
+def test_a_batch_over_several_things_and_namespaces_reads_their_lists_in_one_query(
+    fleet: sessionmaker[Session], clock: FakeClock, changes: list[JobChange]
+) -> None:
+    create(fleet, clock, "d", targets=["t1", "t3"], namespaceId="aws-gg-deployment")
+    clock.advance(seconds=1)
+    create(fleet, clock, "a", targets=["t1", "t2"])
+    with selects_sent(fleet.kw["bind"]) as selects:
+        summary = told(fleet, clock, changes)
+    assert len(selects) == 1, selects
+    namespaced = "$aws/things/{}/jobs/notify-namespace-aws-gg-deployment"
+    # Each thing's list holds only its own executions of its namespace's jobs.
+    assert sorted(summary) == sorted(
+        [
+            (namespaced.format("t1"), {"QUEUED": ["d"]}),
+            (namespaced.format("t3"), {"QUEUED": ["d"]}),
+            (NOTIFY, {"QUEUED": ["a"]}),
+            (NEXT, ("a", "QUEUED")),
+            ("$aws/things/t2/jobs/notify", {"QUEUED": ["a"]}),
+            ("$aws/things/t2/jobs/notify-next", ("a", "QUEUED")),
+        ]
+    )

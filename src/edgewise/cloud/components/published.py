@@ -3,7 +3,8 @@
 A fleet deployment sends the same resolve request from every device, so reading each component's versions,
 their recipes and artifacts anew for each one was a large part of what a deployment cost the cloud. Published
 versions are immutable, so what was read of a component stays true as long as the same versions exist: each
-request reads only the ids, versions and publication times of the component's versions (one small query), and
+request reads only the ids, versions and publication times of the versions of the components it names (one small
+query for all of them), and
 reads the versions again only when that set differs from the one kept (a version published, or deleted, or
 deleted and published again, which gives it a new time). Works with any number of cloud processes, each
 keeping its own.
@@ -83,17 +84,22 @@ class PublishedVersions:
     ) -> dict[str, list[PublishedVersion]]:
         """For each name, the published versions that satisfy its requirement, newest first (at most
         ``limit``). Blocks (database)."""
+        marks: dict[str, set[_Mark]] = {name: set() for name in requirements}
+        if marks:
+            query = sa.select(
+                ComponentVersion.name,
+                ComponentVersion.id,
+                ComponentVersion.version,
+                ComponentVersion.created_at,
+            ).where(ComponentVersion.name.in_(list(marks)))
+            for row in session.execute(query):
+                marks[row.name].add((row.id, row.version, row.created_at))
         return {
-            name: offered(self._versions(session, name), requirement, limit=limit)
+            name: offered(self._versions(session, name, frozenset(marks[name])), requirement, limit=limit)
             for name, requirement in requirements.items()
         }
 
-    def _versions(self, session: Session, name: str) -> list[PublishedVersion]:
-        query = sa.select(ComponentVersion.id, ComponentVersion.version, ComponentVersion.created_at)
-        marks = frozenset(
-            (row.id, row.version, row.created_at)
-            for row in session.execute(query.where(ComponentVersion.name == name))
-        )
+    def _versions(self, session: Session, name: str, marks: frozenset[_Mark]) -> list[PublishedVersion]:
         with self._lock:
             kept = self._by_name.get(name)
             if kept is not None and kept[0] == marks:

@@ -10,6 +10,7 @@ then QUEUED, each oldest first; the first is "next". Every function returns the 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,24 +32,47 @@ def _in_namespace(namespace_id: str | None) -> sa.ColumnElement[bool]:
     return Job.namespace_id.is_(None) if namespace_id is None else Job.namespace_id == namespace_id
 
 
+def _pending_query() -> sa.Select[JobExecution, Job]:
+    return (
+        sa.select(JobExecution, Job)
+        .join(Job, Job.id == JobExecution.job_pk)
+        .where(
+            JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS]),
+            Job.status != JobStatus.DELETION_IN_PROGRESS,
+        )
+    )
+
+
 def pending(
     session: Session, thing_name: str, namespace_id: str | None, *, for_update: bool = False
 ) -> list[tuple[JobExecution, Job]]:
     """The thing's pending executions in ``namespace_id``, next first."""
-    query = (
-        sa.select(JobExecution, Job)
-        .join(Job, Job.id == JobExecution.job_pk)
-        .where(
-            JobExecution.thing_name == thing_name,
-            JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS]),
-            _in_namespace(namespace_id),
-            Job.status != JobStatus.DELETION_IN_PROGRESS,
-        )
-    )
+    query = _pending_query().where(JobExecution.thing_name == thing_name, _in_namespace(namespace_id))
     if for_update:
         query = query.with_for_update(of=JobExecution)
     rows = [(execution, job) for execution, job in session.execute(query).all()]
     return sorted(rows, key=lambda row: order_key(*row))
+
+
+#: Things per query of :func:`pending_of` (SQLite allows 32,766 bound values; PostgreSQL plans long lists slower).
+_THINGS_PER_QUERY = 500
+
+
+def pending_of(
+    session: Session, pairs: Collection[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], list[tuple[JobExecution, Job]]]:
+    """:func:`pending` of each (thing, namespace) in ``pairs``, read with one query per 500 things."""
+    found: dict[tuple[str, str | None], list[tuple[JobExecution, Job]]] = {pair: [] for pair in pairs}
+    things = sorted({thing for thing, _ in pairs})
+    for start in range(0, len(things), _THINGS_PER_QUERY):
+        query = _pending_query().where(JobExecution.thing_name.in_(things[start : start + _THINGS_PER_QUERY]))
+        for execution, job in session.execute(query).all():
+            rows = found.get((execution.thing_name, job.namespace_id))
+            if rows is not None:
+                rows.append((execution, job))
+    for rows in found.values():
+        rows.sort(key=lambda row: order_key(*row))
+    return found
 
 
 def get_pending(session: Session, thing_name: str, namespace_id: str | None) -> dict[str, Any]:
@@ -110,21 +134,37 @@ def _job(session: Session, job_id: str, namespace_id: str | None) -> Job:
 
 
 def _execution(
-    session: Session, job: Job, thing_name: str, number: int | None, *, for_update: bool = False
-) -> JobExecution:
-    query = sa.select(JobExecution).where(
-        JobExecution.job_pk == job.id, JobExecution.thing_name == thing_name
+    session: Session,
+    thing_name: str,
+    namespace_id: str | None,
+    job_id: str,
+    number: int | None,
+    *,
+    for_update: bool = False,
+) -> tuple[JobExecution, Job]:
+    """The thing's execution ``number`` of the job (None: its latest) and the job, read together."""
+    query = (
+        sa.select(JobExecution, Job)
+        .join(Job, Job.id == JobExecution.job_pk)
+        .where(
+            Job.job_id == job_id,
+            _in_namespace(namespace_id),
+            Job.status != JobStatus.DELETION_IN_PROGRESS,
+            JobExecution.thing_name == thing_name,
+        )
     )
     if number is not None:
         query = query.where(JobExecution.execution_number == number)
     query = query.order_by(JobExecution.execution_number.desc()).limit(1)
-    execution = session.scalar(query.with_for_update() if for_update else query)
-    if execution is None:
-        number_text = "" if number is None else f" number {number}"
-        raise JobsRejection(
-            "ResourceNotFound", f"Job {job.job_id!r} has no execution{number_text} on thing {thing_name!r}"
-        )
-    return execution
+    row = session.execute(query.with_for_update(of=JobExecution) if for_update else query).first()
+    if row is not None:
+        execution, job = row
+        return execution, job
+    job = _job(session, job_id, namespace_id)
+    number_text = "" if number is None else f" number {number}"
+    raise JobsRejection(
+        "ResourceNotFound", f"Job {job.job_id!r} has no execution{number_text} on thing {thing_name!r}"
+    )
 
 
 def describe(
@@ -138,8 +178,7 @@ def describe(
             return jobs.ExecutionReply().payload()
         execution, job = rows[0]
     else:
-        job = _job(session, job_id, namespace_id)
-        execution = _execution(session, job, thing_name, request.execution_number)
+        execution, job = _execution(session, thing_name, namespace_id, job_id, request.execution_number)
         if execution.status.is_terminal:
             raise JobsRejection(
                 "TerminalStateReached",
@@ -161,8 +200,9 @@ def update(
 ) -> dict[str, Any]:
     """UpdateJobExecution: the device reports a status (and details, and a step timer)."""
     assert request.status is not None
-    job = _job(session, job_id, namespace_id)
-    execution = _execution(session, job, thing_name, request.execution_number, for_update=True)
+    execution, job = _execution(
+        session, thing_name, namespace_id, job_id, request.execution_number, for_update=True
+    )
     state = protocol.execution_state(execution).payload()
     if request.expected_version is not None and request.expected_version != execution.version_number:
         raise JobsRejection(
