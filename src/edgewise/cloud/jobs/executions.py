@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from edgewise.cloud.jobs import protocol, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
@@ -32,22 +32,48 @@ def _in_namespace(namespace_id: str | None) -> sa.ColumnElement[bool]:
     return Job.namespace_id.is_(None) if namespace_id is None else Job.namespace_id == namespace_id
 
 
-def _pending_query() -> sa.Select[JobExecution, Job]:
+#: What the device operations read of a job with its executions: the rest (its targets, its rollout and abort
+#: configurations, and its document where the answer leaves it out) is read only if used.
+_JOB_FOR_DEVICES = (
+    Job.id,
+    Job.job_id,
+    Job.namespace_id,
+    Job.status,
+    Job.in_progress_timeout_minutes,
+    Job.retry_config,
+)
+
+
+def _with_job(*, document: bool = True) -> sa.Select[JobExecution, Job]:
+    """Executions joined with their jobs, of which what the device operations need."""
+    job_columns = (*_JOB_FOR_DEVICES, Job.document) if document else _JOB_FOR_DEVICES
     return (
         sa.select(JobExecution, Job)
         .join(Job, Job.id == JobExecution.job_pk)
-        .where(
-            JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS]),
-            Job.status != JobStatus.DELETION_IN_PROGRESS,
-        )
+        .where(Job.status != JobStatus.DELETION_IN_PROGRESS)
+        .options(load_only(*job_columns))
+    )
+
+
+def _pending_query(*, document: bool = True) -> sa.Select[JobExecution, Job]:
+    return _with_job(document=document).where(
+        JobExecution.status.in_([ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS])
     )
 
 
 def pending(
-    session: Session, thing_name: str, namespace_id: str | None, *, for_update: bool = False
+    session: Session,
+    thing_name: str,
+    namespace_id: str | None,
+    *,
+    for_update: bool = False,
+    document: bool = True,
 ) -> list[tuple[JobExecution, Job]]:
-    """The thing's pending executions in ``namespace_id``, next first."""
-    query = _pending_query().where(JobExecution.thing_name == thing_name, _in_namespace(namespace_id))
+    """The thing's pending executions in ``namespace_id``, next first (their jobs' documents read unless
+    ``document`` is False)."""
+    query = _pending_query(document=document).where(
+        JobExecution.thing_name == thing_name, _in_namespace(namespace_id)
+    )
     if for_update:
         query = query.with_for_update(of=JobExecution)
     rows = [(execution, job) for execution, job in session.execute(query).all()]
@@ -77,7 +103,7 @@ def pending_of(
 
 def get_pending(session: Session, thing_name: str, namespace_id: str | None) -> dict[str, Any]:
     """GetPendingJobExecutions: ``inProgressJobs`` and ``queuedJobs``."""
-    rows = pending(session, thing_name, namespace_id)
+    rows = pending(session, thing_name, namespace_id, document=False)
     return jobs.PendingExecutions(
         in_progress=tuple(
             protocol.execution_summary(execution, job)
@@ -141,17 +167,12 @@ def _execution(
     number: int | None,
     *,
     for_update: bool = False,
+    document: bool = True,
 ) -> tuple[JobExecution, Job]:
-    """The thing's execution ``number`` of the job (None: its latest) and the job, read together."""
-    query = (
-        sa.select(JobExecution, Job)
-        .join(Job, Job.id == JobExecution.job_pk)
-        .where(
-            Job.job_id == job_id,
-            _in_namespace(namespace_id),
-            Job.status != JobStatus.DELETION_IN_PROGRESS,
-            JobExecution.thing_name == thing_name,
-        )
+    """The thing's execution ``number`` of the job (None: its latest) and the job (with its document unless
+    ``document`` is False), read together."""
+    query = _with_job(document=document).where(
+        Job.job_id == job_id, _in_namespace(namespace_id), JobExecution.thing_name == thing_name
     )
     if number is not None:
         query = query.where(JobExecution.execution_number == number)
@@ -178,7 +199,9 @@ def describe(
             return jobs.ExecutionReply().payload()
         execution, job = rows[0]
     else:
-        execution, job = _execution(session, thing_name, namespace_id, job_id, request.execution_number)
+        execution, job = _execution(
+            session, thing_name, namespace_id, job_id, request.execution_number, document=include_document
+        )
         if execution.status.is_terminal:
             raise JobsRejection(
                 "TerminalStateReached",
@@ -201,7 +224,13 @@ def update(
     """UpdateJobExecution: the device reports a status (and details, and a step timer)."""
     assert request.status is not None
     execution, job = _execution(
-        session, thing_name, namespace_id, job_id, request.execution_number, for_update=True
+        session,
+        thing_name,
+        namespace_id,
+        job_id,
+        request.execution_number,
+        for_update=True,
+        document=bool(request.include_job_document),
     )
     state = protocol.execution_state(execution).payload()
     if request.expected_version is not None and request.expected_version != execution.version_number:
