@@ -107,9 +107,11 @@ def report(
     """The device ``thing`` updates its execution of the job, as over MQTT; the accepted body."""
     payload = json.dumps({"status": status, **fields}).encode()
     with sessions() as session:
-        return executions.update(
+        body = executions.update(
             session, thing, None, job_id, jobs.parse_request("update", payload), now=clock()
         )
+        session.commit()
+    return body
 
 
 def start_next(
@@ -118,7 +120,9 @@ def start_next(
     """The device ``thing`` starts its next pending execution, as over MQTT; the accepted body."""
     request = jobs.parse_request("start_next", json.dumps(fields).encode())
     with sessions() as session:
-        return executions.start_next(session, thing, None, request, now=clock())
+        body = executions.start_next(session, thing, None, request, now=clock())
+        session.commit()
+    return body
 
 
 def run_pass(sessions: sessionmaker[Session], clock: FakeClock) -> engine.PassReport:

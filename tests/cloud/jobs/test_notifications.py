@@ -128,6 +128,7 @@ def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
     with fleet() as session:
         start = jobs.parse_request("start_next", b"{}")
         executions.start_next(session, "t1", "aws-gg-deployment", start, now=clock())
+        session.commit()
     reads: list[notifications.Pair] = []
 
     def pending(pairs: Collection[notifications.Pair]) -> dict[notifications.Pair, list[Any]]:
@@ -141,6 +142,7 @@ def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
     with fleet() as session:
         done = jobs.parse_request("update", b'{"status": "SUCCEEDED"}')
         executions.update(session, "t1", "aws-gg-deployment", "d", done, now=clock())
+        session.commit()
     assert told(fleet, clock, changes) == [("$aws/things/t1/jobs/notify-namespace-aws-gg-deployment", {})]
 
 

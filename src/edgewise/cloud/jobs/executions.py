@@ -3,8 +3,10 @@ and UpdateJobExecution do to the store, for one thing in one namespace (None: th
 
 A thing's pending executions are its QUEUED and IN_PROGRESS ones of jobs in that namespace: IN_PROGRESS first,
 then QUEUED, each oldest first; the first is "next". Every function returns the accepted reply's body without
-``timestamp`` and ``clientToken`` (the worker adds them), commits what it changed, and raises
-:class:`~edgewise.protocol.jobs.JobsRejection` with AWS's error code otherwise, with nothing stored.
+``timestamp`` and ``clientToken`` (the worker adds them) and leaves what it changed in the session for the
+caller to commit (the worker commits a batch of requests at once), or raises
+:class:`~edgewise.protocol.jobs.JobsRejection` with AWS's error code before it changes anything, so a rejected
+request may share the transaction of others.
 """
 
 from __future__ import annotations
@@ -143,7 +145,6 @@ def start_next(
             by_device=True,
         )
         _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
-        session.commit()
     return jobs.ExecutionReply(protocol.execution_data(execution, job)).payload()
 
 
@@ -256,7 +257,6 @@ def update(
         by_device=True,
     )
     _set_step_timer(execution, request.step_timeout_in_minutes, now=now)
-    session.commit()
     return jobs.UpdateReply(
         protocol.execution_state(execution) if request.include_job_execution_state else None,
         job.document if request.include_job_document else None,

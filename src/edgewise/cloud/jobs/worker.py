@@ -13,8 +13,13 @@ beyond, requests are answered ``RequestThrottled``.
 One thing's requests are answered one at a time, in the order they arrived (MQTT delivers one client's messages
 in order): a device that reports IN_PROGRESS then SUCCEEDED, or reports and then asks what is next, must see
 the first request applied before the second is read, and no update may overwrite another read at the same
-version. Different things are answered concurrently. With several cloud processes, each answers the things its
-``partition`` owns (:mod:`edgewise.cloud.partition`), so a thing's requests still go through one process, in order.
+version. Different things' requests are answered together: those that arrive while a batch is in the store wait
+for the next one, and a batch of up to :data:`BATCH_MAX` requests (one per thing at most) is one transaction,
+since a fleet deployment has every device ask at once and a transaction each cost more than the rest of the work.
+A rejected request changes nothing, so it shares the transaction; should the transaction fail, its requests are
+answered one by one, so one bad row never costs the others their answers. With several cloud processes, each
+answers the things its ``partition`` owns (:mod:`edgewise.cloud.partition`), so a thing's requests still go
+through one process, in order.
 
 Notifications: the worker listens to :class:`JobEvents` of its session factory and, for every batch of
 committed execution changes (from the API, the engine or its own answers), publishes what
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import time
@@ -49,6 +55,21 @@ logger = logging.getLogger(__name__)
 
 _CLIENT_ID = "edgewise-jobs"
 _MAX_BUCKETS = 10_000
+#: The most requests one transaction answers.
+BATCH_MAX = 200
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A checked request waiting for its batch, and where its accepted reply (or its rejection) goes."""
+
+    operation: Operation
+    request: Request
+    reply: asyncio.Future[dict[str, Any]]
+
+
+#: What a request of a batch came to: its accepted reply, or the rejection or failure to answer with.
+_Outcome = dict[str, Any] | Exception
 
 
 @dataclass
@@ -109,6 +130,8 @@ class JobsWorker:
         self._clock = clock
         self._throttle = ThingThrottle(requests_per_second, burst)
         self._changes: list[JobChange] = []
+        self._asked: list[_Asked] = []
+        self._answering: asyncio.Task[None] | None = None
         #: Per thing with requests in flight: the lock that orders them, and how many hold or wait for it.
         self._queues: dict[str, tuple[asyncio.Lock, int]] = {}
         self._notifying: asyncio.Task[None] | None = None
@@ -139,9 +162,10 @@ class JobsWorker:
         """Stop listening and disconnect; requests being answered are abandoned."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._notifying is not None:
-            self._notifying.cancel()
-            await asyncio.gather(self._notifying, return_exceptions=True)
+        for task in (self._notifying, self._answering):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._link.close()
 
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
@@ -163,7 +187,7 @@ class JobsWorker:
                 )
             request = jobs.parse_request(operation.kind, payload)
             async with self._in_order(operation.thing_name):
-                reply = await asyncio.to_thread(self._handle, operation, request)
+                reply = await self._answered(operation, request)
                 self._publish(jobs.reply_topic(topic, "accepted"), reply)
             return
         except JobsRejection as exc:
@@ -191,24 +215,88 @@ class JobsWorker:
             else:
                 self._queues[thing] = (lock, users - 1)
 
-    def _handle(self, operation: Operation, request: Request) -> dict[str, Any]:
-        """The accepted reply to ``request``. Blocks."""
+    async def _answered(self, operation: Operation, request: Request) -> dict[str, Any]:
+        """The accepted reply to ``request``, once its batch is answered.
+
+        Raises:
+            JobsRejection: the request is refused.
+        """
+        loop = asyncio.get_running_loop()
+        asked = _Asked(operation, request, loop.create_future())
+        self._asked.append(asked)
+        if self._answering is None or self._answering.done():
+            self._answering = loop.create_task(self._answer_batches(), name="jobs-answer")
+        return await asked.reply
+
+    async def _answer_batches(self) -> None:
+        """Answer the waiting requests, a batch at a time. (Cancelled when the worker closes, which cancels the
+        requests' own tasks too: nobody is left waiting.)"""
+        while self._asked:
+            batch, self._asked = self._asked[:BATCH_MAX], self._asked[BATCH_MAX:]
+            try:
+                outcomes = await asyncio.to_thread(self._handle, [(a.operation, a.request) for a in batch])
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            for asked, outcome in zip(batch, outcomes, strict=True):
+                if asked.reply.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    asked.reply.set_exception(outcome)
+                else:
+                    asked.reply.set_result(outcome)
+
+    def _handle(self, batch: Sequence[tuple[Operation, Request]]) -> list[_Outcome]:
+        """What each request of ``batch`` comes to, answered in one transaction, or one by one should that
+        fail. Blocks."""
         now = self._clock()
+        try:
+            with self._sessions() as session:
+                outcomes: list[_Outcome] = []
+                for operation, request in batch:
+                    try:
+                        outcomes.append(self._apply(session, operation, request, now))
+                    except JobsRejection as exc:
+                        outcomes.append(exc)
+                session.commit()
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+            logger.warning("jobs-batch-retried requests=%d: answering them one by one", len(batch))
+            return [outcome for asked in batch for outcome in self._handle([asked])]
+        answered: list[_Outcome] = []
+        for outcome, (operation, request) in zip(outcomes, batch, strict=True):
+            try:
+                answered.append(
+                    outcome
+                    if isinstance(outcome, Exception)
+                    else self._accepted(outcome, operation, request, now)
+                )
+            except Exception as exc:
+                answered.append(exc)
+        return answered
+
+    @staticmethod
+    def _apply(
+        session: Session, operation: Operation, request: Request, now: datetime.datetime
+    ) -> dict[str, Any]:
+        """The body of the accepted reply to ``request``, its changes left in ``session``."""
         thing, namespace = operation.thing_name, operation.namespace_id
-        with self._sessions() as session:
-            if operation.kind == "get_pending":
-                body = executions.get_pending(session, thing, namespace)
-            elif operation.kind == "start_next":
-                body = executions.start_next(session, thing, namespace, request, now=now)
-            elif operation.kind == "describe":
-                assert operation.job_id is not None
-                body = executions.describe(session, thing, namespace, operation.job_id, request)
-            else:
-                assert operation.job_id is not None
-                body = executions.update(session, thing, namespace, operation.job_id, request, now=now)
-        body = self._for_device(body, operation.job_id)
+        if operation.kind == "get_pending":
+            return executions.get_pending(session, thing, namespace)
+        if operation.kind == "start_next":
+            return executions.start_next(session, thing, namespace, request, now=now)
+        assert operation.job_id is not None
+        if operation.kind == "describe":
+            return executions.describe(session, thing, namespace, operation.job_id, request)
+        return executions.update(session, thing, namespace, operation.job_id, request, now=now)
+
+    def _accepted(
+        self, body: dict[str, Any], operation: Operation, request: Request, now: datetime.datetime
+    ) -> dict[str, Any]:
         return jobs.accepted_payload(
-            body, timestamp=protocol.timestamp(now), client_token=request.client_token
+            self._for_device(body, operation.job_id),
+            timestamp=protocol.timestamp(now),
+            client_token=request.client_token,
         )
 
     def _on_changes(self, changes: Sequence[JobChange]) -> None:
