@@ -12,6 +12,7 @@ request may share the transaction of others.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -63,6 +64,24 @@ def _pending_query(*, document: bool = True) -> sa.Select[JobExecution, Job]:
     )
 
 
+def _in_namespace_given(plain: bool) -> sa.ColumnElement[bool]:
+    """:func:`_in_namespace` with the namespace as the ``namespace_id`` parameter (``plain``: none)."""
+    return Job.namespace_id.is_(None) if plain else Job.namespace_id == sa.bindparam("namespace_id")
+
+
+# The statements a device's request runs are built once for each shape, with its values as parameters: built
+# anew for each request, their construction and cache keys cost a tenth of the jobs worker's CPU.
+
+
+@functools.cache
+def _pending_statement(*, plain: bool, for_update: bool, document: bool) -> sa.Select[JobExecution, Job]:
+    """A thing's pending executions; parameters ``thing_name`` and ``namespace_id`` (unless ``plain``)."""
+    query = _pending_query(document=document).where(
+        JobExecution.thing_name == sa.bindparam("thing_name"), _in_namespace_given(plain)
+    )
+    return query.with_for_update(of=JobExecution) if for_update else query
+
+
 def pending(
     session: Session,
     thing_name: str,
@@ -73,12 +92,9 @@ def pending(
 ) -> list[tuple[JobExecution, Job]]:
     """The thing's pending executions in ``namespace_id``, next first (their jobs' documents read unless
     ``document`` is False)."""
-    query = _pending_query(document=document).where(
-        JobExecution.thing_name == thing_name, _in_namespace(namespace_id)
-    )
-    if for_update:
-        query = query.with_for_update(of=JobExecution)
-    rows = [(execution, job) for execution, job in session.execute(query).all()]
+    query = _pending_statement(plain=namespace_id is None, for_update=for_update, document=document)
+    found = session.execute(query, {"thing_name": thing_name, "namespace_id": namespace_id})
+    rows = [(execution, job) for execution, job in found.all()]
     return sorted(rows, key=lambda row: order_key(*row))
 
 
@@ -160,6 +176,23 @@ def _job(session: Session, job_id: str, namespace_id: str | None) -> Job:
     return job
 
 
+@functools.cache
+def _execution_statement(
+    *, plain: bool, numbered: bool, for_update: bool, document: bool
+) -> sa.Select[JobExecution, Job]:
+    """A thing's execution of a job and the job; parameters ``job_id``, ``thing_name``, ``namespace_id`` (unless
+    ``plain``) and ``number`` (if ``numbered``; else the latest)."""
+    query = _with_job(document=document).where(
+        Job.job_id == sa.bindparam("job_id"),
+        _in_namespace_given(plain),
+        JobExecution.thing_name == sa.bindparam("thing_name"),
+    )
+    if numbered:
+        query = query.where(JobExecution.execution_number == sa.bindparam("number"))
+    query = query.order_by(JobExecution.execution_number.desc()).limit(1)
+    return query.with_for_update(of=JobExecution) if for_update else query
+
+
 def _execution(
     session: Session,
     thing_name: str,
@@ -172,13 +205,11 @@ def _execution(
 ) -> tuple[JobExecution, Job]:
     """The thing's execution ``number`` of the job (None: its latest) and the job (with its document unless
     ``document`` is False), read together."""
-    query = _with_job(document=document).where(
-        Job.job_id == job_id, _in_namespace(namespace_id), JobExecution.thing_name == thing_name
+    query = _execution_statement(
+        plain=namespace_id is None, numbered=number is not None, for_update=for_update, document=document
     )
-    if number is not None:
-        query = query.where(JobExecution.execution_number == number)
-    query = query.order_by(JobExecution.execution_number.desc()).limit(1)
-    row = session.execute(query.with_for_update(of=JobExecution) if for_update else query).first()
+    values = {"job_id": job_id, "namespace_id": namespace_id, "thing_name": thing_name, "number": number}
+    row = session.execute(query, values).first()
     if row is not None:
         execution, job = row
         return execution, job
