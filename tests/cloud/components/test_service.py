@@ -272,19 +272,21 @@ def test_resolve_returns_matching_versions_newest_first_at_most_the_limit(
     for version in ("0.9.0", "1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0"):
         publish(session, store, recipe(version=version), {"app.zip": sha})
     published = PublishedVersions()
-    found = published.matching(
+    [found] = published.matching(
         session,
-        {
-            "com.example.Hello": Requirement.parse(">=1.0.0 <2.0.0"),
-            "com.example.Missing": Requirement.parse("*"),
-        },
+        [
+            {
+                "com.example.Hello": Requirement.parse(">=1.0.0 <2.0.0"),
+                "com.example.Missing": Requirement.parse("*"),
+            }
+        ],
     )
     assert [v.version for v in found["com.example.Hello"]] == ["1.1.0", "1.0.0"]
     assert found["com.example.Missing"] == []
     assert found["com.example.Hello"][0].artifacts == (
         PublishedArtifact("s3://bucket/hello/app.zip", sha, len(APP)),
     )
-    limited = published.matching(session, {"com.example.Hello": Requirement.parse("*")}, limit=2)
+    [limited] = published.matching(session, [{"com.example.Hello": Requirement.parse("*")}], limit=2)
     assert [v.version for v in limited["com.example.Hello"]] == ["2.0.0", "1.1.0"]
 
 
@@ -296,7 +298,7 @@ def test_resolve_reads_a_components_versions_again_only_once_they_changed(
     published, any_version = PublishedVersions(), {"com.example.Hello": Requirement.parse("*")}
 
     def answer() -> list[tuple[str, object]]:
-        found = published.matching(session, any_version)["com.example.Hello"]
+        found = published.matching(session, [any_version])[0]["com.example.Hello"]
         return [(v.version, v.recipe["ComponentDescription"]) for v in found]
 
     assert answer() == [("1.0.0", "com.example.Hello for tests")]
@@ -316,25 +318,23 @@ def test_resolve_reads_a_components_versions_again_only_once_they_changed(
     assert published.reads == 4
 
 
-def test_resolve_of_several_kept_components_reads_their_versions_in_one_query(
+def test_resolve_of_several_requests_reads_their_components_versions_in_one_query(
     session: Session, store: LocalArtifactStore
 ) -> None:
     sha = upload(store, APP)
     publish(session, store, recipe(version="1.0.0"), {"app.zip": sha})
     publish(session, store, recipe(name="com.example.Other", version="2.0.0"), {"app.zip": sha})
     published = PublishedVersions()
-    asked = {
-        "com.example.Hello": Requirement.parse("*"),
-        "com.example.Other": Requirement.parse("^2"),
-        "com.example.Missing": Requirement.parse("*"),
-    }
+    asked = [
+        {"com.example.Hello": Requirement.parse("*"), "com.example.Other": Requirement.parse("^2")},
+        {"com.example.Missing": Requirement.parse("*"), "com.example.Other": Requirement.parse("^1")},
+    ]
     first = published.matching(session, asked)
     with selects_sent(session.get_bind()) as selects:
         again = published.matching(session, asked)
     assert len(selects) == 1, selects
     assert again == first
-    assert {name: [v.version for v in found] for name, found in again.items()} == {
-        "com.example.Hello": ["1.0.0"],
-        "com.example.Other": ["2.0.0"],
-        "com.example.Missing": [],
-    }
+    assert [{name: [v.version for v in found] for name, found in answer.items()} for answer in again] == [
+        {"com.example.Hello": ["1.0.0"], "com.example.Other": ["2.0.0"]},
+        {"com.example.Missing": [], "com.example.Other": []},
+    ]

@@ -3,8 +3,8 @@
 A fleet deployment sends the same resolve request from every device, so reading each component's versions,
 their recipes and artifacts anew for each one was a large part of what a deployment cost the cloud. Published
 versions are immutable, so what was read of a component stays true as long as the same versions exist: each
-request reads only the ids, versions and publication times of the versions of the components it names (one small
-query for all of them), and
+batch of requests reads only the ids, versions and publication times of the versions of the components they name
+(one small query for all of them), and
 reads the versions again only when that set differs from the one kept (a version published, or deleted, or
 deleted and published again, which gives it a new time). Works with any number of cloud processes, each
 keeping its own.
@@ -80,11 +80,11 @@ class PublishedVersions:
         self.reads = 0
 
     def matching(
-        self, session: Session, requirements: Mapping[str, Requirement], *, limit: int = RESOLVE_LIMIT
-    ) -> dict[str, list[PublishedVersion]]:
-        """For each name, the published versions that satisfy its requirement, newest first (at most
-        ``limit``). Blocks (database)."""
-        marks: dict[str, set[_Mark]] = {name: set() for name in requirements}
+        self, session: Session, asked: Sequence[Mapping[str, Requirement]], *, limit: int = RESOLVE_LIMIT
+    ) -> list[dict[str, list[PublishedVersion]]]:
+        """For each request of ``asked``, and each name it asks for, the published versions that satisfy its
+        requirement, newest first (at most ``limit``). Blocks (database: one query when nothing changed)."""
+        marks: dict[str, set[_Mark]] = {name: set() for requirements in asked for name in requirements}
         if marks:
             query = sa.select(
                 ComponentVersion.name,
@@ -94,10 +94,14 @@ class PublishedVersions:
             ).where(ComponentVersion.name.in_(list(marks)))
             for row in session.execute(query):
                 marks[row.name].add((row.id, row.version, row.created_at))
-        return {
-            name: offered(self._versions(session, name, frozenset(marks[name])), requirement, limit=limit)
-            for name, requirement in requirements.items()
-        }
+        versions = {name: self._versions(session, name, frozenset(found)) for name, found in marks.items()}
+        return [
+            {
+                name: offered(versions[name], requirement, limit=limit)
+                for name, requirement in requirements.items()
+            }
+            for requirements in asked
+        ]
 
     def _versions(self, session: Session, name: str, marks: frozenset[_Mark]) -> list[PublishedVersion]:
         with self._lock:

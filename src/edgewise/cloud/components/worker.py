@@ -6,6 +6,9 @@ For each name a device asks for, the worker answers with the published versions 
 or rejects the request naming the field. The thing is the one the topic names: the broker's ACL lets a device
 publish only under its own ``$aws/things/<thing>/``, and the replies go back there.
 
+Requests are answered in batches (:mod:`edgewise.cloud.batches`): a fleet deployment has every device ask for
+the same components at once, and a batch reads what changed of them in one query.
+
 The subscription is a plain one, not a shared subscription: Mosquitto 2.0 does not deliver ``$``-topics
 to shared subscriptions. With several cloud processes every process subscribes and answers only the things its
 ``partition`` owns (:mod:`edgewise.cloud.partition`), so each request is answered once.
@@ -13,13 +16,13 @@ to shared subscriptions. With several cloud processes every process subscribes a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgewise.cloud.batches import RequestBatches
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.downloads import ArtifactUrlSigner
@@ -31,6 +34,8 @@ from edgewise.protocol import resolve
 logger = logging.getLogger(__name__)
 
 _CLIENT_ID = "edgewise-components"
+#: The most requests one batch answers.
+BATCH_MAX = 200
 
 
 class ResolveWorker:
@@ -52,6 +57,9 @@ class ResolveWorker:
         self._signer = signer
         self._clock = clock
         self._published = PublishedVersions()
+        self._batches = RequestBatches[resolve.ResolveRequest, bytes](
+            self._resolve, most=BATCH_MAX, name="resolve"
+        )
         self._link = WorkerLink(
             connection,
             client_id=_CLIENT_ID,
@@ -70,6 +78,7 @@ class ResolveWorker:
 
     async def close(self) -> None:
         """Disconnect; requests being answered are abandoned."""
+        await self._batches.close()
         await self._link.close()
 
     async def _answer(self, topic: str, payload: bytes) -> None:
@@ -81,7 +90,7 @@ class ResolveWorker:
         outcome: resolve.Outcome
         try:
             request = resolve.parse_request(payload)
-            reply = await asyncio.to_thread(self._resolve, request)
+            reply = await self._batches.answered(request)
             outcome = resolve.ACCEPTED
         except resolve.ResolveRequestError as exc:
             logger.info("resolve-rejected thing=%s code=%s: %s", thing, exc.code, exc)
@@ -109,13 +118,22 @@ class ResolveWorker:
         )
         return resolve.build_rejected(rejection)
 
-    def _resolve(self, request: resolve.ResolveRequest) -> bytes:
-        """The accepted reply. Blocks (database)."""
+    def _resolve(self, requests: Sequence[resolve.ResolveRequest]) -> list[bytes | Exception]:
+        """The accepted reply to each request, or the failure to answer it with. Blocks (database)."""
         with self._sessions() as session:
-            found = self._published.matching(session, request.requirements)
-            components = {
-                name: [self._candidate(version) for version in versions] for name, versions in found.items()
-            }
+            found = self._published.matching(session, [request.requirements for request in requests])
+        replies: list[bytes | Exception] = []
+        for request, versions in zip(requests, found, strict=True):
+            try:
+                replies.append(self._accepted(request, versions))
+            except Exception as exc:
+                replies.append(exc)
+        return replies
+
+    def _accepted(self, request: resolve.ResolveRequest, found: dict[str, list[PublishedVersion]]) -> bytes:
+        components = {
+            name: [self._candidate(version) for version in versions] for name, versions in found.items()
+        }
         answer = resolve.ResolveAccepted(
             timestamp=int(self._clock()), components=components, client_token=request.client_token
         )

@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgewise.cloud.batches import RequestBatches
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.jobs import executions, notifications, protocol
@@ -57,16 +58,6 @@ _CLIENT_ID = "edgewise-jobs"
 _MAX_BUCKETS = 10_000
 #: The most requests one transaction answers.
 BATCH_MAX = 200
-
-
-@dataclass(frozen=True)
-class _Asked:
-    """A checked request waiting for its batch, and where its accepted reply (or its rejection) goes."""
-
-    operation: Operation
-    request: Request
-    reply: asyncio.Future[dict[str, Any]]
-
 
 #: What a request of a batch came to: its accepted reply, or the rejection or failure to answer with.
 _Outcome = dict[str, Any] | Exception
@@ -130,8 +121,9 @@ class JobsWorker:
         self._clock = clock
         self._throttle = ThingThrottle(requests_per_second, burst)
         self._changes: list[JobChange] = []
-        self._asked: list[_Asked] = []
-        self._answering: asyncio.Task[None] | None = None
+        self._batches = RequestBatches[tuple[Operation, Request], dict[str, Any]](
+            self._handle, most=BATCH_MAX, name="jobs"
+        )
         #: Per thing with requests in flight: the lock that orders them, and how many hold or wait for it.
         self._queues: dict[str, tuple[asyncio.Lock, int]] = {}
         self._notifying: asyncio.Task[None] | None = None
@@ -162,10 +154,10 @@ class JobsWorker:
         """Stop listening and disconnect; requests being answered are abandoned."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for task in (self._notifying, self._answering):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        if self._notifying is not None:
+            self._notifying.cancel()
+            await asyncio.gather(self._notifying, return_exceptions=True)
+        await self._batches.close()
         await self._link.close()
 
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
@@ -187,7 +179,7 @@ class JobsWorker:
                 )
             request = jobs.parse_request(operation.kind, payload)
             async with self._in_order(operation.thing_name):
-                reply = await self._answered(operation, request)
+                reply = await self._batches.answered((operation, request))
                 self._publish(jobs.reply_topic(topic, "accepted"), reply)
             return
         except JobsRejection as exc:
@@ -214,36 +206,6 @@ class JobsWorker:
                 del self._queues[thing]
             else:
                 self._queues[thing] = (lock, users - 1)
-
-    async def _answered(self, operation: Operation, request: Request) -> dict[str, Any]:
-        """The accepted reply to ``request``, once its batch is answered.
-
-        Raises:
-            JobsRejection: the request is refused.
-        """
-        loop = asyncio.get_running_loop()
-        asked = _Asked(operation, request, loop.create_future())
-        self._asked.append(asked)
-        if self._answering is None or self._answering.done():
-            self._answering = loop.create_task(self._answer_batches(), name="jobs-answer")
-        return await asked.reply
-
-    async def _answer_batches(self) -> None:
-        """Answer the waiting requests, a batch at a time. (Cancelled when the worker closes, which cancels the
-        requests' own tasks too: nobody is left waiting.)"""
-        while self._asked:
-            batch, self._asked = self._asked[:BATCH_MAX], self._asked[BATCH_MAX:]
-            try:
-                outcomes = await asyncio.to_thread(self._handle, [(a.operation, a.request) for a in batch])
-            except Exception as exc:
-                outcomes = [exc] * len(batch)
-            for asked, outcome in zip(batch, outcomes, strict=True):
-                if asked.reply.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    asked.reply.set_exception(outcome)
-                else:
-                    asked.reply.set_result(outcome)
 
     def _handle(self, batch: Sequence[tuple[Operation, Request]]) -> list[_Outcome]:
         """What each request of ``batch`` comes to, answered in one transaction, or one by one should that
