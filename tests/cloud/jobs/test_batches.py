@@ -17,12 +17,20 @@ from edgewise.cloud.jobs.worker import JobsWorker
 from edgewise.protocol import jobs
 from edgewise.protocol.jobs import JobsRejection, Operation, Request
 from tests.cloud.jobs.conftest import SEALER, FakeClock, create, latest
+from tests.cloud.statements import selects_sent
 
 
 def asked(
-    thing: str, kind: jobs.OperationKind, body: dict[str, Any], job_id: str | None = None
+    thing: str,
+    kind: jobs.OperationKind,
+    body: dict[str, Any],
+    job_id: str | None = None,
+    namespace: str = "",
 ) -> tuple[Operation, Request]:
-    topic = f"$aws/things/{thing}/jobs/" + ("start-next" if kind == "start_next" else f"{job_id}/update")
+    """A request as the worker gets it; ``namespace`` is a topic part such as ``/namespace-<ns>``."""
+    topic = f"$aws/things/{thing}/jobs/" + (
+        "start-next" if kind == "start_next" else f"{job_id}{namespace}/update"
+    )
     operation = jobs.parse_request_topic(topic)
     assert operation is not None
     assert operation.kind == kind
@@ -42,13 +50,14 @@ def test_a_batch_is_one_transaction_and_a_rejected_request_in_it_changes_nothing
     engine, committed = fleet.kw["bind"], commits.append
     event.listen(engine, "commit", committed)
     try:
-        outcomes = unstarted_worker(fleet, clock)._handle(
-            [
-                asked("t1", "start_next", {"clientToken": "s1"}),
-                asked("t2", "update", {"status": "SUCCEEDED", "expectedVersion": 9}, "job-1"),
-                asked("t3", "update", {"clientToken": "u3", "status": "SUCCEEDED"}, "job-1"),
-            ]
-        )
+        with selects_sent(engine) as selects:
+            outcomes = unstarted_worker(fleet, clock)._handle(
+                [
+                    asked("t1", "start_next", {"clientToken": "s1"}),
+                    asked("t2", "update", {"status": "SUCCEEDED", "expectedVersion": 9}, "job-1"),
+                    asked("t3", "update", {"clientToken": "u3", "status": "SUCCEEDED"}, "job-1"),
+                ]
+            )
     finally:
         event.remove(engine, "commit", committed)
 
@@ -61,6 +70,7 @@ def test_a_batch_is_one_transaction_and_a_rejected_request_in_it_changes_nothing
     assert refused.code == "VersionMismatch"
     assert succeeded == {"clientToken": "u3", "timestamp": int(clock().timestamp())}
     assert len(commits) == 1
+    assert len(selects) == 2, selects  # the start-nexts' pending lists, then the updates' executions
     assert latest(fleet) == {"t1": "IN_PROGRESS", "t2": "QUEUED", "t3": "SUCCEEDED"}
     # The listeners hear the batch's changes together, once committed.
     told = [change for change in changes if isinstance(change, ExecutionChange)]
@@ -91,3 +101,43 @@ def test_a_request_that_fails_the_batch_costs_the_others_nothing(
     answered = [outcome for outcome in outcomes if isinstance(outcome, dict)]
     assert answered == [{"timestamp": int(clock().timestamp())}] * 2
     assert latest(fleet) == {"t1": "SUCCEEDED", "t2": "QUEUED", "t3": "SUCCEEDED"}
+
+
+def test_a_batch_answers_what_was_not_read_ahead_as_one_request_would(
+    fleet: sessionmaker[Session], clock: FakeClock
+) -> None:
+    create(
+        fleet,
+        clock,
+        targets=["t1", "t2"],
+        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]},
+    )
+    create(fleet, clock, "deploy", targets=["t3"], namespaceId="aws-gg-deployment")
+    failed = asked("t1", "update", {"status": "FAILED"}, "job-1")
+    assert isinstance(unstarted_worker(fleet, clock)._handle([failed])[0], dict)  # t1 now has execution 2
+
+    outcomes = unstarted_worker(fleet, clock)._handle(
+        [
+            asked("t1", "update", {"status": "SUCCEEDED", "executionNumber": 1}, "job-1"),
+            asked("t2", "update", {"status": "IN_PROGRESS", "includeJobDocument": True}, "job-1"),
+            asked("t3", "update", {"status": "SUCCEEDED"}, "deploy", "/namespace-aws-gg-deployment"),
+            asked("t4", "start_next", {}),
+            asked("t5", "update", {"status": "SUCCEEDED"}, "job-9"),
+            asked("t6", "update", {"status": "SUCCEEDED"}, "job-1"),
+        ]
+    )
+
+    terminal, with_document, namespaced, nothing_next, no_job, no_execution = outcomes
+    assert isinstance(terminal, JobsRejection)
+    assert terminal.code == "InvalidStateTransition"  # execution 1 is FAILED; its retry is number 2
+    assert isinstance(with_document, dict)
+    assert with_document["jobDocument"] == {"op": "test"}
+    assert isinstance(namespaced, dict)
+    assert isinstance(nothing_next, dict)
+    assert "execution" not in nothing_next
+    assert isinstance(no_job, JobsRejection)
+    assert str(no_job) == "Job 'job-9' does not exist"
+    assert isinstance(no_execution, JobsRejection)
+    assert str(no_execution) == "Job 'job-1' has no execution on thing 't6'"
+    assert latest(fleet) == {"t1": "QUEUED#2", "t2": "IN_PROGRESS"}
+    assert latest(fleet, "deploy") == {"t3": "SUCCEEDED"}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, load_only
 from edgewise.cloud.jobs import protocol, transitions
 from edgewise.cloud.jobs.models import ExecutionStatus, Job, JobExecution, JobStatus
 from edgewise.protocol import jobs
-from edgewise.protocol.jobs import JobsRejection, Request
+from edgewise.protocol.jobs import JobsRejection, Operation, Request
 
 
 def order_key(execution: JobExecution, job: Job) -> tuple[int, datetime.datetime, str, int]:
@@ -103,19 +104,73 @@ _THINGS_PER_QUERY = 500
 
 
 def pending_of(
-    session: Session, pairs: Collection[tuple[str, str | None]]
+    session: Session, pairs: Collection[tuple[str, str | None]], *, for_update: bool = False
 ) -> dict[tuple[str, str | None], list[tuple[JobExecution, Job]]]:
     """:func:`pending` of each (thing, namespace) in ``pairs``, read with one query per 500 things."""
     found: dict[tuple[str, str | None], list[tuple[JobExecution, Job]]] = {pair: [] for pair in pairs}
     things = sorted({thing for thing, _ in pairs})
     for start in range(0, len(things), _THINGS_PER_QUERY):
         query = _pending_query().where(JobExecution.thing_name.in_(things[start : start + _THINGS_PER_QUERY]))
+        if for_update:
+            query = query.with_for_update(of=JobExecution)
         for execution, job in session.execute(query).all():
             rows = found.get((execution.thing_name, job.namespace_id))
             if rows is not None:
                 rows.append((execution, job))
     for rows in found.values():
         rows.sort(key=lambda row: order_key(*row))
+    return found
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """What a batch of requests for different things reads, read (and locked) with a query per kind of request
+    instead of one per request: start-next's pending lists, and the executions updates name (without their jobs'
+    documents). A request whose rows are not here reads them itself."""
+
+    pending: Mapping[tuple[str, str | None], list[tuple[JobExecution, Job]]]
+    runs: Mapping[tuple[str, str | None, str], list[tuple[JobExecution, Job]]]
+
+    @classmethod
+    def read(cls, session: Session, operations: Iterable[Operation]) -> ReadAhead:
+        """Read ahead for ``operations`` (one per thing at most). Blocks."""
+        starts: set[tuple[str, str | None]] = set()
+        updates: set[tuple[str, str | None, str]] = set()
+        for operation in operations:
+            if operation.kind == "start_next":
+                starts.add((operation.thing_name, operation.namespace_id))
+            elif operation.kind == "update" and operation.job_id is not None:
+                updates.add((operation.thing_name, operation.namespace_id, operation.job_id))
+        pending_rows = pending_of(session, starts, for_update=True) if starts else {}
+        return cls(pending_rows, _runs_of(session, updates))
+
+    def execution(
+        self, thing_name: str, namespace_id: str | None, job_id: str, number: int | None
+    ) -> tuple[JobExecution, Job] | None:
+        """The thing's execution ``number`` of the job (None: its latest), if it was read ahead."""
+        rows = self.runs.get((thing_name, namespace_id, job_id), [])
+        if number is not None:
+            rows = [row for row in rows if row[0].execution_number == number]
+        return max(rows, key=lambda row: row[0].execution_number, default=None)
+
+
+def _runs_of(
+    session: Session, wanted: Collection[tuple[str, str | None, str]]
+) -> dict[tuple[str, str | None, str], list[tuple[JobExecution, Job]]]:
+    """Every execution of each (thing, namespace, job id) in ``wanted``, locked, with its job (no document)."""
+    found: dict[tuple[str, str | None, str], list[tuple[JobExecution, Job]]] = {key: [] for key in wanted}
+    keys = sorted(found, key=lambda key: (key[0], key[2]))
+    for start in range(0, len(keys), _THINGS_PER_QUERY):
+        pairs = [(thing, job_id) for thing, _, job_id in keys[start : start + _THINGS_PER_QUERY]]
+        query = (
+            _with_job(document=False)
+            .where(sa.tuple_(JobExecution.thing_name, Job.job_id).in_(pairs))
+            .with_for_update(of=JobExecution)
+        )
+        for execution, job in session.execute(query).all():
+            rows = found.get((execution.thing_name, job.namespace_id, job.job_id))
+            if rows is not None:
+                rows.append((execution, job))
     return found
 
 
@@ -143,10 +198,18 @@ def _set_step_timer(execution: JobExecution, minutes: int | None, *, now: dateti
 
 
 def start_next(
-    session: Session, thing_name: str, namespace_id: str | None, request: Request, *, now: datetime.datetime
+    session: Session,
+    thing_name: str,
+    namespace_id: str | None,
+    request: Request,
+    *,
+    now: datetime.datetime,
+    read: ReadAhead | None = None,
 ) -> dict[str, Any]:
     """StartNextPendingJobExecution: the next execution, moved to IN_PROGRESS if it was QUEUED."""
-    rows = pending(session, thing_name, namespace_id, for_update=True)
+    rows = None if read is None else read.pending.get((thing_name, namespace_id))
+    if rows is None:
+        rows = pending(session, thing_name, namespace_id, for_update=True)
     if not rows:
         return jobs.ExecutionReply().payload()
     execution, job = rows[0]
@@ -252,10 +315,14 @@ def update(
     request: Request,
     *,
     now: datetime.datetime,
+    read: ReadAhead | None = None,
 ) -> dict[str, Any]:
     """UpdateJobExecution: the device reports a status (and details, and a step timer)."""
     assert request.status is not None
-    execution, job = _execution(
+    found = (
+        None if read is None else read.execution(thing_name, namespace_id, job_id, request.execution_number)
+    )
+    execution, job = found or _execution(
         session,
         thing_name,
         namespace_id,

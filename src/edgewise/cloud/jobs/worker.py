@@ -217,9 +217,10 @@ class JobsWorker:
                 # The requests are for different things: none reads what another changed, and the changes go
                 # out together at the commit (one statement for many rows) instead of one flush per request.
                 with session.no_autoflush:
+                    read = executions.ReadAhead.read(session, (operation for operation, _ in batch))
                     for operation, request in batch:
                         try:
-                            outcomes.append(self._apply(session, operation, request, now))
+                            outcomes.append(self._apply(session, operation, request, now, read))
                         except JobsRejection as exc:
                             outcomes.append(exc)
                 session.commit()
@@ -242,18 +243,22 @@ class JobsWorker:
 
     @staticmethod
     def _apply(
-        session: Session, operation: Operation, request: Request, now: datetime.datetime
+        session: Session,
+        operation: Operation,
+        request: Request,
+        now: datetime.datetime,
+        read: executions.ReadAhead,
     ) -> dict[str, Any]:
         """The body of the accepted reply to ``request``, its changes left in ``session``."""
         thing, namespace = operation.thing_name, operation.namespace_id
         if operation.kind == "get_pending":
             return executions.get_pending(session, thing, namespace)
         if operation.kind == "start_next":
-            return executions.start_next(session, thing, namespace, request, now=now)
+            return executions.start_next(session, thing, namespace, request, now=now, read=read)
         assert operation.job_id is not None
         if operation.kind == "describe":
             return executions.describe(session, thing, namespace, operation.job_id, request)
-        return executions.update(session, thing, namespace, operation.job_id, request, now=now)
+        return executions.update(session, thing, namespace, operation.job_id, request, now=now, read=read)
 
     def _accepted(
         self, body: dict[str, Any], operation: Operation, request: Request, now: datetime.datetime
