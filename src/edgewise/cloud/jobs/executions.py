@@ -112,7 +112,8 @@ def pending_of(
     for start in range(0, len(things), _THINGS_PER_QUERY):
         query = _pending_query().where(JobExecution.thing_name.in_(things[start : start + _THINGS_PER_QUERY]))
         if for_update:
-            query = query.with_for_update(of=JobExecution)
+            # In id order, as the service's cancellations lock them, so that both take shared rows in one order.
+            query = query.order_by(JobExecution.id).with_for_update(of=JobExecution)
         for execution, job in session.execute(query).all():
             rows = found.get((execution.thing_name, job.namespace_id))
             if rows is not None:
@@ -165,6 +166,7 @@ def _runs_of(
         query = (
             _with_job(document=False)
             .where(sa.tuple_(JobExecution.thing_name, Job.job_id).in_(pairs))
+            .order_by(JobExecution.id)
             .with_for_update(of=JobExecution)
         )
         for execution, job in session.execute(query).all():
