@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from edgewise.cloud.batches import RequestBatches
+from edgewise.cloud.batches import RequestBatches, outcome_of
 from tests.support.waiting import eventually
 
 
@@ -82,3 +82,13 @@ async def test_closing_cancels_the_requests_still_waiting() -> None:
     store.release.set()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes), outcomes
+
+
+def test_one_request_s_failure_is_its_outcome_and_not_raised() -> None:
+    def failing() -> int:
+        raise LookupError("no such version")
+
+    assert outcome_of(lambda: 7) == 7
+    failure = outcome_of(failing)
+    assert isinstance(failure, LookupError)
+    assert str(failure) == "no such version"

@@ -3,7 +3,8 @@ deployment has every device ask at once (a transaction each cost more than the r
 
 A request waits while a batch is in the store and goes in the next one, so a lone request is answered at once and
 a burst in as few transactions as the store's pace allows. ``answer`` runs in a thread with a whole batch and
-returns, in order, what each request came to: its answer, or the exception its asker gets instead. Usage::
+returns, in order, what each request came to: its answer, or the exception its asker gets instead
+(:func:`outcome_of` turns one request's failure into its outcome). Usage::
 
     batches = RequestBatches(answer_all, most=200, name="jobs")
     reply = await batches.answered(request)     # raises the request's exception
@@ -25,6 +26,15 @@ Answer = TypeVar("Answer")
 class _Waiting(Generic[Request, Answer]):
     request: Request
     answer: asyncio.Future[Answer]
+
+
+def outcome_of(answer: Callable[[], Answer]) -> Answer | Exception:
+    """What ``answer()`` returns, or the exception it raised: one request's outcome, which must not cost the
+    other requests of its batch theirs."""
+    try:
+        return answer()
+    except Exception as exc:
+        return exc
 
 
 class RequestBatches(Generic[Request, Answer]):

@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.batches import RequestBatches
+from edgewise.cloud.batches import RequestBatches, outcome_of
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.components import service
 from edgewise.cloud.components.downloads import ArtifactUrlSigner
@@ -122,13 +123,10 @@ class ResolveWorker:
         """The accepted reply to each request, or the failure to answer it with. Blocks (database)."""
         with self._sessions() as session:
             found = self._published.matching(session, [request.requirements for request in requests])
-        replies: list[bytes | Exception] = []
-        for request, versions in zip(requests, found, strict=True):
-            try:
-                replies.append(self._accepted(request, versions))
-            except Exception as exc:
-                replies.append(exc)
-        return replies
+        return [
+            outcome_of(partial(self._accepted, request, versions))
+            for request, versions in zip(requests, found, strict=True)
+        ]
 
     def _accepted(self, request: resolve.ResolveRequest, found: dict[str, list[PublishedVersion]]) -> bytes:
         components = {

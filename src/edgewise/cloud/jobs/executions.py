@@ -32,10 +32,6 @@ def order_key(execution: JobExecution, job: Job) -> tuple[int, datetime.datetime
     return rank, execution.queued_at, job.job_id, execution.execution_number
 
 
-def _in_namespace(namespace_id: str | None) -> sa.ColumnElement[bool]:
-    return Job.namespace_id.is_(None) if namespace_id is None else Job.namespace_id == namespace_id
-
-
 #: What the device operations read of a job with its executions: the rest (its targets, its rollout and abort
 #: configurations, and its document where the answer leaves it out) is read only if used.
 _JOB_FOR_DEVICES = (
@@ -65,8 +61,8 @@ def _pending_query(*, document: bool = True) -> sa.Select[JobExecution, Job]:
     )
 
 
-def _in_namespace_given(plain: bool) -> sa.ColumnElement[bool]:
-    """:func:`_in_namespace` with the namespace as the ``namespace_id`` parameter (``plain``: none)."""
+def _in_namespace(plain: bool) -> sa.ColumnElement[bool]:
+    """Jobs in the namespace given as the ``namespace_id`` parameter (``plain``: in none)."""
     return Job.namespace_id.is_(None) if plain else Job.namespace_id == sa.bindparam("namespace_id")
 
 
@@ -78,7 +74,7 @@ def _in_namespace_given(plain: bool) -> sa.ColumnElement[bool]:
 def _pending_statement(*, plain: bool, for_update: bool, document: bool) -> sa.Select[JobExecution, Job]:
     """A thing's pending executions; parameters ``thing_name`` and ``namespace_id`` (unless ``plain``)."""
     query = _pending_query(document=document).where(
-        JobExecution.thing_name == sa.bindparam("thing_name"), _in_namespace_given(plain)
+        JobExecution.thing_name == sa.bindparam("thing_name"), _in_namespace(plain)
     )
     return query.with_for_update(of=JobExecution) if for_update else query
 
@@ -230,11 +226,12 @@ def start_next(
 
 
 def _job(session: Session, job_id: str, namespace_id: str | None) -> Job:
-    job = session.scalar(
-        sa.select(Job).where(
-            Job.job_id == job_id, _in_namespace(namespace_id), Job.status != JobStatus.DELETION_IN_PROGRESS
-        )
+    query = sa.select(Job).where(
+        Job.job_id == job_id,
+        _in_namespace(namespace_id is None),
+        Job.status != JobStatus.DELETION_IN_PROGRESS,
     )
+    job = session.scalar(query, {"namespace_id": namespace_id})
     if job is None:
         where = "" if namespace_id is None else f" in namespace {namespace_id!r}"
         raise JobsRejection("ResourceNotFound", f"Job {job_id!r} does not exist{where}")
@@ -249,7 +246,7 @@ def _execution_statement(
     ``plain``) and ``number`` (if ``numbered``; else the latest)."""
     query = _with_job(document=document).where(
         Job.job_id == sa.bindparam("job_id"),
-        _in_namespace_given(plain),
+        _in_namespace(plain),
         JobExecution.thing_name == sa.bindparam("thing_name"),
     )
     if numbered:

@@ -5,17 +5,19 @@ The worker connects to the broker through a :class:`WorkerLink` (subscribed with
 publishes, MQTT 5 no-local) and ignores reply and notification topics, so no worker answers another's
 replies. With several cloud processes it subscribes to the request topics only
 (:data:`edgewise.protocol.jobs.REQUEST_FILTERS`), so that none receives the replies the others publish; a topic
-that names no operation then goes unanswered instead of being answered ``InvalidTopic``. The thing is the one in the topic: the broker lets a device publish only under its own
-``$aws/things/<thing>/``. The store work runs in a thread. Replies go to the request topic plus ``/accepted`` or ``/rejected``, with the request's
-``clientToken`` echoed. Each thing may send ``burst`` requests at once and ``requests_per_second`` after that;
-beyond, requests are answered ``RequestThrottled``.
+that names no operation then goes unanswered instead of being answered ``InvalidTopic``. The thing is the one in
+the topic: the broker lets a device publish only under its own ``$aws/things/<thing>/``. The store work runs in a
+thread. Replies go to the request topic plus ``/accepted`` or ``/rejected``, with the request's ``clientToken``
+echoed. Each thing may send ``burst`` requests at once and ``requests_per_second`` after that; beyond, requests
+are answered ``RequestThrottled``.
 
 One thing's requests are answered one at a time, in the order they arrived (MQTT delivers one client's messages
 in order): a device that reports IN_PROGRESS then SUCCEEDED, or reports and then asks what is next, must see
 the first request applied before the second is read, and no update may overwrite another read at the same
-version. Different things' requests are answered together: those that arrive while a batch is in the store wait
-for the next one, and a batch of up to :data:`BATCH_MAX` requests (one per thing at most) is one transaction,
-since a fleet deployment has every device ask at once and a transaction each cost more than the rest of the work.
+version. Different things' requests are answered together (:mod:`edgewise.cloud.batches`): those that arrive
+while a batch is in the store wait for the next one, and a batch of up to :data:`BATCH_MAX` requests (one per
+thing at most) is one transaction, since a fleet deployment has every device ask at once and a transaction each
+cost more than the rest of the work.
 A rejected request changes nothing, so it shares the transaction; should the transaction fail, its requests are
 answered one by one, so one bad row never costs the others their answers. With several cloud processes, each
 answers the things its ``partition`` owns (:mod:`edgewise.cloud.partition`), so a thing's requests still go
@@ -36,11 +38,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgewise.cloud.batches import RequestBatches
+from edgewise.cloud.batches import RequestBatches, outcome_of
 from edgewise.cloud.broker import BrokerConnection
 from edgewise.cloud.db import utcnow
 from edgewise.cloud.jobs import executions, notifications, protocol
@@ -229,17 +232,12 @@ class JobsWorker:
                 return [exc]
             logger.warning("jobs-batch-retried requests=%d: answering them one by one", len(batch))
             return [outcome for asked in batch for outcome in self._handle([asked])]
-        answered: list[_Outcome] = []
-        for outcome, (operation, request) in zip(outcomes, batch, strict=True):
-            try:
-                answered.append(
-                    outcome
-                    if isinstance(outcome, Exception)
-                    else self._accepted(outcome, operation, request, now)
-                )
-            except Exception as exc:
-                answered.append(exc)
-        return answered
+        return [
+            outcome
+            if isinstance(outcome, Exception)
+            else outcome_of(partial(self._accepted, outcome, *asked, now))
+            for outcome, asked in zip(outcomes, batch, strict=True)
+        ]
 
     @staticmethod
     def _apply(
