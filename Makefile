@@ -43,14 +43,14 @@ typecheck: setup
 imports: setup
 	$(BIN)/lint-imports
 
-# Three workers on two cores: most tests wait on processes and sockets, so a third keeps the cores busy (measured:
-# 6:18 against 7:30-9:14 with two); a file per worker so that module-scoped brokers start once (tests/conftest.py
-# hands out the longest files first and each benchmark run on its own). A short temporary root keeps the runtimes'
-# Unix socket paths under the 107-byte limit. Bytecode is written even where the environment says not to: the
+# Four workers on two cores: most tests wait on processes and sockets, so the third and fourth keep the cores busy
+# (measured: three 6:18 against 7:30-9:14 with two; later four 7:02 against 7:35-7:42 with three); a file per worker
+# so that module-scoped brokers start once (tests/conftest.py hands out the longest files first and each benchmark
+# run on its own). A short temporary root keeps the runtimes' Unix socket paths under the 107-byte limit. Bytecode is written even where the environment says not to: the
 # suite starts hundreds of runtime and cloud processes, each of which would otherwise compile edgewise again.
 pytest: setup
 	@tmp=$$(mktemp -d /tmp/ewt.XXXXXX); \
-	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n 3 --dist loadfile --basetemp=$$tmp; status=$$?; rm -rf $$tmp; exit $$status
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n 4 --dist loadfile --basetemp=$$tmp; status=$$?; rm -rf $$tmp; exit $$status
 
 test: lint typecheck imports pytest
 

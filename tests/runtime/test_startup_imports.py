@@ -30,7 +30,8 @@ DEPLOYMENT_ONLY = (
 )
 
 
-#: What a runtime whose configuration names none of these features must not load.
+#: What a runtime whose configuration names none of these features must not load (``ssl`` and ``_hashlib``:
+#: OpenSSL, which asyncio, ``secrets`` and ``hashlib`` would load).
 UNCONFIGURED_FEATURES = (
     "paho",
     "edgewise.runtime.cloudlink._link",
@@ -47,11 +48,14 @@ UNCONFIGURED_FEATURES = (
     "cbor2",
     "sqlite3",
     "cryptography",
+    "ssl",
+    "_hashlib",
 )
 
 #: A runtime run in-process (``Kernel.run``) on the root given as argv[1], with the components named after
 #: it (each runs ``exec sleep 60``), until all of them run; it prints its thread count then, and stops.
 STARTED_RUNTIME = """\
+import edgewise.runtime.deferred_ssl  # as python -m edgewise.runtime does
 import asyncio, sys, threading, time
 from pathlib import Path
 from edgewise.runtime.config import ConfigStore

@@ -5,6 +5,10 @@ Kept free of the CLI's imports so that the long-running process stays small.
 
 from __future__ import annotations
 
+# First, before anything imports asyncio: it loads without ssl until something needs TLS.
+import edgewise.runtime.deferred_ssl  # noqa: F401
+
+# isort: split
 import argparse
 import logging
 import logging.handlers

@@ -3,7 +3,8 @@
 uvloop (``pip install 'edgewise[fast]'``) runs the same asyncio code with its I/O loop in C (libuv), and every
 runtime path (subprocesses, signals, Unix and TCP sockets, TLS) works on both. It is not the default because
 it did not pay here: no change in the runtime's CPU per IPC message, against 20-50 ms more to start 20
-components and 2 MiB more idle RSS (docs/benchmarks.md, issue 14). ``EDGEWISE_EVENT_LOOP=uvloop`` uses it
+components and 6-7 MiB more idle RSS, since uvloop loads ``ssl`` and OpenSSL, which the runtime otherwise loads
+only for TLS (docs/benchmarks.md, issue 14). ``EDGEWISE_EVENT_LOOP=uvloop`` uses it
 (an error when it is not installed), ``auto`` uses it where it is installed, ``asyncio`` (the default) never.
 
 Usage::

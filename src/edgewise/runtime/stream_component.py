@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -436,7 +435,7 @@ class StreamComponent:
             context = await asyncio.to_thread(
                 artifact_context, settings.root_ca, settings.certificate, settings.private_key
             )
-        except (OSError, ssl.SSLError) as error:
+        except OSError as error:  # ssl.SSLError included
             logger.error(
                 "%s cannot upload S3 export tasks: its TLS files do not load: %s", STREAM_MANAGER, error
             )

@@ -30,7 +30,8 @@ def write_pid_file(path: Path, *, pid: int, owner: int) -> None:
     path.write_text(json.dumps({"pid": pid, "owner": owner}) + "\n")
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on ``port`` of 127.0.0.1."""
     with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
     return False
@@ -49,7 +50,7 @@ def orphan_mosquitto(config: Path, *ports: int) -> Iterator[tuple[int, int]]:
     pid = int(output)
     try:
         for port in ports:
-            wait_until(lambda port=port: _accepts(port), what=f"the orphan Mosquitto to listen on {port}")
+            wait_until(lambda port=port: accepts(port), what=f"the orphan Mosquitto to listen on {port}")
         yield pid, shell.pid
     finally:
         kill_if_it_runs(pid, config)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from tests.cloud.broker.clients import TestClient, try_connect
 from tests.cloud.broker.conftest import default_permissions
-from tests.cloud.broker.leftovers import kill_if_it_runs, orphan_mosquitto, running, write_pid_file
+from tests.cloud.broker.leftovers import accepts, kill_if_it_runs, orphan_mosquitto, running, write_pid_file
 from tests.support.mosquitto import MOSQUITTO
 from tests.support.pki import CertificateAuthority, Credentials
 from tests.support.waiting import eventually
@@ -210,6 +210,9 @@ async def test_start_refuses_the_data_directory_of_a_broker_whose_owner_still_ru
         stderr=subprocess.DEVNULL,
     ) as other:
         try:
+            # Listening, it has its ports: a Mosquitto that lost one to another test would exit, and its pid
+            # file would rightly read as stale.
+            await eventually(lambda: accepts(settings.devices.port), what="the other Mosquitto to listen")
             write_pid_file(pid_file, pid=other.pid, owner=os.getpid())
             with pytest.raises(BrokerStartError, match=rf"Another process \(pid {os.getpid()}\) is running"):
                 await broker.start()

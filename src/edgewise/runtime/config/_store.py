@@ -26,13 +26,16 @@ a whole node, so replaying lines already in the snapshot ends in the same tree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import threading
 import time
+
+# CPython's own BLAKE2, which hashlib hands out too: hashlib itself loads OpenSSL's libcrypto (3.4 MiB resident)
+# in a runtime that may have no other use for it.
+from _blake2 import blake2b
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -469,8 +472,8 @@ def _build_object(value: Any, timestamp: int, path: ConfigPath) -> Branch:
 
 def _effective_header(tree: Any) -> str:
     """The comment line ``effective.yaml`` starts with: a digest of the public tree, key order included."""
-    digest = hashlib.sha256(json.dumps(tree, separators=(",", ":")).encode()).hexdigest()
-    return f"# Edgewise effective configuration (a read-only view), tree sha256:{digest}\n"
+    digest = blake2b(json.dumps(tree, separators=(",", ":")).encode(), digest_size=32).hexdigest()
+    return f"# Edgewise effective configuration (a read-only view), tree blake2b-256:{digest}\n"
 
 
 def _first_line(path: Path) -> str | None:

@@ -10,7 +10,6 @@ them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import shutil
 import stat
@@ -34,6 +33,9 @@ def file_digest(path: Path, algorithm: str = "SHA-256") -> str:
     name = _HASHES.get(algorithm.upper())
     if name is None:
         raise PackageError(f"Unsupported artifact digest algorithm {algorithm!r} (use SHA-256)")
+    # On first use: hashlib loads OpenSSL's libcrypto (3.4 MiB resident), which an idle runtime does without.
+    import hashlib
+
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, name)
     return base64.b64encode(digest.digest()).decode("ascii")

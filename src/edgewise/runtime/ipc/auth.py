@@ -7,11 +7,13 @@ runtime restart issues new ones (as the Greengrass nucleus does).
 
 from __future__ import annotations
 
-import secrets
+import random
 import string
 
 _ALPHABET = string.ascii_uppercase + string.digits
 TOKEN_LENGTH = 16
+# What `secrets.choice` is, without `secrets`, whose hmac loads OpenSSL's libcrypto (3.4 MiB resident).
+_SYSTEM_RANDOM = random.SystemRandom()
 
 
 class TokenTable:
@@ -50,4 +52,4 @@ class TokenTable:
 
 
 def _new_token() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
+    return "".join(_SYSTEM_RANDOM.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
