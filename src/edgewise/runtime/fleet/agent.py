@@ -640,18 +640,10 @@ class FleetAgent:
         token = await self._jobs.update(execution, status, details)
         now = asyncio.get_running_loop().time()
         self._reports[execution.job_id] = _Report(entry.key, status, {token}, now)
-        entry = self._ledger.update(
-            entry, stage=JobStage.REPORTED, status=status, details=details, confirmed=False
-        )
+        information = deployment_information(entry, status, details, record)
+        entry = self._ledger.finish(entry, status=status, details=details, information=information)
         if self._current is not None and self._current.key == entry.key:
             self._current = entry  # what the cloud says about it from now on is about a finished execution
-        information = deployment_information(entry, status, details, record)
-        self._ledger.deployment_finished(
-            group=entry.group,
-            configuration_arn=entry.configuration_arn,
-            information=information,
-            succeeded=status == "SUCCEEDED",
-        )
         self.status.deployment_finished(entry.group, information)
 
 

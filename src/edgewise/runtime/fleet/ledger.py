@@ -165,16 +165,15 @@ class JobLedger:
         """The ``deploymentInformation`` of the last fleet deployment that finished."""
         return None if self._last_deployment is None else dict(self._last_deployment)
 
-    def deployment_finished(
-        self,
-        *,
-        group: str | None,
-        configuration_arn: str | None,
-        information: Mapping[str, Any],
-        succeeded: bool,
-    ) -> None:
-        """Remember a finished deployment; a successful one makes its ARN the group's configuration."""
-        if succeeded and group and configuration_arn:
-            self._group_arns[group] = configuration_arn
+    def finish(
+        self, entry: JobEntry, *, status: str, details: Mapping[str, str], information: Mapping[str, Any]
+    ) -> JobEntry:
+        """Record the final ``status`` reported for ``entry`` (unconfirmed) and the deployment it finished
+        (``information``), in one write: a success makes the entry's configuration its group's."""
+        entry = replace(entry, stage=JobStage.REPORTED, status=status, details=details, confirmed=False)
+        self._jobs[entry.key] = entry
+        if status == "SUCCEEDED" and entry.group and entry.configuration_arn:
+            self._group_arns[entry.group] = entry.configuration_arn
         self._last_deployment = dict(information)
         self._save()
+        return entry
