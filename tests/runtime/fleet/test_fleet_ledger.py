@@ -128,3 +128,16 @@ def test_finishing_records_the_report_and_the_groups_configuration_in_one_write(
     assert reread.get("job-1#1") == replace(applying, stage=JobStage.REPORTED, status="SUCCEEDED")
     assert reread.group_arns == {"thinggroup/a": "arn:1"}
     assert reread.last_deployment == {"status": "SUCCEEDED"}
+
+
+def test_an_execution_just_begun_is_written_with_the_next_change_only(tmp_path: Path) -> None:
+    """A restart forgets an execution that was not submitted, so its start costs no write of its own."""
+    path = tmp_path / "fleet.json"
+    ledger = JobLedger(path)
+    begun = ledger.begin(entry("job-1#1"))
+
+    assert not path.exists()
+    ledger.update(begun, stage=JobStage.APPLYING, deployment_id="d-1")
+    reread = JobLedger(path)
+    reread.load()
+    assert reread.get("job-1#1") == replace(begun, stage=JobStage.APPLYING, deployment_id="d-1")

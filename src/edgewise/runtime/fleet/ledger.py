@@ -3,8 +3,9 @@ how far its report got, the configuration each group last deployed, and the last
 
 A runtime killed mid-deployment reads them on start: an execution whose deployment was submitted is reported
 once the deployment service has finished it (the service takes it up again, downloads included); one not yet
-submitted starts over when the cloud offers it again; one already reported is not applied twice. Written with ``write_atomically`` after every
-change (a few hundred bytes), from the event loop.
+submitted starts over when the cloud offers it again; one already reported is not applied twice. Written with
+``write_atomically`` (a few hundred bytes), from the event loop, after every change but the start of an execution,
+which a restart would forget anyway: three writes per deployment (submitted, reported, confirmed).
 """
 
 from __future__ import annotations
@@ -128,12 +129,12 @@ class JobLedger:
         )
 
     def begin(self, entry: JobEntry) -> JobEntry:
-        """Record a new execution (or a fresh start of one), as the newest."""
+        """Record a new execution (or a fresh start of one), as the newest: in memory only, since a restart
+        forgets an execution that was not submitted yet anyway; the next change writes it."""
         self._sequence += 1
         entry = replace(entry, sequence=self._sequence)
         self._jobs[entry.key] = entry
         self._prune()
-        self._save()
         return entry
 
     def update(self, entry: JobEntry, **changes: Any) -> JobEntry:
