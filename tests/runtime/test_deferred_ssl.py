@@ -81,3 +81,14 @@ def test_uvloop_which_imports_ssl_itself_arms_asyncio_too() -> None:
         "      asyncio.sslproto.SSLAgainErrors[0] is sys.modules['ssl'].SSLWantReadError)"
     )
     assert run_python(code)[-1] == "True True True"
+
+
+def test_looking_ssl_up_without_importing_it_arms_nothing_yet_and_the_import_still_does() -> None:
+    code = (
+        "import importlib.util, sys\n"
+        "import edgewise.runtime.deferred_ssl, asyncio.base_events\n"
+        "assert importlib.util.find_spec('ssl') is not None and 'ssl' not in sys.modules\n"
+        "import ssl\n"
+        "print(asyncio.base_events.ssl is ssl, [type(f).__name__ for f in sys.meta_path].count('_Finder'))"
+    )
+    assert run_python(code)[-1] == "True 0"

@@ -48,14 +48,13 @@ class _Loader:
 
 
 class _Finder:
-    """Finds ``ssl`` the first time it is imported, with a loader that arms asyncio, and steps aside."""
+    """Finds ``ssl`` with a loader that arms asyncio once it has loaded it (then this finder steps aside)."""
 
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         if name != "ssl":
             return None
-        sys.meta_path.remove(self)
         spec = PathFinder.find_spec(name, path, target)
         if spec is None or spec.loader is None:
             return spec
@@ -65,6 +64,8 @@ class _Finder:
 
 
 def _arm(ssl: ModuleType) -> None:
+    # Only now: a mere lookup of the spec (importlib.util.find_spec) loads nothing.
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _Finder)]
     for name in _KEEPERS:
         module = sys.modules.get(name)
         if module is not None and getattr(module, "ssl", ssl) is None:
