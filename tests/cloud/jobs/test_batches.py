@@ -70,7 +70,8 @@ def test_a_batch_is_one_transaction_and_a_rejected_request_in_it_changes_nothing
     assert refused.code == "VersionMismatch"
     assert succeeded == {"clientToken": "u3", "timestamp": int(clock().timestamp())}
     assert len(commits) == 1
-    assert len(selects) == 2, selects  # the start-nexts' pending lists, then the updates' executions
+    # The start-nexts' pending lists, their jobs' documents (once per job), then the updates' executions.
+    assert len(selects) == 3, selects
     assert latest(fleet) == {"t1": "IN_PROGRESS", "t2": "QUEUED", "t3": "SUCCEEDED"}
     # The listeners hear the batch's changes together, once committed.
     told = [change for change in changes if isinstance(change, ExecutionChange)]

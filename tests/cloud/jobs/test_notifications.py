@@ -146,7 +146,7 @@ def test_a_namespaced_execution_that_stays_pending_costs_no_store_read(
     assert told(fleet, clock, changes) == [("$aws/things/t1/jobs/notify-namespace-aws-gg-deployment", {})]
 
 
-def test_a_batch_over_several_things_and_namespaces_reads_their_lists_in_one_query(
+def test_a_batch_over_several_things_and_namespaces_reads_their_lists_and_documents_in_two_queries(
     fleet: sessionmaker[Session], clock: FakeClock, changes: list[JobChange]
 ) -> None:
     create(fleet, clock, "d", targets=["t1", "t3"], namespaceId="aws-gg-deployment")
@@ -154,7 +154,10 @@ def test_a_batch_over_several_things_and_namespaces_reads_their_lists_in_one_que
     create(fleet, clock, "a", targets=["t1", "t2"])
     with selects_sent(fleet.kw["bind"]) as selects:
         summary = told(fleet, clock, changes)
-    assert len(selects) == 1, selects
+    # The lists, then the documents of their two jobs in one more query (not one per thing's row).
+    assert len(selects) == 2, selects
+    assert "document" not in selects[0], selects
+    assert "document" in selects[1], selects
     namespaced = "$aws/things/{}/jobs/notify-namespace-aws-gg-deployment"
     # Each thing's list holds only its own executions of its namespace's jobs.
     assert sorted(summary) == sorted(
