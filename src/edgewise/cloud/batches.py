@@ -60,7 +60,9 @@ class RequestBatches(Generic[Request, Answer]):
             Exception: what ``answer`` gave for this request instead of an answer.
         """
         loop = asyncio.get_running_loop()
-        waiting = _Waiting[Request, Answer](request, loop.create_future())
+        # Not `_Waiting[Request, Answer](...)`: typing would then try to set `__orig_class__` on the frozen
+        # instance and catch the exception that raises, for every request (1.2 against 0.3 µs).
+        waiting: _Waiting[Request, Answer] = _Waiting(request, loop.create_future())
         self._waiting.append(waiting)
         if self._answering is None or self._answering.done():
             self._answering = loop.create_task(self._answer_waiting(), name=f"{self._name}-batches")
