@@ -1,6 +1,7 @@
 """asyncio loaded without ``ssl`` (``edgewise.runtime.deferred_ssl``, first in ``python -m edgewise.runtime``):
 nothing loads OpenSSL until something imports ``ssl``, and from then on asyncio runs TLS as usual. Each case
-runs in a fresh interpreter, since the test process has loaded both long before."""
+runs in a fresh interpreter, since the test process has loaded both long before. That the runtime's entry point
+and a started runtime load no OpenSSL is in ``test_startup_imports.py``."""
 
 from __future__ import annotations
 
@@ -53,15 +54,6 @@ def test_asyncio_loads_without_ssl_and_runs_tls_once_ssl_is_imported(tmp_path: P
     lines = run_python(TLS_ECHO, str(server.ca), str(server.certificate), str(server.private_key))
     assert lines[0] == "ssl before: False False"
     assert lines[1].startswith("echo: over TLS TLSv1.")
-
-
-def test_the_runtime_entry_point_leaves_openssl_unloaded() -> None:
-    code = (
-        "import sys\n"
-        "import edgewise.runtime.__main__, edgewise.runtime.kernel\n"
-        "print(sorted(m for m in ('ssl', '_ssl', '_hashlib', 'hmac') if m in sys.modules))"
-    )
-    assert run_python(code)[-1] == "[]"
 
 
 def test_where_asyncio_is_loaded_already_it_is_left_as_it_is() -> None:

@@ -30,8 +30,11 @@ DEPLOYMENT_ONLY = (
 )
 
 
-#: What a runtime whose configuration names none of these features must not load (``ssl`` and ``_hashlib``:
-#: OpenSSL, which asyncio, ``secrets`` and ``hashlib`` would load).
+#: OpenSSL's modules, which asyncio, ``secrets``/``hmac`` and ``hashlib`` would load: a runtime loads them only
+#: for TLS (``edgewise.runtime.deferred_ssl``) or an artifact's digest.
+OPENSSL = ("ssl", "_ssl", "_hashlib", "hmac")
+
+#: What a runtime whose configuration names none of these features must not load.
 UNCONFIGURED_FEATURES = (
     "paho",
     "edgewise.runtime.cloudlink._link",
@@ -48,8 +51,7 @@ UNCONFIGURED_FEATURES = (
     "cbor2",
     "sqlite3",
     "cryptography",
-    "ssl",
-    "_hashlib",
+    *OPENSSL,
 )
 
 #: A runtime run in-process (``Kernel.run``) on the root given as argv[1], with the components named after
@@ -98,6 +100,10 @@ def imported_after(code: str, modules: tuple[str, ...] = DEPLOYMENT_ONLY, *args:
 
 def test_the_runtime_imports_nothing_only_a_deployment_needs() -> None:
     assert imported_after("import edgewise.runtime.__main__") == []
+
+
+def test_the_runtime_entry_point_loads_no_openssl() -> None:
+    assert imported_after("import edgewise.runtime.__main__, edgewise.runtime.kernel", OPENSSL) == []
 
 
 def test_a_started_runtime_loads_no_unconfigured_feature_and_runs_one_thread() -> None:
